@@ -1,0 +1,208 @@
+//! The thin shell around `plan`: gathers live state (one `zfs get` for the whole tree, a probe per
+//! mountpoint, account look-ups), then executes a plan action by action, checking every exit status
+//! and carrying on with the other datasets after a failure.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::Validated;
+use crate::fsprobe;
+use crate::plan::{self, Action, LiveState, ParentState, Plan};
+use crate::zfs::parse::pool_of;
+use crate::zfs::{TreeRead, Zfs};
+
+/// Reads everything `plan` needs.
+pub fn gather(zfs: &Zfs, config: &Validated) -> anyhow::Result<LiveState> {
+    let parent_name = &config.config.datasets.parent_dataset;
+    let parent = match zfs.get_tree(parent_name)? {
+        TreeRead::Found(tree) => ParentState::Present(tree),
+        // Only on this path does a second process run: is it the pool or just the parent?
+        TreeRead::Missing => ParentState::Missing {
+            pool_imported: zfs.pool_imported(pool_of(parent_name))?,
+        },
+    };
+    let pool_missing = matches!(
+        parent,
+        ParentState::Missing {
+            pool_imported: false
+        }
+    );
+    let paths = if pool_missing {
+        BTreeMap::new()
+    } else {
+        plan::paths_to_probe(&config.specs, &parent)
+            .into_iter()
+            .map(|p| {
+                let probe = fsprobe::probe(&p);
+                (p, probe)
+            })
+            .collect()
+    };
+    let (user_names, group_names) = plan::accounts_to_resolve(&config.specs);
+    let mut users = BTreeMap::new();
+    for name in user_names {
+        let id = fsprobe::lookup_user(&name)?;
+        users.insert(name, id);
+    }
+    let mut groups = BTreeMap::new();
+    for name in group_names {
+        let id = fsprobe::lookup_group(&name)?;
+        groups.insert(name, id);
+    }
+    Ok(LiveState {
+        parent,
+        paths,
+        users,
+        groups,
+    })
+}
+
+/// Gathers live state and plans.
+pub fn make_plan(zfs: &Zfs, config: &Validated) -> anyhow::Result<Plan> {
+    let live = gather(zfs, config)?;
+    let d = &config.config.datasets;
+    Ok(plan::plan(
+        &d.parent_dataset,
+        &d.parent_mount,
+        d.create_parent,
+        &config.specs,
+        &live,
+    ))
+}
+
+/// What happened to one action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome", content = "detail")]
+pub enum Outcome {
+    /// Done.
+    Done,
+    /// Nothing needed doing after all (ownership already right).
+    Unchanged,
+    /// Failed, with the error.
+    Failed(String),
+    /// Not attempted because an earlier step failed.
+    NotRun(String),
+}
+
+/// One executed action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionResult {
+    /// The dataset it concerns.
+    pub dataset: String,
+    /// The action.
+    pub action: Action,
+    /// How it went.
+    pub outcome: Outcome,
+}
+
+/// A plan and what executing it did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The plan executed.
+    pub plan: Plan,
+    /// One entry per action, in order.
+    pub results: Vec<ActionResult>,
+}
+
+impl Report {
+    /// Whether any action failed or was not run.
+    #[must_use]
+    pub fn has_failures(&self) -> bool {
+        self.results
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::NotRun(_)))
+    }
+}
+
+fn dataset_of(action: &Action) -> &str {
+    match action {
+        Action::CreateParent { dataset, .. }
+        | Action::Create { dataset, .. }
+        | Action::Set { dataset, .. }
+        | Action::Ownership { dataset, .. } => dataset,
+    }
+}
+
+fn run_action(zfs: &Zfs, action: &Action) -> Outcome {
+    let result = match action {
+        Action::CreateParent {
+            dataset,
+            mountpoint,
+        } => zfs
+            .create(dataset, &[("mountpoint".to_string(), mountpoint.clone())])
+            .map(|()| true)
+            .map_err(|e| e.to_string()),
+        Action::Create {
+            dataset,
+            properties,
+        } => zfs
+            .create(dataset, properties)
+            .map(|()| true)
+            .map_err(|e| e.to_string()),
+        Action::Set { dataset, changes } => {
+            let props: Vec<(String, String)> = changes
+                .iter()
+                .map(|c| (c.property.clone(), c.value.clone()))
+                .collect();
+            zfs.set(dataset, &props)
+                .map(|()| true)
+                .map_err(|e| e.to_string())
+        }
+        Action::Ownership { path, target, .. } => {
+            fsprobe::enforce_ownership(path, target).map_err(|e| format!("{e:#}"))
+        }
+    };
+    match result {
+        Ok(true) => Outcome::Done,
+        Ok(false) => Outcome::Unchanged,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+/// Executes every action of a plan. A failure stops the rest of that dataset's actions, never the others'.
+#[must_use]
+pub fn execute(zfs: &Zfs, plan: Plan) -> Report {
+    let mut results = Vec::new();
+    let mut parent_failed = false;
+    for action in &plan.parent_actions {
+        let outcome = run_action(zfs, action);
+        parent_failed |= matches!(outcome, Outcome::Failed(_));
+        log_outcome(action, &outcome);
+        results.push(ActionResult {
+            dataset: dataset_of(action).to_string(),
+            action: action.clone(),
+            outcome,
+        });
+    }
+    for dataset in &plan.datasets {
+        let mut blocked_by: Option<String> =
+            parent_failed.then(|| format!("parent {} was not created", plan.parent_dataset));
+        for action in &dataset.actions {
+            let outcome = match &blocked_by {
+                Some(why) => Outcome::NotRun(why.clone()),
+                None => run_action(zfs, action),
+            };
+            if matches!(outcome, Outcome::Failed(_)) {
+                blocked_by = Some("an earlier step for this dataset failed".into());
+            }
+            log_outcome(action, &outcome);
+            results.push(ActionResult {
+                dataset: dataset.dataset.clone(),
+                action: action.clone(),
+                outcome,
+            });
+        }
+    }
+    Report { plan, results }
+}
+
+fn log_outcome(action: &Action, outcome: &Outcome) {
+    let dataset = dataset_of(action);
+    match outcome {
+        Outcome::Done => tracing::info!(%dataset, "{}", action.describe()),
+        Outcome::Unchanged => tracing::debug!(%dataset, "already right: {}", action.describe()),
+        Outcome::Failed(e) => tracing::error!(%dataset, "{}: {e}", action.describe()),
+        Outcome::NotRun(why) => tracing::warn!(%dataset, "not run ({why}): {}", action.describe()),
+    }
+}

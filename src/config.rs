@@ -1,0 +1,823 @@
+//! The JSON contract with the NixOS module (`docs/config-format.md`): parsing, validation, and the
+//! dataset specs everything downstream works from. Nothing below `plan` reads the JSON again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::zfs::parse::{check_component, check_dataset_name};
+use crate::zfs::props;
+
+/// The config version this binary reads.
+pub const CONFIG_VERSION: u64 = 1;
+
+/// The default config path, where the NixOS module links it.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/persistctl/config.json";
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// Always 1 for this format.
+    pub version: u64,
+    /// The `modules.storage.datasets` part.
+    pub datasets: DatasetsConfig,
+}
+
+/// `modules.storage.datasets`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DatasetsConfig {
+    /// Every service dataset is `<parentDataset>/<service>`.
+    pub parent_dataset: String,
+    /// Every service dataset mounts at `<parentMount>/<service>` unless overridden.
+    pub parent_mount: String,
+    /// Create a missing parent dataset (off: a missing parent is an error).
+    #[serde(default)]
+    pub create_parent: bool,
+    /// Service name → its dataset.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+/// `modules.storage.datasets.services.<name>`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceConfig {
+    /// Shorthand for `properties.recordsize`.
+    pub recordsize: Option<String>,
+    /// Shorthand for `properties.compression`.
+    pub compression: Option<String>,
+    /// Other native and user properties.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Override of `<parentMount>/<name>`.
+    pub mountpoint: Option<String>,
+    /// Owner of the dataset's root directory (name or numeric id).
+    pub owner: Option<String>,
+    /// Group of the dataset's root directory (name or numeric id).
+    pub group: Option<String>,
+    /// Octal mode of the dataset's root directory.
+    pub mode: Option<String>,
+    /// Restore-before-start settings.
+    pub preseed: Option<PreseedConfig>,
+}
+
+/// A place `preseed` may restore from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The dataset's own newest snapshot that holds data.
+    Snapshot,
+    /// The syncoid target's newest snapshot.
+    Replica,
+    /// The newest restic snapshot for the service.
+    Restic,
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Snapshot => "snapshot",
+            Self::Replica => "replica",
+            Self::Restic => "restic",
+        })
+    }
+}
+
+fn default_sources() -> Vec<SourceKind> {
+    vec![
+        SourceKind::Snapshot,
+        SourceKind::Replica,
+        SourceKind::Restic,
+    ]
+}
+const fn default_timeout() -> u64 {
+    3600
+}
+fn default_ignore() -> Vec<String> {
+    vec!["lost+found".to_string()]
+}
+
+/// `services.<name>.preseed`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PreseedConfig {
+    /// Whether `preseed` restores this service at all.
+    #[serde(default)]
+    pub enable: bool,
+    /// Sources, tried in order.
+    #[serde(default = "default_sources")]
+    pub sources: Vec<SourceKind>,
+    /// Start empty when every source says "no backup exists".
+    #[serde(default)]
+    pub allow_empty_bootstrap: bool,
+    /// Overall timeout, seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+    /// Per-source timeout, seconds (default: the overall one).
+    pub source_timeout: Option<u64>,
+    /// argv run with the staged data's path appended; non-zero rejects the source.
+    pub verify_command: Option<Vec<String>>,
+    /// Top-level entries that do not count as data.
+    #[serde(default = "default_ignore")]
+    pub ignore: Vec<String>,
+    /// The syncoid target of this dataset.
+    pub replica: Option<ReplicaConfig>,
+    /// The restic repository holding this service's backups.
+    pub restic: Option<ResticConfig>,
+}
+
+/// `preseed.replica`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReplicaConfig {
+    /// The replica dataset.
+    pub dataset: String,
+    /// `user@host` for a remote replica; absent for a local pool.
+    pub host: Option<String>,
+    /// SSH key for a remote replica.
+    pub ssh_key: Option<String>,
+}
+
+/// `preseed.restic`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResticConfig {
+    /// Repository location.
+    pub repository: Option<String>,
+    /// File holding the repository location.
+    pub repository_file: Option<String>,
+    /// File holding the password.
+    pub password_file: String,
+    /// `KEY=value` lines for the restic process (S3 credentials).
+    pub environment_file: Option<String>,
+    /// Snapshot tags (default: the service name).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Path inside the snapshot holding the data (default: the dataset's mountpoint).
+    pub path: Option<String>,
+    /// `--host` filter.
+    pub host: Option<String>,
+}
+
+/// One wanted property of a dataset, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WantedProperty {
+    /// Property name.
+    pub name: String,
+    /// The value as the user wrote it: what `zfs set` is given, so 2.1 and 2.3 both accept it.
+    pub value: String,
+    /// The form `zfs get -p` reads back, for comparing.
+    pub canonical: String,
+}
+
+/// Owner, group and mode wanted for a dataset's root directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OwnershipSpec {
+    /// User name or numeric id.
+    pub owner: Option<String>,
+    /// Group name or numeric id.
+    pub group: Option<String>,
+    /// Permission bits.
+    pub mode: Option<u32>,
+}
+
+impl OwnershipSpec {
+    /// Whether anything is asked for.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.owner.is_none() && self.group.is_none() && self.mode.is_none()
+    }
+}
+
+/// Everything needed to plan one service's dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatasetSpec {
+    /// The service name (the key in `services`).
+    pub service: String,
+    /// `<parentDataset>/<service>`.
+    pub dataset: String,
+    /// Where it must be mounted.
+    pub mountpoint: String,
+    /// Properties in a stable order, mountpoint included.
+    pub properties: Vec<WantedProperty>,
+    /// Root directory owner/group/mode.
+    pub ownership: OwnershipSpec,
+}
+
+/// One thing wrong with a config: the field path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// e.g. `datasets.services.sonarr.recordsize`.
+    pub path: String,
+    /// e.g. `"15K" is not a power of two between 512 and 16M`.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// All that is wrong with a config, one line each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        write!(f, "{}", lines.join("\n"))
+    }
+}
+
+/// A parsed and validated config, with the dataset specs derived from it.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The config as read.
+    pub config: Config,
+    /// One spec per service, sorted by service name.
+    pub specs: Vec<DatasetSpec>,
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> anyhow::Result<Validated> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("Failed to read config {}", path.display()))?;
+    parse(&text).with_context(|| format!("Invalid config {}", path.display()))
+}
+
+/// Parses and validates config text.
+pub fn parse(text: &str) -> Result<Validated, ConfigErrors> {
+    let one = |path: &str, message: String| {
+        ConfigErrors(vec![ConfigError {
+            path: path.into(),
+            message,
+        }])
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| one("(file)", format!("not valid JSON: {e}")))?;
+    match value.get("version") {
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(CONFIG_VERSION) => {}
+        Some(other) => {
+            return Err(one(
+                "version",
+                format!(
+                    "unsupported config version {other} (this persistctl reads version {CONFIG_VERSION})"
+                ),
+            ));
+        }
+        None => {
+            return Err(one(
+                "version",
+                "missing (this persistctl reads version 1)".into(),
+            ));
+        }
+    }
+    let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        one(
+            if path == "." { "(top level)" } else { &path },
+            e.into_inner().to_string(),
+        )
+    })?;
+    let specs = validate(&config)?;
+    Ok(Validated { config, specs })
+}
+
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn check_absolute_path(errors: &mut Errors, path: &str, value: &str) {
+    if !value.starts_with('/') {
+        errors.push(path, format!("{value:?} is not an absolute path"));
+    } else if value.chars().any(char::is_control) {
+        errors.push(path, format!("{value:?} contains a control character"));
+    } else if value.split('/').any(|c| c == ".." || c == ".") {
+        errors.push(path, format!("{value:?} contains a '.' or '..' component"));
+    }
+}
+
+/// Parses an octal mode such as `0750` or `750`.
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits_ok = (3..=4).contains(&text.len()) && text.chars().all(|c| ('0'..='7').contains(&c));
+    if !digits_ok {
+        return Err(format!("{text:?} is not an octal mode such as \"0750\""));
+    }
+    u32::from_str_radix(text, 8).map_err(|e| format!("{text:?}: {e}"))
+}
+
+fn check_account(errors: &mut Errors, path: &str, value: &str) {
+    let numeric = !value.is_empty() && value.chars().all(|c| c.is_ascii_digit());
+    let name_ok = value.len() <= 32
+        && value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
+        || value
+            .strip_suffix('$')
+            .is_some_and(|v| !v.is_empty() && !v.contains('$'));
+    if !(numeric || name_ok) {
+        errors.push(
+            path,
+            format!("{value:?} is not a user/group name or numeric id"),
+        );
+    }
+}
+
+fn validate(config: &Config) -> Result<Vec<DatasetSpec>, ConfigErrors> {
+    let mut errors = Errors(Vec::new());
+    let d = &config.datasets;
+    if let Err(why) = check_dataset_name(&d.parent_dataset) {
+        errors.push("datasets.parentDataset", why);
+    }
+    check_absolute_path(&mut errors, "datasets.parentMount", &d.parent_mount);
+    let mut specs = Vec::new();
+    let mut mountpoints: BTreeMap<String, String> = BTreeMap::new();
+    for (name, service) in &d.services {
+        let at = format!("datasets.services.{name}");
+        if let Err(why) = check_component(name) {
+            errors.push(
+                &at,
+                format!("service name {name:?} is not a valid dataset name component: {why}"),
+            );
+            continue;
+        }
+        let spec = validate_service(&mut errors, &at, name, service, d);
+        if let Some(spec) = spec {
+            if let Some(other) = mountpoints.insert(spec.mountpoint.clone(), name.clone()) {
+                errors.push(
+                    format!("{at}.mountpoint"),
+                    format!(
+                        "{} is also the mountpoint of service {other:?}",
+                        spec.mountpoint
+                    ),
+                );
+            }
+            specs.push(spec);
+        }
+    }
+    if errors.0.is_empty() {
+        Ok(specs)
+    } else {
+        Err(ConfigErrors(errors.0))
+    }
+}
+
+fn validate_service(
+    errors: &mut Errors,
+    at: &str,
+    name: &str,
+    service: &ServiceConfig,
+    parent: &DatasetsConfig,
+) -> Option<DatasetSpec> {
+    let before = errors.0.len();
+    let mut properties = Vec::new();
+    let mut add = |errors: &mut Errors, path: String, prop: &str, value: &str| match props::validate(
+        prop, value,
+    ) {
+        Ok(canonical) => properties.push(WantedProperty {
+            name: prop.into(),
+            value: value.into(),
+            canonical,
+        }),
+        Err(why) => errors.push(path, why),
+    };
+    if let Some(value) = &service.recordsize {
+        add(errors, format!("{at}.recordsize"), "recordsize", value);
+    }
+    if let Some(value) = &service.compression {
+        add(errors, format!("{at}.compression"), "compression", value);
+    }
+    for (prop, value) in &service.properties {
+        let path = format!("{at}.properties.\"{prop}\"");
+        match prop.as_str() {
+            "recordsize" | "compression"
+                if service.recordsize.is_some() && prop == "recordsize"
+                    || service.compression.is_some() && prop == "compression" =>
+            {
+                errors.push(
+                    path,
+                    format!("set either {at}.{prop} or properties.{prop}, not both"),
+                );
+            }
+            "mountpoint" => errors.push(path, format!("use {at}.mountpoint instead")),
+            "volblocksize" => errors.push(
+                path,
+                "volblocksize is for volumes; service datasets are filesystems",
+            ),
+            _ => add(errors, path, prop, value),
+        }
+    }
+    let mountpoint = match &service.mountpoint {
+        Some(mp) => {
+            check_absolute_path(errors, &format!("{at}.mountpoint"), mp);
+            mp.clone()
+        }
+        None => format!("{}/{name}", parent.parent_mount.trim_end_matches('/')),
+    };
+    if !mountpoint.starts_with('/') || mountpoint.chars().any(char::is_control) {
+        return None;
+    }
+    let canonical_mountpoint = props::canonical_live("mountpoint", &mountpoint);
+    properties.push(WantedProperty {
+        name: "mountpoint".into(),
+        value: mountpoint.clone(),
+        canonical: canonical_mountpoint.clone(),
+    });
+    for (field, value) in [("owner", &service.owner), ("group", &service.group)] {
+        if let Some(value) = value {
+            check_account(errors, &format!("{at}.{field}"), value);
+        }
+    }
+    let mode = service.mode.as_deref().and_then(|m| {
+        parse_mode(m)
+            .map_err(|why| errors.push(format!("{at}.mode"), why))
+            .ok()
+    });
+    if let Some(preseed) = &service.preseed {
+        validate_preseed(errors, &format!("{at}.preseed"), preseed);
+    }
+    if errors.0.len() > before {
+        return None;
+    }
+    Some(DatasetSpec {
+        service: name.to_string(),
+        dataset: format!("{}/{name}", parent.parent_dataset),
+        mountpoint: canonical_mountpoint,
+        properties,
+        ownership: OwnershipSpec {
+            owner: service.owner.clone(),
+            group: service.group.clone(),
+            mode,
+        },
+    })
+}
+
+fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
+    let unique: BTreeSet<_> = preseed.sources.iter().collect();
+    if unique.len() != preseed.sources.len() {
+        errors.push(format!("{at}.sources"), "lists a source twice");
+    }
+    if preseed.enable && preseed.sources.is_empty() && !preseed.allow_empty_bootstrap {
+        errors.push(
+            format!("{at}.sources"),
+            "is empty and allowEmptyBootstrap is false: nothing could ever start",
+        );
+    }
+    if preseed.timeout == 0 {
+        errors.push(format!("{at}.timeout"), "must be at least 1 second");
+    }
+    if preseed.source_timeout == Some(0) {
+        errors.push(format!("{at}.sourceTimeout"), "must be at least 1 second");
+    }
+    if let Some(cmd) = &preseed.verify_command {
+        if cmd.is_empty() || cmd[0].is_empty() {
+            errors.push(
+                format!("{at}.verifyCommand"),
+                "needs a program (a list: program, then arguments)",
+            );
+        }
+    }
+    for entry in &preseed.ignore {
+        if entry.is_empty() || entry.contains('/') || entry == "." || entry == ".." {
+            errors.push(
+                format!("{at}.ignore"),
+                format!("{entry:?} is not a plain file name"),
+            );
+        }
+    }
+    let uses = |kind| preseed.sources.contains(&kind);
+    match (
+        &preseed.replica,
+        uses(SourceKind::Replica) && preseed.enable,
+    ) {
+        (Some(replica), _) => {
+            if let Err(why) = check_dataset_name(&replica.dataset) {
+                errors.push(format!("{at}.replica.dataset"), why);
+            }
+            if let Some(key) = &replica.ssh_key {
+                check_absolute_path(errors, &format!("{at}.replica.sshKey"), key);
+            }
+            if let Some(host) = &replica.host {
+                if host.is_empty()
+                    || host.starts_with('-')
+                    || host.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    errors.push(
+                        format!("{at}.replica.host"),
+                        format!("{host:?} is not a host or user@host"),
+                    );
+                }
+            }
+        }
+        (None, true) => errors.push(
+            format!("{at}.replica"),
+            "is required because sources lists \"replica\"",
+        ),
+        (None, false) => {}
+    }
+    match (&preseed.restic, uses(SourceKind::Restic) && preseed.enable) {
+        (Some(restic), _) => {
+            let r = format!("{at}.restic");
+            match (&restic.repository, &restic.repository_file) {
+                (None, None) => errors.push(
+                    format!("{r}.repository"),
+                    "set repository or repositoryFile",
+                ),
+                (Some(_), Some(_)) => errors.push(
+                    format!("{r}.repository"),
+                    "set repository or repositoryFile, not both",
+                ),
+                (Some(repo), None) if repo.is_empty() => {
+                    errors.push(format!("{r}.repository"), "is empty")
+                }
+                (_, Some(file)) => {
+                    check_absolute_path(errors, &format!("{r}.repositoryFile"), file)
+                }
+                (Some(_), None) => {}
+            }
+            check_absolute_path(errors, &format!("{r}.passwordFile"), &restic.password_file);
+            if let Some(env) = &restic.environment_file {
+                check_absolute_path(errors, &format!("{r}.environmentFile"), env);
+            }
+            if let Some(path) = &restic.path {
+                check_absolute_path(errors, &format!("{r}.path"), path);
+            }
+            if restic.tags.iter().any(|t| t.is_empty() || t.contains(',')) {
+                errors.push(format!("{r}.tags"), "tags cannot be empty or contain ','");
+            }
+        }
+        (None, true) => errors.push(
+            format!("{at}.restic"),
+            "is required because sources lists \"restic\"",
+        ),
+        (None, false) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with_service(service: &str) -> String {
+        format!(
+            r#"{{"version": 1, "datasets": {{"parentDataset": "tank/persist", "parentMount": "/persist",
+               "services": {{"sonarr": {service}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn the_seed_example_parses_into_specs() {
+        let v = parse(&config_with_service(
+            r#"{"recordsize": "16K", "compression": "lz4", "properties": {"com.sun:auto-snapshot": "true"},
+                "owner": "sonarr", "group": "sonarr", "mode": "0750"}"#,
+        ))
+        .unwrap();
+        let spec = &v.specs[0];
+        assert_eq!(spec.dataset, "tank/persist/sonarr");
+        assert_eq!(spec.mountpoint, "/persist/sonarr");
+        let props: Vec<(&str, &str, &str)> = spec
+            .properties
+            .iter()
+            .map(|p| (p.name.as_str(), p.value.as_str(), p.canonical.as_str()))
+            .collect();
+        assert_eq!(
+            props,
+            [
+                ("recordsize", "16K", "16384"),
+                ("compression", "lz4", "lz4"),
+                ("com.sun:auto-snapshot", "true", "true"),
+                ("mountpoint", "/persist/sonarr", "/persist/sonarr"),
+            ]
+        );
+        assert_eq!(spec.ownership.mode, Some(0o750));
+    }
+
+    #[test]
+    fn nulls_mean_unset() {
+        let v = parse(&config_with_service(
+            r#"{"recordsize": null, "compression": null, "mountpoint": null, "owner": null, "group": null, "mode": null, "preseed": null}"#,
+        ))
+        .unwrap();
+        assert_eq!(v.specs[0].properties.len(), 1, "only the mountpoint");
+        assert!(v.specs[0].ownership.is_empty());
+    }
+
+    #[test]
+    fn every_bad_input_names_its_field() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                r#"{"recordsize": "15K"}"#,
+                "datasets.services.sonarr.recordsize",
+                "not a power of two between 512 and 16M",
+            ),
+            (
+                r#"{"compression": "snappy"}"#,
+                "datasets.services.sonarr.compression",
+                "not a compression",
+            ),
+            (
+                r#"{"mode": "rwx"}"#,
+                "datasets.services.sonarr.mode",
+                "not an octal mode",
+            ),
+            (
+                r#"{"mode": "0999"}"#,
+                "datasets.services.sonarr.mode",
+                "not an octal mode",
+            ),
+            (
+                r#"{"owner": "Bad User"}"#,
+                "datasets.services.sonarr.owner",
+                "not a user/group name",
+            ),
+            (
+                r#"{"properties": {"used": "1G"}}"#,
+                "datasets.services.sonarr.properties.\"used\"",
+                "read-only",
+            ),
+            (
+                r#"{"properties": {"autosnap": "true"}}"#,
+                "datasets.services.sonarr.properties.\"autosnap\"",
+                "user properties need a colon",
+            ),
+            (
+                r#"{"properties": {"mountpoint": "/x"}}"#,
+                "datasets.services.sonarr.properties.\"mountpoint\"",
+                "use datasets.services.sonarr.mountpoint",
+            ),
+            (
+                r#"{"recordsize": "16K", "properties": {"recordsize": "8K"}}"#,
+                "datasets.services.sonarr.properties.\"recordsize\"",
+                "not both",
+            ),
+            (
+                r#"{"mountpoint": "relative"}"#,
+                "datasets.services.sonarr.mountpoint",
+                "not an absolute path",
+            ),
+            (
+                r#"{"mountpoint": "/persist/../etc"}"#,
+                "datasets.services.sonarr.mountpoint",
+                "'..'",
+            ),
+            (
+                r#"{"recordsiz": "16K"}"#,
+                "datasets.services.sonarr.recordsiz",
+                "unknown field `recordsiz`",
+            ),
+            (
+                r#"{"recordsize": 16384}"#,
+                "datasets.services.sonarr.recordsize",
+                "invalid type",
+            ),
+            (
+                r#"{"preseed": {"enable": true}}"#,
+                "datasets.services.sonarr.preseed.replica",
+                "required",
+            ),
+            (
+                r#"{"preseed": {"enable": true, "sources": ["restic"], "restic": {"passwordFile": "/p"}}}"#,
+                "datasets.services.sonarr.preseed.restic.repository",
+                "set repository or repositoryFile",
+            ),
+            (
+                r#"{"preseed": {"enable": true, "sources": ["tape"]}}"#,
+                "datasets.services.sonarr.preseed.sources[0]",
+                "unknown variant `tape`",
+            ),
+            (
+                r#"{"preseed": {"enable": true, "sources": ["snapshot", "snapshot"]}}"#,
+                "datasets.services.sonarr.preseed.sources",
+                "twice",
+            ),
+            (
+                r#"{"preseed": {"enable": true, "sources": []}}"#,
+                "datasets.services.sonarr.preseed.sources",
+                "nothing could ever start",
+            ),
+        ];
+        for (service, path, needle) in cases {
+            let errors = parse(&config_with_service(service)).expect_err(service).0;
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.path == *path && e.message.contains(needle)),
+                "{service}: wanted {path}: ...{needle}..., got {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_top_level_values_name_their_field() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("{", "(file)", "not valid JSON"),
+            (r#"{"datasets": {}}"#, "version", "missing"),
+            (
+                r#"{"version": 2, "datasets": {}}"#,
+                "version",
+                "unsupported config version 2",
+            ),
+            (
+                r#"{"version": 1}"#,
+                "(top level)",
+                "missing field `datasets`",
+            ),
+            (
+                r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/persist"}, "extra": 1}"#,
+                "extra",
+                "unknown field `extra`",
+            ),
+            (
+                r#"{"version": 1, "datasets": {"parentDataset": "tank//persist", "parentMount": "/persist"}}"#,
+                "datasets.parentDataset",
+                "empty component",
+            ),
+            (
+                r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "persist"}}"#,
+                "datasets.parentMount",
+                "not an absolute path",
+            ),
+            (
+                r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/persist", "services": {"a;b": {}}}}"#,
+                "datasets.services.a;b",
+                "not a valid dataset name component",
+            ),
+            (
+                r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/persist", "services": {"a/b": {}}}}"#,
+                "datasets.services.a/b",
+                "'/'",
+            ),
+            (
+                r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/persist", "services": {"a\nb": {}}}}"#,
+                "datasets.services.a\nb",
+                "'\\n'",
+            ),
+        ];
+        for (text, path, needle) in cases {
+            let errors = parse(text).expect_err(text).0;
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.path == *path && e.message.contains(needle)),
+                "{text}: wanted {path}: ...{needle}..., got {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn all_errors_are_reported_at_once() {
+        let errors = parse(&config_with_service(
+            r#"{"recordsize": "15K", "compression": "x", "mode": "9"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(errors.0.len(), 3, "{errors}");
+    }
+
+    #[test]
+    fn two_services_cannot_share_a_mountpoint() {
+        let text = r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/persist",
+            "services": {"a": {"mountpoint": "/persist/b"}, "b": {}}}}"#;
+        let errors = parse(text).unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("also the mountpoint of service"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn names_with_spaces_are_valid_dataset_components() {
+        let text = r#"{"version": 1, "datasets": {"parentDataset": "tank/my persist", "parentMount": "/my persist",
+            "services": {"my app": {"properties": {"note:x": "it's \"quoted\"; $(rm -rf /)"}}}}}"#;
+        let v = parse(text).unwrap();
+        assert_eq!(v.specs[0].dataset, "tank/my persist/my app");
+        assert_eq!(v.specs[0].mountpoint, "/my persist/my app");
+    }
+
+    #[test]
+    fn modes_parse_as_octal() {
+        assert_eq!(parse_mode("0750"), Ok(0o750));
+        assert_eq!(parse_mode("755"), Ok(0o755));
+        assert_eq!(parse_mode("1777"), Ok(0o1777));
+        assert!(parse_mode("75").is_err());
+        assert!(parse_mode("0o750").is_err());
+    }
+}

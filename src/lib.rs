@@ -1,0 +1,12 @@
+//! persistctl: declarative, self-healing ZFS persistence for NixOS homelabs.
+//!
+//! Data flows one way: the NixOS module's JSON → [`config`] → [`plan`] (with live state gathered by
+//! [`apply`] through [`zfs`] and [`fsprobe`]) → [`apply`] executes. Only [`zfs`] runs `zfs`.
+
+pub mod apply;
+pub mod config;
+pub mod fsprobe;
+pub mod lock;
+pub mod output;
+pub mod plan;
+pub mod zfs;

@@ -1,0 +1,929 @@
+//! PURE: `plan(specs, live) -> Plan`. No I/O, no clock, no environment: the live state (ZFS tree,
+//! mountpoint probes, resolved accounts) is gathered by `apply` and handed in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::config::{DatasetSpec, OwnershipSpec};
+use crate::zfs::parse::pool_of;
+use crate::zfs::props::{self, PropertyClass};
+use crate::zfs::{LiveDataset, PropertySource};
+
+/// What a path on disk is, as far as planning cares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum PathProbe {
+    /// Nothing there.
+    Absent,
+    /// A real directory (reached without following any symlink).
+    Directory {
+        /// No entries.
+        empty: bool,
+        /// Owner.
+        uid: u32,
+        /// Group.
+        gid: u32,
+        /// Permission bits (`& 0o7777`).
+        mode: u32,
+    },
+    /// A symlink somewhere on the way (never followed).
+    Symlink,
+    /// A file, socket, ...
+    NotADirectory,
+    /// Could not be looked at.
+    Unreadable {
+        /// Why.
+        error: String,
+    },
+}
+
+/// The parent dataset as found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParentState {
+    /// The parent exists; every filesystem under it (itself included).
+    Present(BTreeMap<String, LiveDataset>),
+    /// The parent does not exist.
+    Missing {
+        /// Whether its pool is imported (if not, everything waits for the boot unit).
+        pool_imported: bool,
+    },
+}
+
+/// Everything `plan` looks at besides the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveState {
+    /// The ZFS tree.
+    pub parent: ParentState,
+    /// Probes of mountpoint paths (see [`paths_to_probe`]).
+    pub paths: BTreeMap<String, PathProbe>,
+    /// Users by name: `Some(uid)`, or `None` when no such user exists.
+    pub users: BTreeMap<String, Option<u32>>,
+    /// Groups by name, likewise.
+    pub groups: BTreeMap<String, Option<u32>>,
+}
+
+/// One property change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// Property name.
+    pub property: String,
+    /// The value to set, as written in the config.
+    pub value: String,
+    /// What it was (`None`: not set at all).
+    pub was: Option<String>,
+    /// Where the old value came from.
+    pub was_source: Option<String>,
+}
+
+/// Owner/group/mode to enforce on a mounted dataset's root directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwnershipTarget {
+    /// Numeric owner, if asked for.
+    pub uid: Option<u32>,
+    /// Numeric group, if asked for.
+    pub gid: Option<u32>,
+    /// Permission bits, if asked for.
+    pub mode: Option<u32>,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Action {
+    /// `zfs create -p -o mountpoint=<parentMount> <parent>` (only with `createParent`).
+    CreateParent {
+        /// The parent dataset.
+        dataset: String,
+        /// Its mountpoint.
+        mountpoint: String,
+    },
+    /// `zfs create -p -o k=v ... <dataset>`, every property at once.
+    Create {
+        /// The dataset.
+        dataset: String,
+        /// Properties as written in the config.
+        properties: Vec<(String, String)>,
+    },
+    /// `zfs set a=1 b=2 <dataset>`, every change at once.
+    Set {
+        /// The dataset.
+        dataset: String,
+        /// The changes.
+        changes: Vec<Change>,
+    },
+    /// Owner/group/mode of the mounted root directory, never through a symlink.
+    Ownership {
+        /// The dataset.
+        dataset: String,
+        /// Its mountpoint.
+        path: String,
+        /// What to enforce.
+        target: OwnershipTarget,
+    },
+}
+
+impl Action {
+    /// Whether this action writes to ZFS (as opposed to the filesystem).
+    #[must_use]
+    pub fn writes_zfs(&self) -> bool {
+        !matches!(self, Self::Ownership { .. })
+    }
+
+    /// One line for humans.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::CreateParent {
+                dataset,
+                mountpoint,
+            } => format!("create parent {dataset} (mountpoint={mountpoint})"),
+            Self::Create { properties, .. } => {
+                let props: Vec<String> =
+                    properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("create {}", props.join(" "))
+            }
+            Self::Set { changes, .. } => {
+                let props: Vec<String> = changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}={} (was {})",
+                            c.property,
+                            c.value,
+                            c.was.as_deref().unwrap_or("unset")
+                        )
+                    })
+                    .collect();
+                format!("set {}", props.join(" "))
+            }
+            Self::Ownership { target, .. } => {
+                let mut parts = Vec::new();
+                if let Some(uid) = target.uid {
+                    parts.push(format!("uid={uid}"));
+                }
+                if let Some(gid) = target.gid {
+                    parts.push(format!("gid={gid}"));
+                }
+                if let Some(mode) = target.mode {
+                    parts.push(format!("mode={mode:04o}"));
+                }
+                format!("chown/chmod {}", parts.join(" "))
+            }
+        }
+    }
+}
+
+/// Something worth saying that the plan does not act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Finding {
+    /// A create-time-only property differs; only a new dataset can fix it.
+    CreateOnlyDrift {
+        /// Property.
+        property: String,
+        /// Wanted value.
+        wanted: String,
+        /// Live value.
+        actual: String,
+        /// What to do about it.
+        migration: String,
+    },
+    /// A property set locally that the config does not mention (left alone).
+    UnmanagedLocalProperty {
+        /// Property.
+        property: String,
+        /// Its value.
+        value: String,
+    },
+    /// The dataset exists but is not mounted: owner/mode were not checked.
+    NotMounted,
+}
+
+impl Finding {
+    /// One line for humans.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::CreateOnlyDrift {
+                property,
+                wanted,
+                actual,
+                migration,
+            } => {
+                format!(
+                    "{property} is {actual}, config wants {wanted}: create-time only; {migration}"
+                )
+            }
+            Self::UnmanagedLocalProperty { property, value } => {
+                format!("local property {property}={value} is not in the config (left alone)")
+            }
+            Self::NotMounted => "not mounted: owner/mode not checked".to_string(),
+        }
+    }
+}
+
+/// What happens to one service's dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetPlan {
+    /// Service name.
+    pub service: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Wanted mountpoint.
+    pub mountpoint: String,
+    /// `in-sync`, `create`, `update`, `blocked` or `skipped`.
+    pub status: &'static str,
+    /// Steps, in order.
+    pub actions: Vec<Action>,
+    /// Reports (not errors).
+    pub findings: Vec<Finding>,
+    /// Errors: why some or all of the work cannot be done safely.
+    pub problems: Vec<String>,
+    /// Why the dataset was skipped (pool not imported).
+    pub skipped: Option<String>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// The parent dataset.
+    pub parent_dataset: String,
+    /// Parent-level steps (creating it).
+    pub parent_actions: Vec<Action>,
+    /// Parent-level problems (missing parent without createParent).
+    pub parent_problems: Vec<String>,
+    /// Whether the parent's pool is imported.
+    pub pool_imported: bool,
+    /// Per service, sorted by service name.
+    pub datasets: Vec<DatasetPlan>,
+    /// Datasets under the parent that the config does not declare (untouched).
+    pub unmanaged: Vec<String>,
+}
+
+impl Plan {
+    /// Every action, parent first, in execution order.
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.parent_actions
+            .iter()
+            .chain(self.datasets.iter().flat_map(|d| d.actions.iter()))
+    }
+
+    /// Whether nothing needs doing (skipped datasets count as pending elsewhere, not here).
+    #[must_use]
+    pub fn is_in_sync(&self) -> bool {
+        self.actions().next().is_none()
+    }
+
+    /// Whether anything is wrong (a problem that needs a person).
+    #[must_use]
+    pub fn has_problems(&self) -> bool {
+        !self.parent_problems.is_empty() || self.datasets.iter().any(|d| !d.problems.is_empty())
+    }
+
+    /// Whether some datasets wait for a pool that is not imported.
+    #[must_use]
+    pub fn has_skipped(&self) -> bool {
+        self.datasets.iter().any(|d| d.skipped.is_some())
+    }
+}
+
+/// Which paths `plan` needs probed: each spec's wanted mountpoint, and the live mountpoint of each
+/// mounted managed dataset.
+#[must_use]
+pub fn paths_to_probe(specs: &[DatasetSpec], parent: &ParentState) -> BTreeSet<String> {
+    let mut paths = BTreeSet::new();
+    for spec in specs {
+        paths.insert(spec.mountpoint.clone());
+        if let ParentState::Present(tree) = parent {
+            if let Some(live) = tree.get(&spec.dataset) {
+                if let Some(mp) = live.value("mountpoint").filter(|mp| mp.starts_with('/')) {
+                    paths.insert(props::canonical_live("mountpoint", mp));
+                }
+            }
+        }
+    }
+    paths
+}
+
+/// The user and group names the specs mention (numeric ids need no lookup).
+#[must_use]
+pub fn accounts_to_resolve(specs: &[DatasetSpec]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let is_name = |s: &&String| !s.chars().all(|c| c.is_ascii_digit());
+    let users = specs
+        .iter()
+        .filter_map(|s| s.ownership.owner.as_ref())
+        .filter(is_name)
+        .cloned()
+        .collect();
+    let groups = specs
+        .iter()
+        .filter_map(|s| s.ownership.group.as_ref())
+        .filter(is_name)
+        .cloned()
+        .collect();
+    (users, groups)
+}
+
+/// Computes the plan.
+#[must_use]
+pub fn plan(
+    parent_dataset: &str,
+    parent_mount: &str,
+    create_parent: bool,
+    specs: &[DatasetSpec],
+    live: &LiveState,
+) -> Plan {
+    let mut out = Plan {
+        parent_dataset: parent_dataset.to_string(),
+        parent_actions: Vec::new(),
+        parent_problems: Vec::new(),
+        pool_imported: true,
+        datasets: Vec::new(),
+        unmanaged: Vec::new(),
+    };
+    let empty = BTreeMap::new();
+    let tree = match &live.parent {
+        ParentState::Present(tree) => tree,
+        ParentState::Missing {
+            pool_imported: false,
+        } => {
+            out.pool_imported = false;
+            let reason = format!("pool {} is not imported", pool_of(parent_dataset));
+            out.datasets = specs.iter().map(|s| skipped(s, &reason)).collect();
+            return out;
+        }
+        ParentState::Missing {
+            pool_imported: true,
+        } => {
+            if create_parent {
+                out.parent_actions.push(Action::CreateParent {
+                    dataset: parent_dataset.to_string(),
+                    mountpoint: parent_mount.to_string(),
+                });
+            } else {
+                out.parent_problems.push(format!(
+                    "parent dataset {parent_dataset} does not exist (its pool is imported); create it (e.g. in disko) \
+                     or set createParent = true"
+                ));
+            }
+            &empty
+        }
+    };
+    let parent_blocked = !out.parent_problems.is_empty();
+    for spec in specs {
+        let mut dp = match tree.get(&spec.dataset) {
+            Some(live_ds) => plan_existing(spec, live_ds, live),
+            None => plan_create(spec, live),
+        };
+        if parent_blocked {
+            dp.actions.clear();
+            dp.problems
+                .push(format!("parent dataset {parent_dataset} is missing"));
+        }
+        dp.status = status_of(&dp);
+        out.datasets.push(dp);
+    }
+    let managed: BTreeSet<&str> = specs.iter().map(|s| s.dataset.as_str()).collect();
+    out.unmanaged = tree
+        .keys()
+        .filter(|name| name.as_str() != parent_dataset && !managed.contains(name.as_str()))
+        .cloned()
+        .collect();
+    out
+}
+
+fn skipped(spec: &DatasetSpec, reason: &str) -> DatasetPlan {
+    let mut dp = new_dataset_plan(spec);
+    dp.skipped = Some(reason.to_string());
+    dp.status = "skipped";
+    dp
+}
+
+fn new_dataset_plan(spec: &DatasetSpec) -> DatasetPlan {
+    DatasetPlan {
+        service: spec.service.clone(),
+        dataset: spec.dataset.clone(),
+        mountpoint: spec.mountpoint.clone(),
+        status: "in-sync",
+        actions: Vec::new(),
+        findings: Vec::new(),
+        problems: Vec::new(),
+        skipped: None,
+    }
+}
+
+fn status_of(dp: &DatasetPlan) -> &'static str {
+    if dp.skipped.is_some() {
+        "skipped"
+    } else if !dp.problems.is_empty() {
+        "blocked"
+    } else if dp
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Create { .. }))
+    {
+        "create"
+    } else if dp.actions.is_empty() {
+        "in-sync"
+    } else {
+        "update"
+    }
+}
+
+/// Why a mountpoint cannot take a new mount, or `None` when it can.
+fn occupied(path: &str, live: &LiveState) -> Option<String> {
+    match live.paths.get(path) {
+        None | Some(PathProbe::Absent | PathProbe::Directory { empty: true, .. }) => None,
+        Some(PathProbe::Directory { empty: false, .. }) => Some(format!(
+            "{path} already holds files that mounting the dataset would hide; move them away or migrate them \
+             (persistctl migrate) first"
+        )),
+        Some(PathProbe::Symlink) => Some(format!(
+            "{path} is (or passes through) a symlink; refusing to mount there"
+        )),
+        Some(PathProbe::NotADirectory) => Some(format!("{path} exists and is not a directory")),
+        Some(PathProbe::Unreadable { error }) => Some(format!("cannot inspect {path}: {error}")),
+    }
+}
+
+fn resolve_ownership(
+    spec: &OwnershipSpec,
+    live: &LiveState,
+    problems: &mut Vec<String>,
+) -> Option<OwnershipTarget> {
+    let resolve = |name: &Option<String>,
+                   table: &BTreeMap<String, Option<u32>>,
+                   kind: &str,
+                   problems: &mut Vec<String>| {
+        let name = name.as_ref()?;
+        if let Ok(id) = name.parse::<u32>() {
+            return Some(id);
+        }
+        if let Some(Some(id)) = table.get(name) {
+            Some(*id)
+        } else {
+            problems.push(format!("{kind} {name:?} does not exist"));
+            None
+        }
+    };
+    let before = problems.len();
+    let uid = resolve(&spec.owner, &live.users, "user", problems);
+    let gid = resolve(&spec.group, &live.groups, "group", problems);
+    if problems.len() > before || spec.is_empty() {
+        return None;
+    }
+    Some(OwnershipTarget {
+        uid,
+        gid,
+        mode: spec.mode,
+    })
+}
+
+fn plan_create(spec: &DatasetSpec, live: &LiveState) -> DatasetPlan {
+    let mut dp = new_dataset_plan(spec);
+    let ownership = resolve_ownership(&spec.ownership, live, &mut dp.problems);
+    if let Some(why) = occupied(&spec.mountpoint, live) {
+        dp.problems.push(why);
+    }
+    if !dp.problems.is_empty() {
+        return dp;
+    }
+    dp.actions.push(Action::Create {
+        dataset: spec.dataset.clone(),
+        properties: spec
+            .properties
+            .iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect(),
+    });
+    if let Some(target) = ownership {
+        dp.actions.push(Action::Ownership {
+            dataset: spec.dataset.clone(),
+            path: spec.mountpoint.clone(),
+            target,
+        });
+    }
+    dp
+}
+
+fn plan_existing(spec: &DatasetSpec, live_ds: &LiveDataset, live: &LiveState) -> DatasetPlan {
+    let mut dp = new_dataset_plan(spec);
+    let mut changes = Vec::new();
+    for wanted in &spec.properties {
+        let current = live_ds.properties.get(&wanted.name);
+        let in_sync = current
+            .is_some_and(|c| props::canonical_live(&wanted.name, &c.value) == wanted.canonical);
+        if in_sync {
+            continue;
+        }
+        if props::class_of(&wanted.name) == Some(PropertyClass::CreateOnly) {
+            dp.findings.push(Finding::CreateOnlyDrift {
+                property: wanted.name.clone(),
+                wanted: wanted.value.clone(),
+                actual: current.map_or_else(|| "unset".into(), |c| c.value.clone()),
+                migration: format!(
+                    "create a new dataset with -o {}={}, copy the data into it (rsync; zfs send keeps the old value), \
+                     then rename it into place",
+                    wanted.name, wanted.value
+                ),
+            });
+            continue;
+        }
+        if wanted.name == "mountpoint" && live_ds.is_mounted() {
+            if let Some(why) = occupied(&wanted.canonical, live) {
+                dp.problems
+                    .push(format!("cannot move the mountpoint: {why}"));
+                continue;
+            }
+        }
+        changes.push(Change {
+            property: wanted.name.clone(),
+            value: wanted.value.clone(),
+            was: current.map(|c| c.value.clone()),
+            was_source: current.map(|c| c.source.display()),
+        });
+    }
+    let wanted_names: BTreeSet<&str> = spec.properties.iter().map(|p| p.name.as_str()).collect();
+    for (name, value) in &live_ds.properties {
+        if value.source == PropertySource::Local
+            && !wanted_names.contains(name.as_str())
+            && !name.starts_with("persistctl:")
+        {
+            dp.findings.push(Finding::UnmanagedLocalProperty {
+                property: name.clone(),
+                value: value.value.clone(),
+            });
+        }
+    }
+    let moving = changes.iter().any(|c| c.property == "mountpoint");
+    if !changes.is_empty() {
+        dp.actions.push(Action::Set {
+            dataset: spec.dataset.clone(),
+            changes,
+        });
+    }
+    let ownership = resolve_ownership(&spec.ownership, live, &mut dp.problems);
+    if let Some(target) = ownership {
+        if moving {
+            // The root moves with the mount; check it where it lands.
+            dp.actions.push(Action::Ownership {
+                dataset: spec.dataset.clone(),
+                path: spec.mountpoint.clone(),
+                target,
+            });
+        } else if live_ds.is_mounted() {
+            plan_ownership(&mut dp, spec, live_ds, live, target);
+        } else {
+            dp.findings.push(Finding::NotMounted);
+        }
+    }
+    dp
+}
+
+fn plan_ownership(
+    dp: &mut DatasetPlan,
+    spec: &DatasetSpec,
+    live_ds: &LiveDataset,
+    live: &LiveState,
+    target: OwnershipTarget,
+) {
+    let path = live_ds.value("mountpoint").map_or_else(
+        || spec.mountpoint.clone(),
+        |mp| props::canonical_live("mountpoint", mp),
+    );
+    match live.paths.get(&path) {
+        Some(PathProbe::Directory { uid, gid, mode, .. }) => {
+            let differs = target.uid.is_some_and(|u| u != *uid)
+                || target.gid.is_some_and(|g| g != *gid)
+                || target.mode.is_some_and(|m| m != *mode);
+            if differs {
+                dp.actions.push(Action::Ownership {
+                    dataset: spec.dataset.clone(),
+                    path,
+                    target,
+                });
+            }
+        }
+        Some(PathProbe::Symlink) => dp.problems.push(format!(
+            "{path} is (or passes through) a symlink; owner/mode not changed"
+        )),
+        Some(other) => dp.problems.push(format!(
+            "mounted root {path} is not a directory I can inspect ({other:?})"
+        )),
+        None => dp
+            .problems
+            .push(format!("mounted root {path} was not probed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::zfs::parse::parse_get;
+
+    const PARENT: &str = "tank/persist";
+
+    fn specs(services: &str) -> Vec<DatasetSpec> {
+        let text = format!(
+            r#"{{"version": 1, "datasets": {{"parentDataset": "tank/persist", "parentMount": "/persist", "services": {services}}}}}"#
+        );
+        config::parse(&text).unwrap().specs
+    }
+
+    /// Builds a live tree from `zfs get` lines written with `|` for tabs.
+    fn tree(lines: &str) -> ParentState {
+        let text: String = lines
+            .lines()
+            .map(|l| l.trim().replace('|', "\t") + "\n")
+            .collect();
+        ParentState::Present(parse_get(&text).unwrap())
+    }
+
+    fn live(parent: ParentState) -> LiveState {
+        LiveState {
+            parent,
+            paths: BTreeMap::new(),
+            users: BTreeMap::new(),
+            groups: BTreeMap::new(),
+        }
+    }
+
+    fn dir(empty: bool, uid: u32, gid: u32, mode: u32) -> PathProbe {
+        PathProbe::Directory {
+            empty,
+            uid,
+            gid,
+            mode,
+        }
+    }
+
+    const SONARR: &str = r#"{"sonarr": {"recordsize": "16K", "compression": "lz4", "properties": {"com.sun:auto-snapshot": "true"}}}"#;
+
+    #[test]
+    fn a_missing_dataset_is_created_with_all_properties_in_one_call() {
+        let p = plan(
+            PARENT,
+            "/persist",
+            false,
+            &specs(SONARR),
+            &live(tree("tank/persist|mountpoint|legacy|local")),
+        );
+        assert_eq!(p.datasets[0].status, "create");
+        assert_eq!(
+            p.datasets[0].actions,
+            [Action::Create {
+                dataset: "tank/persist/sonarr".into(),
+                properties: vec![
+                    ("recordsize".into(), "16K".into()),
+                    ("compression".into(), "lz4".into()),
+                    ("com.sun:auto-snapshot".into(), "true".into()),
+                    ("mountpoint".into(), "/persist/sonarr".into()),
+                ],
+            }]
+        );
+    }
+
+    #[test]
+    fn equal_values_in_any_source_are_in_sync() {
+        // inherited, default, received and local values that equal the wanted ones: nothing to do
+        let t = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist/sonarr|recordsize|16384|received
+             tank/persist/sonarr|compression|lz4|inherited from tank/persist
+             tank/persist/sonarr|com.sun:auto-snapshot|true|inherited from tank/persist
+             tank/persist/sonarr|mountpoint|/persist/sonarr|inherited from tank/persist
+             tank/persist/sonarr|mounted|yes|-",
+        );
+        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(t));
+        assert!(p.is_in_sync(), "{:?}", p.datasets[0]);
+        assert_eq!(p.datasets[0].status, "in-sync");
+    }
+
+    #[test]
+    fn changed_values_become_one_set_call() {
+        let t = tree(
+            "tank/persist|mountpoint|legacy|local
+             tank/persist/sonarr|recordsize|131072|default
+             tank/persist/sonarr|compression|lz4|local
+             tank/persist/sonarr|com.sun:auto-snapshot|-|-
+             tank/persist/sonarr|mountpoint|legacy|inherited from tank/persist
+             tank/persist/sonarr|mounted|no|-",
+        );
+        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(t));
+        let Action::Set { changes, .. } = &p.datasets[0].actions[0] else {
+            panic!("{:?}", p.datasets[0])
+        };
+        let set: Vec<(&str, &str, Option<&str>)> = changes
+            .iter()
+            .map(|c| (c.property.as_str(), c.value.as_str(), c.was.as_deref()))
+            .collect();
+        assert_eq!(
+            set,
+            [
+                ("recordsize", "16K", Some("131072")),
+                ("com.sun:auto-snapshot", "true", None),
+                ("mountpoint", "/persist/sonarr", Some("legacy")),
+            ]
+        );
+        assert_eq!(p.datasets[0].status, "update");
+    }
+
+    #[test]
+    fn create_only_drift_is_reported_never_set() {
+        let t = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist/a|casesensitivity|sensitive|-
+             tank/persist/a|mountpoint|/persist/a|inherited from tank/persist",
+        );
+        let p = plan(
+            PARENT,
+            "/persist",
+            false,
+            &specs(r#"{"a": {"properties": {"casesensitivity": "insensitive"}}}"#),
+            &live(t),
+        );
+        assert!(p.is_in_sync());
+        assert!(
+            matches!(&p.datasets[0].findings[0], Finding::CreateOnlyDrift { property, .. } if property == "casesensitivity")
+        );
+        assert!(
+            p.datasets[0].findings[0]
+                .describe()
+                .contains("rename it into place")
+        );
+    }
+
+    #[test]
+    fn unmanaged_datasets_and_local_properties_are_reported_not_touched() {
+        let t = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist/a|mountpoint|/persist/a|inherited from tank/persist
+             tank/persist/a|atime|off|local
+             tank/persist/a|persistctl:restored-from|restic|local
+             tank/persist/old|mountpoint|/persist/old|inherited from tank/persist",
+        );
+        let p = plan(PARENT, "/persist", false, &specs(r#"{"a": {}}"#), &live(t));
+        assert!(p.is_in_sync());
+        assert_eq!(p.unmanaged, ["tank/persist/old"]);
+        assert_eq!(
+            p.datasets[0].findings,
+            [Finding::UnmanagedLocalProperty {
+                property: "atime".into(),
+                value: "off".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn pool_not_imported_skips_everything() {
+        let p = plan(
+            PARENT,
+            "/persist",
+            false,
+            &specs(SONARR),
+            &live(ParentState::Missing {
+                pool_imported: false,
+            }),
+        );
+        assert!(!p.pool_imported);
+        assert!(p.has_skipped() && p.is_in_sync() && !p.has_problems());
+        assert_eq!(
+            p.datasets[0].skipped.as_deref(),
+            Some("pool tank is not imported")
+        );
+    }
+
+    #[test]
+    fn missing_parent_fails_closed_unless_create_parent() {
+        let l = live(ParentState::Missing {
+            pool_imported: true,
+        });
+        let p = plan(PARENT, "/persist", false, &specs(SONARR), &l);
+        assert!(p.has_problems() && p.is_in_sync());
+        assert_eq!(p.datasets[0].status, "blocked");
+        let p = plan(PARENT, "/persist", true, &specs(SONARR), &l);
+        assert!(!p.has_problems());
+        assert_eq!(
+            p.actions().map(Action::describe).collect::<Vec<_>>()[0],
+            "create parent tank/persist (mountpoint=/persist)"
+        );
+    }
+
+    #[test]
+    fn never_mounts_over_existing_files() {
+        let mut l = live(tree("tank/persist|mountpoint|/persist|local"));
+        l.paths
+            .insert("/persist/sonarr".into(), dir(false, 0, 0, 0o755));
+        let p = plan(PARENT, "/persist", false, &specs(SONARR), &l);
+        assert_eq!(p.datasets[0].status, "blocked");
+        assert!(p.datasets[0].actions.is_empty());
+        assert!(
+            p.datasets[0].problems[0].contains("would hide"),
+            "{:?}",
+            p.datasets[0].problems
+        );
+        for probe in [PathProbe::Symlink, PathProbe::NotADirectory] {
+            l.paths.insert("/persist/sonarr".into(), probe);
+            assert_eq!(
+                plan(PARENT, "/persist", false, &specs(SONARR), &l).datasets[0].status,
+                "blocked"
+            );
+        }
+        l.paths
+            .insert("/persist/sonarr".into(), dir(true, 0, 0, 0o755));
+        assert_eq!(
+            plan(PARENT, "/persist", false, &specs(SONARR), &l).datasets[0].status,
+            "create"
+        );
+    }
+
+    #[test]
+    fn ownership_is_fixed_only_when_it_differs() {
+        let t = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist/a|mountpoint|/persist/a|inherited from tank/persist
+             tank/persist/a|mounted|yes|-",
+        );
+        let s = specs(r#"{"a": {"owner": "sonarr", "group": "100", "mode": "0750"}}"#);
+        let mut l = live(t);
+        l.users.insert("sonarr".into(), Some(274));
+        l.paths
+            .insert("/persist/a".into(), dir(true, 274, 100, 0o750));
+        assert!(plan(PARENT, "/persist", false, &s, &l).is_in_sync());
+        l.paths
+            .insert("/persist/a".into(), dir(true, 0, 100, 0o755));
+        let p = plan(PARENT, "/persist", false, &s, &l);
+        assert_eq!(
+            p.datasets[0].actions,
+            [Action::Ownership {
+                dataset: "tank/persist/a".into(),
+                path: "/persist/a".into(),
+                target: OwnershipTarget {
+                    uid: Some(274),
+                    gid: Some(100),
+                    mode: Some(0o750)
+                }
+            }]
+        );
+        l.paths.insert("/persist/a".into(), PathProbe::Symlink);
+        let p = plan(PARENT, "/persist", false, &s, &l);
+        assert!(p.datasets[0].problems[0].contains("symlink"));
+        l.users.insert("sonarr".into(), None);
+        let p = plan(PARENT, "/persist", false, &s, &l);
+        assert!(
+            p.datasets[0]
+                .problems
+                .iter()
+                .any(|e| e == "user \"sonarr\" does not exist")
+        );
+    }
+
+    #[test]
+    fn unmounted_dataset_reports_instead_of_touching_the_directory_below() {
+        let t = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist/a|mountpoint|/persist/a|inherited from tank/persist
+             tank/persist/a|mounted|no|-",
+        );
+        let p = plan(
+            PARENT,
+            "/persist",
+            false,
+            &specs(r#"{"a": {"mode": "0700"}}"#),
+            &live(t),
+        );
+        assert!(p.is_in_sync());
+        assert_eq!(p.datasets[0].findings, [Finding::NotMounted]);
+    }
+
+    #[test]
+    fn moving_a_mounted_dataset_onto_files_is_refused() {
+        let t = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist/a|mountpoint|/old/a|local
+             tank/persist/a|mounted|yes|-",
+        );
+        let mut l = live(t);
+        l.paths.insert("/persist/a".into(), dir(false, 0, 0, 0o755));
+        let p = plan(PARENT, "/persist", false, &specs(r#"{"a": {}}"#), &l);
+        assert_eq!(p.datasets[0].status, "blocked");
+        assert!(p.datasets[0].actions.is_empty());
+    }
+
+    #[test]
+    fn probes_cover_wanted_and_live_mountpoints() {
+        let t = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist/a|mountpoint|/old/a/|local",
+        );
+        let paths = paths_to_probe(&specs(r#"{"a": {}, "b": {}}"#), &t);
+        assert_eq!(
+            paths.into_iter().collect::<Vec<_>>(),
+            ["/old/a", "/persist/a", "/persist/b"]
+        );
+    }
+}

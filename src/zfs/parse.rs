@@ -1,0 +1,280 @@
+//! Parsing what `zfs` prints. Pure: text in, values out.
+
+use std::collections::BTreeMap;
+
+/// Where a property's value comes from, as `zfs get -o source` says.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "from")]
+pub enum PropertySource {
+    /// Set on this dataset.
+    Local,
+    /// ZFS's built-in default.
+    Default,
+    /// Inherited from the named ancestor.
+    Inherited(String),
+    /// Set by `zfs receive`.
+    Received,
+    /// Set for this mount only (`zfs mount -o`).
+    Temporary,
+    /// `-`: read-only, or a user property that is not set.
+    None,
+}
+
+impl PropertySource {
+    /// Parses one `source` column.
+    #[must_use]
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "local" => Self::Local,
+            "default" => Self::Default,
+            "received" => Self::Received,
+            "temporary" => Self::Temporary,
+            other => other
+                .strip_prefix("inherited from ")
+                .map_or(Self::None, |from| Self::Inherited(from.to_string())),
+        }
+    }
+
+    /// The column as ZFS prints it.
+    #[must_use]
+    pub fn display(&self) -> String {
+        match self {
+            Self::Local => "local".into(),
+            Self::Default => "default".into(),
+            Self::Inherited(from) => format!("inherited from {from}"),
+            Self::Received => "received".into(),
+            Self::Temporary => "temporary".into(),
+            Self::None => "-".into(),
+        }
+    }
+}
+
+/// A property's value and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PropertyValue {
+    /// The value as `zfs get -p` prints it (bytes for sizes).
+    pub value: String,
+    /// Where it comes from.
+    pub source: PropertySource,
+}
+
+/// One dataset's properties as read from ZFS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveDataset {
+    /// Property name → value and source. Unset user properties (`-` / `-`) are left out.
+    pub properties: BTreeMap<String, PropertyValue>,
+}
+
+impl LiveDataset {
+    /// The value of a property, if ZFS reported one.
+    #[must_use]
+    pub fn value(&self, property: &str) -> Option<&str> {
+        self.properties.get(property).map(|p| p.value.as_str())
+    }
+
+    /// Whether ZFS says the dataset is mounted.
+    #[must_use]
+    pub fn is_mounted(&self) -> bool {
+        self.value("mounted") == Some("yes")
+    }
+}
+
+/// Parses `zfs get -H -p -o name,property,value,source` output into datasets, in the order ZFS listed them.
+///
+/// Fields are tab-separated. A value may itself contain tabs (user properties), so the name and property
+/// are taken from the left and the source from the right.
+pub fn parse_get(output: &str) -> Result<BTreeMap<String, LiveDataset>, String> {
+    let mut datasets: BTreeMap<String, LiveDataset> = BTreeMap::new();
+    for (index, line) in output.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let mut left = line.splitn(3, '\t');
+        let (Some(name), Some(property), Some(rest)) = (left.next(), left.next(), left.next())
+        else {
+            return Err(format!(
+                "line {}: expected 4 tab-separated fields, got {line:?}",
+                index + 1
+            ));
+        };
+        let Some((value, source)) = rest.rsplit_once('\t') else {
+            return Err(format!(
+                "line {}: expected 4 tab-separated fields, got {line:?}",
+                index + 1
+            ));
+        };
+        let source = PropertySource::parse(source);
+        let entry = datasets.entry(name.to_string()).or_default();
+        if value == "-" && source == PropertySource::None && property.contains(':') {
+            continue; // a user property that is not set anywhere
+        }
+        entry.properties.insert(
+            property.to_string(),
+            PropertyValue {
+                value: value.to_string(),
+                source,
+            },
+        );
+    }
+    Ok(datasets)
+}
+
+/// Checks a dataset name the way ZFS does (`zfs_namecheck.c`): components of letters, digits and
+/// `_ - . : ` and space, separated by `/`, at most 255 bytes, no `.`/`..` components, no snapshot or
+/// bookmark part.
+pub fn check_dataset_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a dataset name cannot be empty".into());
+    }
+    if name.len() > 255 {
+        return Err(format!("dataset name {name:?} is longer than 255 bytes"));
+    }
+    if name.contains('@') || name.contains('#') {
+        return Err(format!(
+            "{name:?} names a snapshot or bookmark, not a filesystem"
+        ));
+    }
+    for component in name.split('/') {
+        check_component(component).map_err(|why| format!("dataset name {name:?}: {why}"))?;
+    }
+    Ok(())
+}
+
+/// Checks one component of a dataset name (a service name, for example).
+pub fn check_component(component: &str) -> Result<(), String> {
+    if component.is_empty() {
+        return Err("empty component (leading, trailing or doubled '/')".into());
+    }
+    if component == "." || component == ".." {
+        return Err(format!("component {component:?} is reserved"));
+    }
+    if let Some(bad) = component
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | ' ')))
+    {
+        return Err(format!(
+            "character {bad:?} is not allowed (letters, digits, '_', '-', '.', ':' and space are)"
+        ));
+    }
+    Ok(())
+}
+
+/// The pool a dataset lives in: the part before the first `/`.
+#[must_use]
+pub fn pool_of(dataset: &str) -> &str {
+    dataset.split('/').next().unwrap_or(dataset)
+}
+
+/// The names `zfs list -H -o name` prints, one a line.
+#[must_use]
+pub fn parse_names(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_source_form_parses() {
+        let cases = [
+            ("local", PropertySource::Local),
+            ("default", PropertySource::Default),
+            ("received", PropertySource::Received),
+            ("temporary", PropertySource::Temporary),
+            ("-", PropertySource::None),
+            (
+                "inherited from tank/persist",
+                PropertySource::Inherited("tank/persist".into()),
+            ),
+            (
+                "inherited from tank/my data",
+                PropertySource::Inherited("tank/my data".into()),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(PropertySource::parse(text), want, "{text}");
+            assert_eq!(want.display(), text);
+        }
+    }
+
+    #[test]
+    fn get_output_parses_into_datasets() {
+        let out = "tank/persist\trecordsize\t131072\tdefault\n\
+                   tank/persist\tmountpoint\tlegacy\tlocal\n\
+                   tank/persist\tcom.sun:auto-snapshot\t-\t-\n\
+                   tank/persist/my app\trecordsize\t16384\tlocal\n\
+                   tank/persist/my app\tcom.sun:auto-snapshot\ttrue\tinherited from tank/persist\n\
+                   tank/persist/my app\tnote:x\ta\tb\tlocal\n";
+        let parsed = parse_get(out).unwrap();
+        assert_eq!(parsed.len(), 2);
+        let parent = &parsed["tank/persist"];
+        assert_eq!(parent.value("recordsize"), Some("131072"));
+        assert_eq!(
+            parent.properties["mountpoint"].source,
+            PropertySource::Local
+        );
+        assert!(
+            !parent.properties.contains_key("com.sun:auto-snapshot"),
+            "unset user prop is dropped"
+        );
+        let child = &parsed["tank/persist/my app"];
+        assert_eq!(
+            child.properties["com.sun:auto-snapshot"].source,
+            PropertySource::Inherited("tank/persist".into())
+        );
+        assert_eq!(
+            child.value("note:x"),
+            Some("a\tb"),
+            "a tab inside a value survives"
+        );
+    }
+
+    #[test]
+    fn malformed_get_output_is_an_error_naming_the_line() {
+        let err = parse_get("tank\trecordsize\n").unwrap_err();
+        assert!(err.starts_with("line 1:"), "{err}");
+        assert!(parse_get("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn dataset_names_are_checked_like_zfs_does() {
+        let ok = [
+            "tank",
+            "tank/persist",
+            "rpool/safe/persist",
+            "tank/my data",
+            "tank/a:b.c_d-e",
+        ];
+        for name in ok {
+            assert!(check_dataset_name(name).is_ok(), "{name}");
+        }
+        let bad: &[(&str, &str)] = &[
+            ("", "empty"),
+            ("tank/", "empty component"),
+            ("/tank", "empty component"),
+            ("tank//x", "empty component"),
+            ("tank/x@snap", "snapshot"),
+            ("tank/x;rm -rf", "';'"),
+            ("tank/\"q\"", "'\"'"),
+            ("tank/a\nb", "'\\n'"),
+            ("tank/..", "reserved"),
+            ("tank/$(id)", "'$'"),
+        ];
+        for (name, needle) in bad {
+            let err = check_dataset_name(name).unwrap_err();
+            assert!(err.contains(needle), "{name:?}: {err}");
+        }
+        assert!(check_dataset_name(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn pool_is_the_first_component() {
+        assert_eq!(pool_of("tank/persist/x"), "tank");
+        assert_eq!(pool_of("tank"), "tank");
+    }
+}
