@@ -92,7 +92,8 @@ pub struct ActionResult {
     pub dataset: String,
     /// The action.
     pub action: Action,
-    /// How it went.
+    /// How it went: `"outcome"` (`done`, `unchanged`, `failed`, `not-run`) and `"detail"`.
+    #[serde(flatten)]
     pub outcome: Outcome,
 }
 
