@@ -18,16 +18,9 @@ pub fn gather(zfs: &Zfs, config: &Validated) -> anyhow::Result<LiveState> {
     let parent = match zfs.get_tree(parent_name)? {
         TreeRead::Found(tree) => ParentState::Present(tree),
         // Only on this path does a second process run: is it the pool or just the parent?
-        TreeRead::Missing => ParentState::Missing {
-            pool_imported: zfs.pool_imported(pool_of(parent_name))?,
-        },
+        TreeRead::Missing => ParentState::Missing { pool_imported: zfs.pool_imported(pool_of(parent_name))? },
     };
-    let pool_missing = matches!(
-        parent,
-        ParentState::Missing {
-            pool_imported: false
-        }
-    );
+    let pool_missing = matches!(parent, ParentState::Missing { pool_imported: false });
     let paths = if pool_missing {
         BTreeMap::new()
     } else {
@@ -50,25 +43,14 @@ pub fn gather(zfs: &Zfs, config: &Validated) -> anyhow::Result<LiveState> {
         let id = fsprobe::lookup_group(&name)?;
         groups.insert(name, id);
     }
-    Ok(LiveState {
-        parent,
-        paths,
-        users,
-        groups,
-    })
+    Ok(LiveState { parent, paths, users, groups })
 }
 
 /// Gathers live state and plans.
 pub fn make_plan(zfs: &Zfs, config: &Validated) -> anyhow::Result<Plan> {
     let live = gather(zfs, config)?;
     let d = &config.config.datasets;
-    Ok(plan::plan(
-        &d.parent_dataset,
-        &d.parent_mount,
-        d.create_parent,
-        &config.specs,
-        &live,
-    ))
+    Ok(plan::plan(&d.parent_dataset, &d.parent_mount, d.create_parent, &config.specs, &live))
 }
 
 /// What happened to one action.
@@ -110,9 +92,7 @@ impl Report {
     /// Whether any action failed or was not run.
     #[must_use]
     pub fn has_failures(&self) -> bool {
-        self.results
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::NotRun(_)))
+        self.results.iter().any(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::NotRun(_)))
     }
 }
 
@@ -127,28 +107,16 @@ fn dataset_of(action: &Action) -> &str {
 
 fn run_action(zfs: &Zfs, action: &Action) -> Outcome {
     let result = match action {
-        Action::CreateParent {
-            dataset,
-            mountpoint,
-        } => zfs
+        Action::CreateParent { dataset, mountpoint } => zfs
             .create(dataset, &[("mountpoint".to_string(), mountpoint.clone())])
             .map(|()| true)
             .map_err(|e| e.to_string()),
-        Action::Create {
-            dataset,
-            properties,
-        } => zfs
-            .create(dataset, properties)
-            .map(|()| true)
-            .map_err(|e| e.to_string()),
+        Action::Create { dataset, properties } => {
+            zfs.create(dataset, properties).map(|()| true).map_err(|e| e.to_string())
+        }
         Action::Set { dataset, changes } => {
-            let props: Vec<(String, String)> = changes
-                .iter()
-                .map(|c| (c.property.clone(), c.value.clone()))
-                .collect();
-            zfs.set(dataset, &props)
-                .map(|()| true)
-                .map_err(|e| e.to_string())
+            let props: Vec<(String, String)> = changes.iter().map(|c| (c.property.clone(), c.value.clone())).collect();
+            zfs.set(dataset, &props).map(|()| true).map_err(|e| e.to_string())
         }
         Action::Ownership { path, target, .. } => {
             fsprobe::enforce_ownership(path, target).map_err(|e| format!("{e:#}"))
@@ -170,11 +138,7 @@ pub fn execute(zfs: &Zfs, plan: Plan) -> Report {
         let outcome = run_action(zfs, action);
         parent_failed |= matches!(outcome, Outcome::Failed(_));
         log_outcome(action, &outcome);
-        results.push(ActionResult {
-            dataset: dataset_of(action).to_string(),
-            action: action.clone(),
-            outcome,
-        });
+        results.push(ActionResult { dataset: dataset_of(action).to_string(), action: action.clone(), outcome });
     }
     for dataset in &plan.datasets {
         let mut blocked_by: Option<String> =
@@ -188,11 +152,7 @@ pub fn execute(zfs: &Zfs, plan: Plan) -> Report {
                 blocked_by = Some("an earlier step for this dataset failed".into());
             }
             log_outcome(action, &outcome);
-            results.push(ActionResult {
-                dataset: dataset.dataset.clone(),
-                action: action.clone(),
-                outcome,
-            });
+            results.push(ActionResult { dataset: dataset.dataset.clone(), action: action.clone(), outcome });
         }
     }
     Report { plan, results }

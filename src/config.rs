@@ -89,11 +89,7 @@ impl fmt::Display for SourceKind {
 }
 
 fn default_sources() -> Vec<SourceKind> {
-    vec![
-        SourceKind::Snapshot,
-        SourceKind::Replica,
-        SourceKind::Restic,
-    ]
+    vec![SourceKind::Snapshot, SourceKind::Replica, SourceKind::Restic]
 }
 const fn default_timeout() -> u64 {
     3600
@@ -246,19 +242,13 @@ pub struct Validated {
 
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path) -> anyhow::Result<Validated> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("Failed to read config {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("Failed to read config {}", path.display()))?;
     parse(&text).with_context(|| format!("Invalid config {}", path.display()))
 }
 
 /// Parses and validates config text.
 pub fn parse(text: &str) -> Result<Validated, ConfigErrors> {
-    let one = |path: &str, message: String| {
-        ConfigErrors(vec![ConfigError {
-            path: path.into(),
-            message,
-        }])
-    };
+    let one = |path: &str, message: String| ConfigErrors(vec![ConfigError { path: path.into(), message }]);
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| one("(file)", format!("not valid JSON: {e}")))?;
     match value.get("version") {
@@ -266,24 +256,16 @@ pub fn parse(text: &str) -> Result<Validated, ConfigErrors> {
         Some(other) => {
             return Err(one(
                 "version",
-                format!(
-                    "unsupported config version {other} (this persistctl reads version {CONFIG_VERSION})"
-                ),
+                format!("unsupported config version {other} (this persistctl reads version {CONFIG_VERSION})"),
             ));
         }
         None => {
-            return Err(one(
-                "version",
-                "missing (this persistctl reads version 1)".into(),
-            ));
+            return Err(one("version", "missing (this persistctl reads version 1)".into()));
         }
     }
     let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        one(
-            if path == "." { "(top level)" } else { &path },
-            e.into_inner().to_string(),
-        )
+        one(if path == "." { "(top level)" } else { &path }, e.into_inner().to_string())
     })?;
     let specs = validate(&config)?;
     Ok(Validated { config, specs })
@@ -293,10 +275,7 @@ struct Errors(Vec<ConfigError>);
 
 impl Errors {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigError {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.0.push(ConfigError { path: path.into(), message: message.into() });
     }
 }
 
@@ -322,21 +301,11 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
 fn check_account(errors: &mut Errors, path: &str, value: &str) {
     let numeric = !value.is_empty() && value.chars().all(|c| c.is_ascii_digit());
     let name_ok = value.len() <= 32
-        && value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
-        || value
-            .strip_suffix('$')
-            .is_some_and(|v| !v.is_empty() && !v.contains('$'));
+        && value.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
+        || value.strip_suffix('$').is_some_and(|v| !v.is_empty() && !v.contains('$'));
     if !(numeric || name_ok) {
-        errors.push(
-            path,
-            format!("{value:?} is not a user/group name or numeric id"),
-        );
+        errors.push(path, format!("{value:?} is not a user/group name or numeric id"));
     }
 }
 
@@ -352,10 +321,7 @@ fn validate(config: &Config) -> Result<Vec<DatasetSpec>, ConfigErrors> {
     for (name, service) in &d.services {
         let at = format!("datasets.services.{name}");
         if let Err(why) = check_component(name) {
-            errors.push(
-                &at,
-                format!("service name {name:?} is not a valid dataset name component: {why}"),
-            );
+            errors.push(&at, format!("service name {name:?} is not a valid dataset name component: {why}"));
             continue;
         }
         let spec = validate_service(&mut errors, &at, name, service, d);
@@ -363,20 +329,13 @@ fn validate(config: &Config) -> Result<Vec<DatasetSpec>, ConfigErrors> {
             if let Some(other) = mountpoints.insert(spec.mountpoint.clone(), name.clone()) {
                 errors.push(
                     format!("{at}.mountpoint"),
-                    format!(
-                        "{} is also the mountpoint of service {other:?}",
-                        spec.mountpoint
-                    ),
+                    format!("{} is also the mountpoint of service {other:?}", spec.mountpoint),
                 );
             }
             specs.push(spec);
         }
     }
-    if errors.0.is_empty() {
-        Ok(specs)
-    } else {
-        Err(ConfigErrors(errors.0))
-    }
+    if errors.0.is_empty() { Ok(specs) } else { Err(ConfigErrors(errors.0)) }
 }
 
 fn validate_service(
@@ -388,14 +347,8 @@ fn validate_service(
 ) -> Option<DatasetSpec> {
     let before = errors.0.len();
     let mut properties = Vec::new();
-    let mut add = |errors: &mut Errors, path: String, prop: &str, value: &str| match props::validate(
-        prop, value,
-    ) {
-        Ok(canonical) => properties.push(WantedProperty {
-            name: prop.into(),
-            value: value.into(),
-            canonical,
-        }),
+    let mut add = |errors: &mut Errors, path: String, prop: &str, value: &str| match props::validate(prop, value) {
+        Ok(canonical) => properties.push(WantedProperty { name: prop.into(), value: value.into(), canonical }),
         Err(why) => errors.push(path, why),
     };
     if let Some(value) = &service.recordsize {
@@ -411,16 +364,10 @@ fn validate_service(
                 if service.recordsize.is_some() && prop == "recordsize"
                     || service.compression.is_some() && prop == "compression" =>
             {
-                errors.push(
-                    path,
-                    format!("set either {at}.{prop} or properties.{prop}, not both"),
-                );
+                errors.push(path, format!("set either {at}.{prop} or properties.{prop}, not both"));
             }
             "mountpoint" => errors.push(path, format!("use {at}.mountpoint instead")),
-            "volblocksize" => errors.push(
-                path,
-                "volblocksize is for volumes; service datasets are filesystems",
-            ),
+            "volblocksize" => errors.push(path, "volblocksize is for volumes; service datasets are filesystems"),
             _ => add(errors, path, prop, value),
         }
     }
@@ -445,11 +392,8 @@ fn validate_service(
             check_account(errors, &format!("{at}.{field}"), value);
         }
     }
-    let mode = service.mode.as_deref().and_then(|m| {
-        parse_mode(m)
-            .map_err(|why| errors.push(format!("{at}.mode"), why))
-            .ok()
-    });
+    let mode =
+        service.mode.as_deref().and_then(|m| parse_mode(m).map_err(|why| errors.push(format!("{at}.mode"), why)).ok());
     if let Some(preseed) = &service.preseed {
         validate_preseed(errors, &format!("{at}.preseed"), preseed);
     }
@@ -461,11 +405,7 @@ fn validate_service(
         dataset: format!("{}/{name}", parent.parent_dataset),
         mountpoint: canonical_mountpoint,
         properties,
-        ownership: OwnershipSpec {
-            owner: service.owner.clone(),
-            group: service.group.clone(),
-            mode,
-        },
+        ownership: OwnershipSpec { owner: service.owner.clone(), group: service.group.clone(), mode },
     })
 }
 
@@ -475,10 +415,7 @@ fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
         errors.push(format!("{at}.sources"), "lists a source twice");
     }
     if preseed.enable && preseed.sources.is_empty() && !preseed.allow_empty_bootstrap {
-        errors.push(
-            format!("{at}.sources"),
-            "is empty and allowEmptyBootstrap is false: nothing could ever start",
-        );
+        errors.push(format!("{at}.sources"), "is empty and allowEmptyBootstrap is false: nothing could ever start");
     }
     if preseed.timeout == 0 {
         errors.push(format!("{at}.timeout"), "must be at least 1 second");
@@ -488,25 +425,16 @@ fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
     }
     if let Some(cmd) = &preseed.verify_command {
         if cmd.is_empty() || cmd[0].is_empty() {
-            errors.push(
-                format!("{at}.verifyCommand"),
-                "needs a program (a list: program, then arguments)",
-            );
+            errors.push(format!("{at}.verifyCommand"), "needs a program (a list: program, then arguments)");
         }
     }
     for entry in &preseed.ignore {
         if entry.is_empty() || entry.contains('/') || entry == "." || entry == ".." {
-            errors.push(
-                format!("{at}.ignore"),
-                format!("{entry:?} is not a plain file name"),
-            );
+            errors.push(format!("{at}.ignore"), format!("{entry:?} is not a plain file name"));
         }
     }
     let uses = |kind| preseed.sources.contains(&kind);
-    match (
-        &preseed.replica,
-        uses(SourceKind::Replica) && preseed.enable,
-    ) {
+    match (&preseed.replica, uses(SourceKind::Replica) && preseed.enable) {
         (Some(replica), _) => {
             if let Err(why) = check_dataset_name(&replica.dataset) {
                 errors.push(format!("{at}.replica.dataset"), why);
@@ -515,41 +443,25 @@ fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
                 check_absolute_path(errors, &format!("{at}.replica.sshKey"), key);
             }
             if let Some(host) = &replica.host {
-                if host.is_empty()
-                    || host.starts_with('-')
-                    || host.chars().any(|c| c.is_whitespace() || c.is_control())
+                if host.is_empty() || host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control())
                 {
-                    errors.push(
-                        format!("{at}.replica.host"),
-                        format!("{host:?} is not a host or user@host"),
-                    );
+                    errors.push(format!("{at}.replica.host"), format!("{host:?} is not a host or user@host"));
                 }
             }
         }
-        (None, true) => errors.push(
-            format!("{at}.replica"),
-            "is required because sources lists \"replica\"",
-        ),
+        (None, true) => errors.push(format!("{at}.replica"), "is required because sources lists \"replica\""),
         (None, false) => {}
     }
     match (&preseed.restic, uses(SourceKind::Restic) && preseed.enable) {
         (Some(restic), _) => {
             let r = format!("{at}.restic");
             match (&restic.repository, &restic.repository_file) {
-                (None, None) => errors.push(
-                    format!("{r}.repository"),
-                    "set repository or repositoryFile",
-                ),
-                (Some(_), Some(_)) => errors.push(
-                    format!("{r}.repository"),
-                    "set repository or repositoryFile, not both",
-                ),
-                (Some(repo), None) if repo.is_empty() => {
-                    errors.push(format!("{r}.repository"), "is empty")
+                (None, None) => errors.push(format!("{r}.repository"), "set repository or repositoryFile"),
+                (Some(_), Some(_)) => {
+                    errors.push(format!("{r}.repository"), "set repository or repositoryFile, not both");
                 }
-                (_, Some(file)) => {
-                    check_absolute_path(errors, &format!("{r}.repositoryFile"), file)
-                }
+                (Some(repo), None) if repo.is_empty() => errors.push(format!("{r}.repository"), "is empty"),
+                (_, Some(file)) => check_absolute_path(errors, &format!("{r}.repositoryFile"), file),
                 (Some(_), None) => {}
             }
             check_absolute_path(errors, &format!("{r}.passwordFile"), &restic.password_file);
@@ -563,10 +475,7 @@ fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
                 errors.push(format!("{r}.tags"), "tags cannot be empty or contain ','");
             }
         }
-        (None, true) => errors.push(
-            format!("{at}.restic"),
-            "is required because sources lists \"restic\"",
-        ),
+        (None, true) => errors.push(format!("{at}.restic"), "is required because sources lists \"restic\""),
         (None, false) => {}
     }
 }
@@ -592,11 +501,8 @@ mod tests {
         let spec = &v.specs[0];
         assert_eq!(spec.dataset, "tank/persist/sonarr");
         assert_eq!(spec.mountpoint, "/persist/sonarr");
-        let props: Vec<(&str, &str, &str)> = spec
-            .properties
-            .iter()
-            .map(|p| (p.name.as_str(), p.value.as_str(), p.canonical.as_str()))
-            .collect();
+        let props: Vec<(&str, &str, &str)> =
+            spec.properties.iter().map(|p| (p.name.as_str(), p.value.as_str(), p.canonical.as_str())).collect();
         assert_eq!(
             props,
             [
@@ -620,6 +526,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::too_many_lines)] // one table of cases
     fn every_bad_input_names_its_field() {
         let cases: &[(&str, &str, &str)] = &[
             (
@@ -627,31 +534,11 @@ mod tests {
                 "datasets.services.sonarr.recordsize",
                 "not a power of two between 512 and 16M",
             ),
-            (
-                r#"{"compression": "snappy"}"#,
-                "datasets.services.sonarr.compression",
-                "not a compression",
-            ),
-            (
-                r#"{"mode": "rwx"}"#,
-                "datasets.services.sonarr.mode",
-                "not an octal mode",
-            ),
-            (
-                r#"{"mode": "0999"}"#,
-                "datasets.services.sonarr.mode",
-                "not an octal mode",
-            ),
-            (
-                r#"{"owner": "Bad User"}"#,
-                "datasets.services.sonarr.owner",
-                "not a user/group name",
-            ),
-            (
-                r#"{"properties": {"used": "1G"}}"#,
-                "datasets.services.sonarr.properties.\"used\"",
-                "read-only",
-            ),
+            (r#"{"compression": "snappy"}"#, "datasets.services.sonarr.compression", "not a compression"),
+            (r#"{"mode": "rwx"}"#, "datasets.services.sonarr.mode", "not an octal mode"),
+            (r#"{"mode": "0999"}"#, "datasets.services.sonarr.mode", "not an octal mode"),
+            (r#"{"owner": "Bad User"}"#, "datasets.services.sonarr.owner", "not a user/group name"),
+            (r#"{"properties": {"used": "1G"}}"#, "datasets.services.sonarr.properties.\"used\"", "read-only"),
             (
                 r#"{"properties": {"autosnap": "true"}}"#,
                 "datasets.services.sonarr.properties.\"autosnap\"",
@@ -667,31 +554,11 @@ mod tests {
                 "datasets.services.sonarr.properties.\"recordsize\"",
                 "not both",
             ),
-            (
-                r#"{"mountpoint": "relative"}"#,
-                "datasets.services.sonarr.mountpoint",
-                "not an absolute path",
-            ),
-            (
-                r#"{"mountpoint": "/persist/../etc"}"#,
-                "datasets.services.sonarr.mountpoint",
-                "'..'",
-            ),
-            (
-                r#"{"recordsiz": "16K"}"#,
-                "datasets.services.sonarr.recordsiz",
-                "unknown field `recordsiz`",
-            ),
-            (
-                r#"{"recordsize": 16384}"#,
-                "datasets.services.sonarr.recordsize",
-                "invalid type",
-            ),
-            (
-                r#"{"preseed": {"enable": true}}"#,
-                "datasets.services.sonarr.preseed.replica",
-                "required",
-            ),
+            (r#"{"mountpoint": "relative"}"#, "datasets.services.sonarr.mountpoint", "not an absolute path"),
+            (r#"{"mountpoint": "/persist/../etc"}"#, "datasets.services.sonarr.mountpoint", "'..'"),
+            (r#"{"recordsiz": "16K"}"#, "datasets.services.sonarr.recordsiz", "unknown field `recordsiz`"),
+            (r#"{"recordsize": 16384}"#, "datasets.services.sonarr.recordsize", "invalid type"),
+            (r#"{"preseed": {"enable": true}}"#, "datasets.services.sonarr.preseed.replica", "required"),
             (
                 r#"{"preseed": {"enable": true, "sources": ["restic"], "restic": {"passwordFile": "/p"}}}"#,
                 "datasets.services.sonarr.preseed.restic.repository",
@@ -716,9 +583,7 @@ mod tests {
         for (service, path, needle) in cases {
             let errors = parse(&config_with_service(service)).expect_err(service).0;
             assert!(
-                errors
-                    .iter()
-                    .any(|e| e.path == *path && e.message.contains(needle)),
+                errors.iter().any(|e| e.path == *path && e.message.contains(needle)),
                 "{service}: wanted {path}: ...{needle}..., got {errors:?}"
             );
         }
@@ -729,16 +594,8 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("{", "(file)", "not valid JSON"),
             (r#"{"datasets": {}}"#, "version", "missing"),
-            (
-                r#"{"version": 2, "datasets": {}}"#,
-                "version",
-                "unsupported config version 2",
-            ),
-            (
-                r#"{"version": 1}"#,
-                "(top level)",
-                "missing field `datasets`",
-            ),
+            (r#"{"version": 2, "datasets": {}}"#, "version", "unsupported config version 2"),
+            (r#"{"version": 1}"#, "(top level)", "missing field `datasets`"),
             (
                 r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/persist"}, "extra": 1}"#,
                 "extra",
@@ -773,9 +630,7 @@ mod tests {
         for (text, path, needle) in cases {
             let errors = parse(text).expect_err(text).0;
             assert!(
-                errors
-                    .iter()
-                    .any(|e| e.path == *path && e.message.contains(needle)),
+                errors.iter().any(|e| e.path == *path && e.message.contains(needle)),
                 "{text}: wanted {path}: ...{needle}..., got {errors:?}"
             );
         }
@@ -783,10 +638,8 @@ mod tests {
 
     #[test]
     fn all_errors_are_reported_at_once() {
-        let errors = parse(&config_with_service(
-            r#"{"recordsize": "15K", "compression": "x", "mode": "9"}"#,
-        ))
-        .unwrap_err();
+        let errors =
+            parse(&config_with_service(r#"{"recordsize": "15K", "compression": "x", "mode": "9"}"#)).unwrap_err();
         assert_eq!(errors.0.len(), 3, "{errors}");
     }
 
@@ -795,12 +648,7 @@ mod tests {
         let text = r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/persist",
             "services": {"a": {"mountpoint": "/persist/b"}, "b": {}}}}"#;
         let errors = parse(text).unwrap_err();
-        assert!(
-            errors
-                .to_string()
-                .contains("also the mountpoint of service"),
-            "{errors}"
-        );
+        assert!(errors.to_string().contains("also the mountpoint of service"), "{errors}");
     }
 
     #[test]

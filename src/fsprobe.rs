@@ -30,16 +30,12 @@ pub fn probe(path: &str) -> PathProbe {
     match open_dir_no_symlinks(path) {
         Ok(fd) => match describe(fd) {
             Ok(probe) => probe,
-            Err(e) => PathProbe::Unreadable {
-                error: format!("{e:#}"),
-            },
+            Err(e) => PathProbe::Unreadable { error: format!("{e:#}") },
         },
         Err(Errno::ENOENT) => PathProbe::Absent,
         Err(Errno::ELOOP) => PathProbe::Symlink,
         Err(Errno::ENOTDIR) => not_a_directory_or_symlink(path),
-        Err(e) => PathProbe::Unreadable {
-            error: e.desc().to_string(),
-        },
+        Err(e) => PathProbe::Unreadable { error: e.desc().to_string() },
     }
 }
 
@@ -54,30 +50,18 @@ fn not_a_directory_or_symlink(path: &str) -> PathProbe {
 fn describe(fd: OwnedFd) -> anyhow::Result<PathProbe> {
     let stat = fstat(&fd).context("fstat")?;
     let mut dir = nix::dir::Dir::from_fd(fd).context("opendir")?;
-    let empty = dir
-        .iter()
-        .filter_map(Result::ok)
-        .all(|entry| matches!(entry.file_name().to_bytes(), b"." | b".."));
-    Ok(PathProbe::Directory {
-        empty,
-        uid: stat.st_uid,
-        gid: stat.st_gid,
-        mode: stat.st_mode & 0o7777,
-    })
+    let empty = dir.iter().filter_map(Result::ok).all(|entry| matches!(entry.file_name().to_bytes(), b"." | b".."));
+    Ok(PathProbe::Directory { empty, uid: stat.st_uid, gid: stat.st_gid, mode: stat.st_mode & 0o7777 })
 }
 
 /// Resolves a user name to a uid (`None`: no such user).
 pub fn lookup_user(name: &str) -> anyhow::Result<Option<u32>> {
-    Ok(User::from_name(name)
-        .with_context(|| format!("Failed to look up user {name:?}"))?
-        .map(|u| u.uid.as_raw()))
+    Ok(User::from_name(name).with_context(|| format!("Failed to look up user {name:?}"))?.map(|u| u.uid.as_raw()))
 }
 
 /// Resolves a group name to a gid (`None`: no such group).
 pub fn lookup_group(name: &str) -> anyhow::Result<Option<u32>> {
-    Ok(Group::from_name(name)
-        .with_context(|| format!("Failed to look up group {name:?}"))?
-        .map(|g| g.gid.as_raw()))
+    Ok(Group::from_name(name).with_context(|| format!("Failed to look up group {name:?}"))?.map(|g| g.gid.as_raw()))
 }
 
 /// Enforces owner/group/mode on the root directory of the ZFS dataset mounted at `path`.
@@ -86,9 +70,9 @@ pub fn lookup_group(name: &str) -> anyhow::Result<Option<u32>> {
 /// unmounted dataset never gets the directory beneath it changed. Returns whether anything changed.
 pub fn enforce_ownership(path: &str, target: &OwnershipTarget) -> anyhow::Result<bool> {
     let fd = open_dir_no_symlinks(path).map_err(|e| match e {
-        Errno::ELOOP | Errno::ENOTDIR => anyhow::anyhow!(
-            "{path} is (or passes through) a symlink or is not a directory; not following it"
-        ),
+        Errno::ELOOP | Errno::ENOTDIR => {
+            anyhow::anyhow!("{path} is (or passes through) a symlink or is not a directory; not following it")
+        }
         other => anyhow::anyhow!("Failed to open {path}: {}", other.desc()),
     })?;
     check_zfs_mount_root(path, &fd)?;
@@ -116,11 +100,9 @@ fn check_zfs_mount_root(path: &str, fd: &OwnedFd) -> anyhow::Result<()> {
     if magic != ZFS_SUPER_MAGIC {
         bail!("{path} is not on ZFS (is the dataset mounted?); owner/mode not changed");
     }
-    let parent = std::path::Path::new(path)
-        .parent()
-        .map_or_else(|| "/".to_string(), |p| p.display().to_string());
-    let parent_fd = open_dir_no_symlinks(&parent)
-        .map_err(|e| anyhow::anyhow!("Failed to open {parent}: {}", e.desc()))?;
+    let parent = std::path::Path::new(path).parent().map_or_else(|| "/".to_string(), |p| p.display().to_string());
+    let parent_fd =
+        open_dir_no_symlinks(&parent).map_err(|e| anyhow::anyhow!("Failed to open {parent}: {}", e.desc()))?;
     let here = fstat(fd).with_context(|| format!("Failed to stat {path}"))?;
     let above = fstat(&parent_fd).with_context(|| format!("Failed to stat {parent}"))?;
     if here.st_dev == above.st_dev {
@@ -141,51 +123,27 @@ mod tests {
         std::fs::create_dir(root.join("empty")).unwrap();
         std::fs::create_dir(root.join("full")).unwrap();
         std::fs::write(root.join("full/file"), "x").unwrap();
-        std::fs::set_permissions(root.join("full"), std::fs::Permissions::from_mode(0o750))
-            .unwrap();
+        std::fs::set_permissions(root.join("full"), std::fs::Permissions::from_mode(0o750)).unwrap();
         std::fs::write(root.join("file"), "x").unwrap();
         std::os::unix::fs::symlink(root.join("full"), root.join("link")).unwrap();
         let at = |name: &str| root.join(name).display().to_string();
-        assert!(matches!(
-            probe(&at("empty")),
-            PathProbe::Directory { empty: true, .. }
-        ));
-        assert!(matches!(
-            probe(&at("full")),
-            PathProbe::Directory {
-                empty: false,
-                mode: 0o750,
-                ..
-            }
-        ));
+        assert!(matches!(probe(&at("empty")), PathProbe::Directory { empty: true, .. }));
+        assert!(matches!(probe(&at("full")), PathProbe::Directory { empty: false, mode: 0o750, .. }));
         assert_eq!(probe(&at("missing")), PathProbe::Absent);
         assert_eq!(probe(&at("file")), PathProbe::NotADirectory);
         assert_eq!(probe(&at("link")), PathProbe::Symlink);
-        assert_eq!(
-            probe(&at("link/file")),
-            PathProbe::Symlink,
-            "a symlink on the way counts too"
-        );
+        assert_eq!(probe(&at("link/file")), PathProbe::Symlink, "a symlink on the way counts too");
     }
 
     #[test]
     fn ownership_is_never_enforced_off_zfs_or_through_symlinks() {
         let dir = tempfile::tempdir().unwrap();
-        let target = OwnershipTarget {
-            uid: None,
-            gid: None,
-            mode: Some(0o700),
-        };
+        let target = OwnershipTarget { uid: None, gid: None, mode: Some(0o700) };
         let plain = dir.path().display().to_string();
         let err = enforce_ownership(&plain, &target).unwrap_err().to_string();
-        assert!(
-            err.contains("not on ZFS") || err.contains("not a mount point"),
-            "{err}"
-        );
+        assert!(err.contains("not on ZFS") || err.contains("not a mount point"), "{err}");
         std::os::unix::fs::symlink("/etc", dir.path().join("link")).unwrap();
-        let err = enforce_ownership(&format!("{plain}/link"), &target)
-            .unwrap_err()
-            .to_string();
+        let err = enforce_ownership(&format!("{plain}/link"), &target).unwrap_err().to_string();
         assert!(err.contains("symlink"), "{err}");
         let meta = std::fs::metadata("/etc").unwrap();
         assert_ne!(meta.permissions().mode() & 0o7777, 0o700, "/etc untouched");

@@ -64,10 +64,7 @@ mod tests {
         let path = dir.path().join("lock");
         let held = acquire(&path, Duration::from_secs(1)).unwrap();
         let err = acquire(&path, Duration::from_millis(300)).unwrap_err();
-        assert!(
-            err.to_string().contains("another persistctl held it"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("another persistctl held it"), "{err}");
         drop(held);
         acquire(&path, Duration::from_millis(300)).unwrap();
     }

@@ -101,11 +101,7 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(tty)
         .with_target(false);
-    if tty {
-        builder.init()
-    } else {
-        builder.without_time().init()
-    }
+    if tty { builder.init() } else { builder.without_time().init() }
 }
 
 fn main() -> ExitCode {
@@ -123,21 +119,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
-        Command::Plan {
-            json,
-            require_pools,
-        } => plan(&cli.config, json, require_pools),
-        Command::Apply {
-            dry_run,
-            json,
-            require_pools,
-        } => {
-            let dry_run =
-                dry_run || std::env::var("NIXOS_ACTION").is_ok_and(|a| a == "dry-activate");
-            let lock = LockSettings {
-                path: &cli.lock_file,
-                timeout: Duration::from_secs(cli.lock_timeout),
-            };
+        Command::Plan { json, require_pools } => plan(&cli.config, json, require_pools),
+        Command::Apply { dry_run, json, require_pools } => {
+            let dry_run = dry_run || std::env::var("NIXOS_ACTION").is_ok_and(|a| a == "dry-activate");
+            let lock = LockSettings { path: &cli.lock_file, timeout: Duration::from_secs(cli.lock_timeout) };
             apply(&cli.config, &lock, dry_run, json, require_pools)
         }
         Command::Show { json } => show(&cli.config, json),
@@ -163,10 +148,7 @@ fn check_config(file: &Path) -> anyhow::Result<u8> {
 fn warn_skipped(plan: &Plan, require_pools: bool) -> bool {
     if plan.has_skipped() {
         if require_pools {
-            tracing::error!(
-                "pool of {} is not imported (--require-pools)",
-                plan.parent_dataset
-            );
+            tracing::error!("pool of {} is not imported (--require-pools)", plan.parent_dataset);
         } else {
             tracing::warn!(
                 "pool of {} is not imported: its datasets are skipped; the boot unit applies them once it is",
@@ -179,10 +161,7 @@ fn warn_skipped(plan: &Plan, require_pools: bool) -> bool {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).context("Failed to render JSON")?
-    );
+    println!("{}", serde_json::to_string_pretty(value).context("Failed to render JSON")?);
     Ok(())
 }
 
@@ -218,42 +197,19 @@ fn apply(
 ) -> anyhow::Result<u8> {
     let validated = config::load(config_path)?;
     let zfs = Zfs::new();
-    let _guard = if dry_run {
-        None
-    } else {
-        Some(lock::acquire(lock.path, lock.timeout)?)
-    };
+    let _guard = if dry_run { None } else { Some(lock::acquire(lock.path, lock.timeout)?) };
     let plan = apply::make_plan(&zfs, &validated)?;
-    let report = if dry_run {
-        Report {
-            plan,
-            results: Vec::new(),
-        }
-    } else {
-        apply::execute(&zfs, plan)
-    };
+    let report = if dry_run { Report { plan, results: Vec::new() } } else { apply::execute(&zfs, plan) };
     let failed = report.has_failures() || report.plan.has_problems();
     if json {
-        print_json(&output::ApplyJson {
-            format: 1,
-            dry_run,
-            failed,
-            report: &report,
-        })?;
+        print_json(&output::ApplyJson { format: 1, dry_run, failed, report: &report })?;
     } else if dry_run {
-        print!(
-            "dry run: nothing is changed\n\n{}",
-            output::plan_text(&report.plan)
-        );
+        print!("dry run: nothing is changed\n\n{}", output::plan_text(&report.plan));
     } else {
         print!("{}", output::report_text(&report));
     }
     let skipped_is_error = warn_skipped(&report.plan, require_pools);
-    Ok(if failed || skipped_is_error {
-        EXIT_ERROR
-    } else {
-        EXIT_OK
-    })
+    Ok(if failed || skipped_is_error { EXIT_ERROR } else { EXIT_OK })
 }
 
 fn show(config_path: &Path, json: bool) -> anyhow::Result<u8> {
@@ -262,17 +218,10 @@ fn show(config_path: &Path, json: bool) -> anyhow::Result<u8> {
     let TreeRead::Found(tree) = Zfs::new().get_tree(parent)? else {
         anyhow::bail!("parent dataset {parent} does not exist (or its pool is not imported)");
     };
-    let mut properties: Vec<String> = [
-        "mountpoint",
-        "mounted",
-        "canmount",
-        "recordsize",
-        "compression",
-        "used",
-        "available",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut properties: Vec<String> =
+        ["mountpoint", "mounted", "canmount", "recordsize", "compression", "used", "available"]
+            .map(String::from)
+            .to_vec();
     for spec in &validated.specs {
         for p in &spec.properties {
             if !properties.contains(&p.name) {

@@ -27,13 +27,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         let line: Vec<String> = row
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                if i == last {
-                    c.clone()
-                } else {
-                    format!("{c:<width$}", width = widths[i])
-                }
-            })
+            .map(|(i, c)| if i == last { c.clone() } else { format!("{c:<width$}", width = widths[i]) })
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
@@ -43,12 +37,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 fn plan_rows(plan: &Plan, outcome_of: &dyn Fn(&Action) -> Option<String>) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for action in &plan.parent_actions {
-        let mut row = vec![
-            "(parent)".into(),
-            plan.parent_dataset.clone(),
-            "create".into(),
-            action.describe(),
-        ];
+        let mut row = vec!["(parent)".into(), plan.parent_dataset.clone(), "create".into(), action.describe()];
         row.extend(outcome_of(action));
         rows.push(row);
     }
@@ -64,12 +53,7 @@ fn plan_rows(plan: &Plan, outcome_of: &dyn Fn(&Action) -> Option<String>) -> Vec
             let (s, n, st) = detail(0);
             let note = d.skipped.clone().unwrap_or_default();
             let mut row = vec![s, n, st, note];
-            if outcome_of(&Action::CreateParent {
-                dataset: String::new(),
-                mountpoint: String::new(),
-            })
-            .is_some()
-            {
+            if outcome_of(&Action::CreateParent { dataset: String::new(), mountpoint: String::new() }).is_some() {
                 row.push(String::new());
             }
             rows.push(row);
@@ -90,11 +74,7 @@ fn notes(plan: &Plan) -> String {
         .parent_problems
         .iter()
         .cloned()
-        .chain(plan.datasets.iter().flat_map(|d| {
-            d.problems
-                .iter()
-                .map(move |p| format!("{}: {p}", d.dataset))
-        }))
+        .chain(plan.datasets.iter().flat_map(|d| d.problems.iter().map(move |p| format!("{}: {p}", d.dataset))))
         .collect();
     if !problems.is_empty() {
         let _ = writeln!(out, "\nproblems (nothing was done about these):");
@@ -105,11 +85,7 @@ fn notes(plan: &Plan) -> String {
     let findings: Vec<String> = plan
         .datasets
         .iter()
-        .flat_map(|d| {
-            d.findings
-                .iter()
-                .map(move |f| format!("{}: {}", d.dataset, f.describe()))
-        })
+        .flat_map(|d| d.findings.iter().map(move |f| format!("{}: {}", d.dataset, f.describe())))
         .collect();
     if !findings.is_empty() {
         let _ = writeln!(out, "\nfindings:");
@@ -118,11 +94,7 @@ fn notes(plan: &Plan) -> String {
         }
     }
     if !plan.unmanaged.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nunmanaged datasets under {} (not in the config, untouched):",
-            plan.parent_dataset
-        );
+        let _ = writeln!(out, "\nunmanaged datasets under {} (not in the config, untouched):", plan.parent_dataset);
         for u in &plan.unmanaged {
             let _ = writeln!(out, "  {u}");
         }
@@ -133,20 +105,13 @@ fn notes(plan: &Plan) -> String {
 /// The plan as a table, with problems, findings and unmanaged datasets after it.
 #[must_use]
 pub fn plan_text(plan: &Plan) -> String {
-    let mut out = table(
-        &["SERVICE", "DATASET", "STATUS", "ACTION"],
-        &plan_rows(plan, &|_| None),
-    );
+    let mut out = table(&["SERVICE", "DATASET", "STATUS", "ACTION"], &plan_rows(plan, &|_| None));
     out.push_str(&notes(plan));
     let pending = plan.actions().count();
     let _ = writeln!(
         out,
         "\n{}",
-        if pending == 0 {
-            "in sync: nothing to do".to_string()
-        } else {
-            format!("{pending} change(s) pending")
-        }
+        if pending == 0 { "in sync: nothing to do".to_string() } else { format!("{pending} change(s) pending") }
     );
     out
 }
@@ -155,45 +120,22 @@ pub fn plan_text(plan: &Plan) -> String {
 #[must_use]
 pub fn report_text(report: &Report) -> String {
     let outcome_of = |action: &Action| -> Option<String> {
-        report
-            .results
-            .iter()
-            .find(|r| &r.action == action)
-            .map(|r| match &r.outcome {
-                Outcome::Done => "done".to_string(),
-                Outcome::Unchanged => "unchanged".to_string(),
-                Outcome::Failed(e) => format!("FAILED: {e}"),
-                Outcome::NotRun(why) => format!("not run: {why}"),
-            })
+        report.results.iter().find(|r| &r.action == action).map(|r| match &r.outcome {
+            Outcome::Done => "done".to_string(),
+            Outcome::Unchanged => "unchanged".to_string(),
+            Outcome::Failed(e) => format!("FAILED: {e}"),
+            Outcome::NotRun(why) => format!("not run: {why}"),
+        })
     };
-    let mut out = table(
-        &["SERVICE", "DATASET", "STATUS", "ACTION", "RESULT"],
-        &plan_rows(&report.plan, &outcome_of),
-    );
+    let mut out = table(&["SERVICE", "DATASET", "STATUS", "ACTION", "RESULT"], &plan_rows(&report.plan, &outcome_of));
     out.push_str(&notes(&report.plan));
-    let count =
-        |f: &dyn Fn(&Outcome) -> bool| report.results.iter().filter(|r| f(&r.outcome)).count();
+    let count = |f: &dyn Fn(&Outcome) -> bool| report.results.iter().filter(|r| f(&r.outcome)).count();
     let done = count(&|o| matches!(o, Outcome::Done | Outcome::Unchanged));
     let failed = count(&|o| matches!(o, Outcome::Failed(_)));
     let not_run = count(&|o| matches!(o, Outcome::NotRun(_)));
-    let in_sync = report
-        .plan
-        .datasets
-        .iter()
-        .filter(|d| d.status == "in-sync")
-        .count();
-    let skipped = report
-        .plan
-        .datasets
-        .iter()
-        .filter(|d| d.skipped.is_some())
-        .count();
-    let blocked = report
-        .plan
-        .datasets
-        .iter()
-        .filter(|d| !d.problems.is_empty())
-        .count();
+    let in_sync = report.plan.datasets.iter().filter(|d| d.status == "in-sync").count();
+    let skipped = report.plan.datasets.iter().filter(|d| d.skipped.is_some()).count();
+    let blocked = report.plan.datasets.iter().filter(|d| !d.problems.is_empty()).count();
     let _ = writeln!(
         out,
         "\nsummary: {done} action(s) done, {failed} failed, {not_run} not run; {in_sync} dataset(s) in sync, {blocked} blocked, {skipped} skipped"
@@ -276,11 +218,7 @@ pub fn show_text(rows: &[ShowRow]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let name = if r.managed {
-                r.dataset.clone()
-            } else {
-                format!("{} (unmanaged)", r.dataset)
-            };
+            let name = if r.managed { r.dataset.clone() } else { format!("{} (unmanaged)", r.dataset) };
             vec![name, r.property.clone(), r.value.clone(), r.source.clone()]
         })
         .collect();
@@ -293,13 +231,7 @@ mod tests {
 
     #[test]
     fn tables_align_columns_by_width() {
-        let out = table(
-            &["A", "BB"],
-            &[
-                vec!["long".into(), "x".into()],
-                vec!["s".into(), "yy".into()],
-            ],
-        );
+        let out = table(&["A", "BB"], &[vec!["long".into(), "x".into()], vec!["s".into(), "yy".into()]]);
         assert_eq!(out, "A     BB\nlong  x\ns     yy\n");
     }
 }

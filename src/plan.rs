@@ -134,26 +134,15 @@ impl Action {
     #[must_use]
     pub fn describe(&self) -> String {
         match self {
-            Self::CreateParent {
-                dataset,
-                mountpoint,
-            } => format!("create parent {dataset} (mountpoint={mountpoint})"),
+            Self::CreateParent { dataset, mountpoint } => format!("create parent {dataset} (mountpoint={mountpoint})"),
             Self::Create { properties, .. } => {
-                let props: Vec<String> =
-                    properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let props: Vec<String> = properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 format!("create {}", props.join(" "))
             }
             Self::Set { changes, .. } => {
                 let props: Vec<String> = changes
                     .iter()
-                    .map(|c| {
-                        format!(
-                            "{}={} (was {})",
-                            c.property,
-                            c.value,
-                            c.was.as_deref().unwrap_or("unset")
-                        )
-                    })
+                    .map(|c| format!("{}={} (was {})", c.property, c.value, c.was.as_deref().unwrap_or("unset")))
                     .collect();
                 format!("set {}", props.join(" "))
             }
@@ -205,15 +194,8 @@ impl Finding {
     #[must_use]
     pub fn describe(&self) -> String {
         match self {
-            Self::CreateOnlyDrift {
-                property,
-                wanted,
-                actual,
-                migration,
-            } => {
-                format!(
-                    "{property} is {actual}, config wants {wanted}: create-time only; {migration}"
-                )
+            Self::CreateOnlyDrift { property, wanted, actual, migration } => {
+                format!("{property} is {actual}, config wants {wanted}: create-time only; {migration}")
             }
             Self::UnmanagedLocalProperty { property, value } => {
                 format!("local property {property}={value} is not in the config (left alone)")
@@ -266,9 +248,7 @@ pub struct Plan {
 impl Plan {
     /// Every action, parent first, in execution order.
     pub fn actions(&self) -> impl Iterator<Item = &Action> {
-        self.parent_actions
-            .iter()
-            .chain(self.datasets.iter().flat_map(|d| d.actions.iter()))
+        self.parent_actions.iter().chain(self.datasets.iter().flat_map(|d| d.actions.iter()))
     }
 
     /// Whether nothing needs doing (skipped datasets count as pending elsewhere, not here).
@@ -312,18 +292,8 @@ pub fn paths_to_probe(specs: &[DatasetSpec], parent: &ParentState) -> BTreeSet<S
 #[must_use]
 pub fn accounts_to_resolve(specs: &[DatasetSpec]) -> (BTreeSet<String>, BTreeSet<String>) {
     let is_name = |s: &&String| !s.chars().all(|c| c.is_ascii_digit());
-    let users = specs
-        .iter()
-        .filter_map(|s| s.ownership.owner.as_ref())
-        .filter(is_name)
-        .cloned()
-        .collect();
-    let groups = specs
-        .iter()
-        .filter_map(|s| s.ownership.group.as_ref())
-        .filter(is_name)
-        .cloned()
-        .collect();
+    let users = specs.iter().filter_map(|s| s.ownership.owner.as_ref()).filter(is_name).cloned().collect();
+    let groups = specs.iter().filter_map(|s| s.ownership.group.as_ref()).filter(is_name).cloned().collect();
     (users, groups)
 }
 
@@ -347,17 +317,13 @@ pub fn plan(
     let empty = BTreeMap::new();
     let tree = match &live.parent {
         ParentState::Present(tree) => tree,
-        ParentState::Missing {
-            pool_imported: false,
-        } => {
+        ParentState::Missing { pool_imported: false } => {
             out.pool_imported = false;
             let reason = format!("pool {} is not imported", pool_of(parent_dataset));
             out.datasets = specs.iter().map(|s| skipped(s, &reason)).collect();
             return out;
         }
-        ParentState::Missing {
-            pool_imported: true,
-        } => {
+        ParentState::Missing { pool_imported: true } => {
             if create_parent {
                 out.parent_actions.push(Action::CreateParent {
                     dataset: parent_dataset.to_string(),
@@ -380,8 +346,7 @@ pub fn plan(
         };
         if parent_blocked {
             dp.actions.clear();
-            dp.problems
-                .push(format!("parent dataset {parent_dataset} is missing"));
+            dp.problems.push(format!("parent dataset {parent_dataset} is missing"));
         }
         dp.status = status_of(&dp);
         out.datasets.push(dp);
@@ -420,11 +385,7 @@ fn status_of(dp: &DatasetPlan) -> &'static str {
         "skipped"
     } else if !dp.problems.is_empty() {
         "blocked"
-    } else if dp
-        .actions
-        .iter()
-        .any(|a| matches!(a, Action::Create { .. }))
-    {
+    } else if dp.actions.iter().any(|a| matches!(a, Action::Create { .. })) {
         "create"
     } else if dp.actions.is_empty() {
         "in-sync"
@@ -441,45 +402,33 @@ fn occupied(path: &str, live: &LiveState) -> Option<String> {
             "{path} already holds files that mounting the dataset would hide; move them away or migrate them \
              (persistctl migrate) first"
         )),
-        Some(PathProbe::Symlink) => Some(format!(
-            "{path} is (or passes through) a symlink; refusing to mount there"
-        )),
+        Some(PathProbe::Symlink) => Some(format!("{path} is (or passes through) a symlink; refusing to mount there")),
         Some(PathProbe::NotADirectory) => Some(format!("{path} exists and is not a directory")),
         Some(PathProbe::Unreadable { error }) => Some(format!("cannot inspect {path}: {error}")),
     }
 }
 
-fn resolve_ownership(
-    spec: &OwnershipSpec,
-    live: &LiveState,
-    problems: &mut Vec<String>,
-) -> Option<OwnershipTarget> {
-    let resolve = |name: &Option<String>,
-                   table: &BTreeMap<String, Option<u32>>,
-                   kind: &str,
-                   problems: &mut Vec<String>| {
-        let name = name.as_ref()?;
-        if let Ok(id) = name.parse::<u32>() {
-            return Some(id);
-        }
-        if let Some(Some(id)) = table.get(name) {
-            Some(*id)
-        } else {
-            problems.push(format!("{kind} {name:?} does not exist"));
-            None
-        }
-    };
+fn resolve_ownership(spec: &OwnershipSpec, live: &LiveState, problems: &mut Vec<String>) -> Option<OwnershipTarget> {
+    let resolve =
+        |name: &Option<String>, table: &BTreeMap<String, Option<u32>>, kind: &str, problems: &mut Vec<String>| {
+            let name = name.as_ref()?;
+            if let Ok(id) = name.parse::<u32>() {
+                return Some(id);
+            }
+            if let Some(Some(id)) = table.get(name) {
+                Some(*id)
+            } else {
+                problems.push(format!("{kind} {name:?} does not exist"));
+                None
+            }
+        };
     let before = problems.len();
     let uid = resolve(&spec.owner, &live.users, "user", problems);
     let gid = resolve(&spec.group, &live.groups, "group", problems);
     if problems.len() > before || spec.is_empty() {
         return None;
     }
-    Some(OwnershipTarget {
-        uid,
-        gid,
-        mode: spec.mode,
-    })
+    Some(OwnershipTarget { uid, gid, mode: spec.mode })
 }
 
 fn plan_create(spec: &DatasetSpec, live: &LiveState) -> DatasetPlan {
@@ -493,18 +442,10 @@ fn plan_create(spec: &DatasetSpec, live: &LiveState) -> DatasetPlan {
     }
     dp.actions.push(Action::Create {
         dataset: spec.dataset.clone(),
-        properties: spec
-            .properties
-            .iter()
-            .map(|p| (p.name.clone(), p.value.clone()))
-            .collect(),
+        properties: spec.properties.iter().map(|p| (p.name.clone(), p.value.clone())).collect(),
     });
     if let Some(target) = ownership {
-        dp.actions.push(Action::Ownership {
-            dataset: spec.dataset.clone(),
-            path: spec.mountpoint.clone(),
-            target,
-        });
+        dp.actions.push(Action::Ownership { dataset: spec.dataset.clone(), path: spec.mountpoint.clone(), target });
     }
     dp
 }
@@ -514,8 +455,7 @@ fn plan_existing(spec: &DatasetSpec, live_ds: &LiveDataset, live: &LiveState) ->
     let mut changes = Vec::new();
     for wanted in &spec.properties {
         let current = live_ds.properties.get(&wanted.name);
-        let in_sync = current
-            .is_some_and(|c| props::canonical_live(&wanted.name, &c.value) == wanted.canonical);
+        let in_sync = current.is_some_and(|c| props::canonical_live(&wanted.name, &c.value) == wanted.canonical);
         if in_sync {
             continue;
         }
@@ -534,8 +474,7 @@ fn plan_existing(spec: &DatasetSpec, live_ds: &LiveDataset, live: &LiveState) ->
         }
         if wanted.name == "mountpoint" && live_ds.is_mounted() {
             if let Some(why) = occupied(&wanted.canonical, live) {
-                dp.problems
-                    .push(format!("cannot move the mountpoint: {why}"));
+                dp.problems.push(format!("cannot move the mountpoint: {why}"));
                 continue;
             }
         }
@@ -552,28 +491,18 @@ fn plan_existing(spec: &DatasetSpec, live_ds: &LiveDataset, live: &LiveState) ->
             && !wanted_names.contains(name.as_str())
             && !name.starts_with("persistctl:")
         {
-            dp.findings.push(Finding::UnmanagedLocalProperty {
-                property: name.clone(),
-                value: value.value.clone(),
-            });
+            dp.findings.push(Finding::UnmanagedLocalProperty { property: name.clone(), value: value.value.clone() });
         }
     }
     let moving = changes.iter().any(|c| c.property == "mountpoint");
     if !changes.is_empty() {
-        dp.actions.push(Action::Set {
-            dataset: spec.dataset.clone(),
-            changes,
-        });
+        dp.actions.push(Action::Set { dataset: spec.dataset.clone(), changes });
     }
     let ownership = resolve_ownership(&spec.ownership, live, &mut dp.problems);
     if let Some(target) = ownership {
         if moving {
             // The root moves with the mount; check it where it lands.
-            dp.actions.push(Action::Ownership {
-                dataset: spec.dataset.clone(),
-                path: spec.mountpoint.clone(),
-                target,
-            });
+            dp.actions.push(Action::Ownership { dataset: spec.dataset.clone(), path: spec.mountpoint.clone(), target });
         } else if live_ds.is_mounted() {
             plan_ownership(&mut dp, spec, live_ds, live, target);
         } else {
@@ -590,32 +519,23 @@ fn plan_ownership(
     live: &LiveState,
     target: OwnershipTarget,
 ) {
-    let path = live_ds.value("mountpoint").map_or_else(
-        || spec.mountpoint.clone(),
-        |mp| props::canonical_live("mountpoint", mp),
-    );
+    let path = live_ds
+        .value("mountpoint")
+        .map_or_else(|| spec.mountpoint.clone(), |mp| props::canonical_live("mountpoint", mp));
     match live.paths.get(&path) {
         Some(PathProbe::Directory { uid, gid, mode, .. }) => {
             let differs = target.uid.is_some_and(|u| u != *uid)
                 || target.gid.is_some_and(|g| g != *gid)
                 || target.mode.is_some_and(|m| m != *mode);
             if differs {
-                dp.actions.push(Action::Ownership {
-                    dataset: spec.dataset.clone(),
-                    path,
-                    target,
-                });
+                dp.actions.push(Action::Ownership { dataset: spec.dataset.clone(), path, target });
             }
         }
-        Some(PathProbe::Symlink) => dp.problems.push(format!(
-            "{path} is (or passes through) a symlink; owner/mode not changed"
-        )),
-        Some(other) => dp.problems.push(format!(
-            "mounted root {path} is not a directory I can inspect ({other:?})"
-        )),
-        None => dp
-            .problems
-            .push(format!("mounted root {path} was not probed")),
+        Some(PathProbe::Symlink) => {
+            dp.problems.push(format!("{path} is (or passes through) a symlink; owner/mode not changed"));
+        }
+        Some(other) => dp.problems.push(format!("mounted root {path} is not a directory I can inspect ({other:?})")),
+        None => dp.problems.push(format!("mounted root {path} was not probed")),
     }
 }
 
@@ -636,42 +556,24 @@ mod tests {
 
     /// Builds a live tree from `zfs get` lines written with `|` for tabs.
     fn tree(lines: &str) -> ParentState {
-        let text: String = lines
-            .lines()
-            .map(|l| l.trim().replace('|', "\t") + "\n")
-            .collect();
+        let text: String = lines.lines().map(|l| l.trim().replace('|', "\t") + "\n").collect();
         ParentState::Present(parse_get(&text).unwrap())
     }
 
     fn live(parent: ParentState) -> LiveState {
-        LiveState {
-            parent,
-            paths: BTreeMap::new(),
-            users: BTreeMap::new(),
-            groups: BTreeMap::new(),
-        }
+        LiveState { parent, paths: BTreeMap::new(), users: BTreeMap::new(), groups: BTreeMap::new() }
     }
 
     fn dir(empty: bool, uid: u32, gid: u32, mode: u32) -> PathProbe {
-        PathProbe::Directory {
-            empty,
-            uid,
-            gid,
-            mode,
-        }
+        PathProbe::Directory { empty, uid, gid, mode }
     }
 
-    const SONARR: &str = r#"{"sonarr": {"recordsize": "16K", "compression": "lz4", "properties": {"com.sun:auto-snapshot": "true"}}}"#;
+    const SONARR: &str =
+        r#"{"sonarr": {"recordsize": "16K", "compression": "lz4", "properties": {"com.sun:auto-snapshot": "true"}}}"#;
 
     #[test]
     fn a_missing_dataset_is_created_with_all_properties_in_one_call() {
-        let p = plan(
-            PARENT,
-            "/persist",
-            false,
-            &specs(SONARR),
-            &live(tree("tank/persist|mountpoint|legacy|local")),
-        );
+        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(tree("tank/persist|mountpoint|legacy|local")));
         assert_eq!(p.datasets[0].status, "create");
         assert_eq!(
             p.datasets[0].actions,
@@ -714,13 +616,9 @@ mod tests {
              tank/persist/sonarr|mounted|no|-",
         );
         let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(t));
-        let Action::Set { changes, .. } = &p.datasets[0].actions[0] else {
-            panic!("{:?}", p.datasets[0])
-        };
-        let set: Vec<(&str, &str, Option<&str>)> = changes
-            .iter()
-            .map(|c| (c.property.as_str(), c.value.as_str(), c.was.as_deref()))
-            .collect();
+        let Action::Set { changes, .. } = &p.datasets[0].actions[0] else { panic!("{:?}", p.datasets[0]) };
+        let set: Vec<(&str, &str, Option<&str>)> =
+            changes.iter().map(|c| (c.property.as_str(), c.value.as_str(), c.was.as_deref())).collect();
         assert_eq!(
             set,
             [
@@ -750,11 +648,7 @@ mod tests {
         assert!(
             matches!(&p.datasets[0].findings[0], Finding::CreateOnlyDrift { property, .. } if property == "casesensitivity")
         );
-        assert!(
-            p.datasets[0].findings[0]
-                .describe()
-                .contains("rename it into place")
-        );
+        assert!(p.datasets[0].findings[0].describe().contains("rename it into place"));
     }
 
     #[test]
@@ -771,37 +665,21 @@ mod tests {
         assert_eq!(p.unmanaged, ["tank/persist/old"]);
         assert_eq!(
             p.datasets[0].findings,
-            [Finding::UnmanagedLocalProperty {
-                property: "atime".into(),
-                value: "off".into()
-            }]
+            [Finding::UnmanagedLocalProperty { property: "atime".into(), value: "off".into() }]
         );
     }
 
     #[test]
     fn pool_not_imported_skips_everything() {
-        let p = plan(
-            PARENT,
-            "/persist",
-            false,
-            &specs(SONARR),
-            &live(ParentState::Missing {
-                pool_imported: false,
-            }),
-        );
+        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(ParentState::Missing { pool_imported: false }));
         assert!(!p.pool_imported);
         assert!(p.has_skipped() && p.is_in_sync() && !p.has_problems());
-        assert_eq!(
-            p.datasets[0].skipped.as_deref(),
-            Some("pool tank is not imported")
-        );
+        assert_eq!(p.datasets[0].skipped.as_deref(), Some("pool tank is not imported"));
     }
 
     #[test]
     fn missing_parent_fails_closed_unless_create_parent() {
-        let l = live(ParentState::Missing {
-            pool_imported: true,
-        });
+        let l = live(ParentState::Missing { pool_imported: true });
         let p = plan(PARENT, "/persist", false, &specs(SONARR), &l);
         assert!(p.has_problems() && p.is_in_sync());
         assert_eq!(p.datasets[0].status, "blocked");
@@ -816,29 +694,17 @@ mod tests {
     #[test]
     fn never_mounts_over_existing_files() {
         let mut l = live(tree("tank/persist|mountpoint|/persist|local"));
-        l.paths
-            .insert("/persist/sonarr".into(), dir(false, 0, 0, 0o755));
+        l.paths.insert("/persist/sonarr".into(), dir(false, 0, 0, 0o755));
         let p = plan(PARENT, "/persist", false, &specs(SONARR), &l);
         assert_eq!(p.datasets[0].status, "blocked");
         assert!(p.datasets[0].actions.is_empty());
-        assert!(
-            p.datasets[0].problems[0].contains("would hide"),
-            "{:?}",
-            p.datasets[0].problems
-        );
+        assert!(p.datasets[0].problems[0].contains("would hide"), "{:?}", p.datasets[0].problems);
         for probe in [PathProbe::Symlink, PathProbe::NotADirectory] {
             l.paths.insert("/persist/sonarr".into(), probe);
-            assert_eq!(
-                plan(PARENT, "/persist", false, &specs(SONARR), &l).datasets[0].status,
-                "blocked"
-            );
+            assert_eq!(plan(PARENT, "/persist", false, &specs(SONARR), &l).datasets[0].status, "blocked");
         }
-        l.paths
-            .insert("/persist/sonarr".into(), dir(true, 0, 0, 0o755));
-        assert_eq!(
-            plan(PARENT, "/persist", false, &specs(SONARR), &l).datasets[0].status,
-            "create"
-        );
+        l.paths.insert("/persist/sonarr".into(), dir(true, 0, 0, 0o755));
+        assert_eq!(plan(PARENT, "/persist", false, &specs(SONARR), &l).datasets[0].status, "create");
     }
 
     #[test]
@@ -851,22 +717,16 @@ mod tests {
         let s = specs(r#"{"a": {"owner": "sonarr", "group": "100", "mode": "0750"}}"#);
         let mut l = live(t);
         l.users.insert("sonarr".into(), Some(274));
-        l.paths
-            .insert("/persist/a".into(), dir(true, 274, 100, 0o750));
+        l.paths.insert("/persist/a".into(), dir(true, 274, 100, 0o750));
         assert!(plan(PARENT, "/persist", false, &s, &l).is_in_sync());
-        l.paths
-            .insert("/persist/a".into(), dir(true, 0, 100, 0o755));
+        l.paths.insert("/persist/a".into(), dir(true, 0, 100, 0o755));
         let p = plan(PARENT, "/persist", false, &s, &l);
         assert_eq!(
             p.datasets[0].actions,
             [Action::Ownership {
                 dataset: "tank/persist/a".into(),
                 path: "/persist/a".into(),
-                target: OwnershipTarget {
-                    uid: Some(274),
-                    gid: Some(100),
-                    mode: Some(0o750)
-                }
+                target: OwnershipTarget { uid: Some(274), gid: Some(100), mode: Some(0o750) }
             }]
         );
         l.paths.insert("/persist/a".into(), PathProbe::Symlink);
@@ -874,12 +734,7 @@ mod tests {
         assert!(p.datasets[0].problems[0].contains("symlink"));
         l.users.insert("sonarr".into(), None);
         let p = plan(PARENT, "/persist", false, &s, &l);
-        assert!(
-            p.datasets[0]
-                .problems
-                .iter()
-                .any(|e| e == "user \"sonarr\" does not exist")
-        );
+        assert!(p.datasets[0].problems.iter().any(|e| e == "user \"sonarr\" does not exist"));
     }
 
     #[test]
@@ -889,13 +744,7 @@ mod tests {
              tank/persist/a|mountpoint|/persist/a|inherited from tank/persist
              tank/persist/a|mounted|no|-",
         );
-        let p = plan(
-            PARENT,
-            "/persist",
-            false,
-            &specs(r#"{"a": {"mode": "0700"}}"#),
-            &live(t),
-        );
+        let p = plan(PARENT, "/persist", false, &specs(r#"{"a": {"mode": "0700"}}"#), &live(t));
         assert!(p.is_in_sync());
         assert_eq!(p.datasets[0].findings, [Finding::NotMounted]);
     }
@@ -921,9 +770,6 @@ mod tests {
              tank/persist/a|mountpoint|/old/a/|local",
         );
         let paths = paths_to_probe(&specs(r#"{"a": {}, "b": {}}"#), &t);
-        assert_eq!(
-            paths.into_iter().collect::<Vec<_>>(),
-            ["/old/a", "/persist/a", "/persist/b"]
-        );
+        assert_eq!(paths.into_iter().collect::<Vec<_>>(), ["/old/a", "/persist/a", "/persist/b"]);
     }
 }

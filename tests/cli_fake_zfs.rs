@@ -1,6 +1,6 @@
 //! The real binary against a fake `zfs` (tests/fakes/zfs): exact command lines, no-op re-runs,
 //! dry runs, failures, bad configs. Fast and host-only; every capability here is also proven on real
-//! OpenZFS in `real_zfs.rs`.
+//! `OpenZFS` in `real_zfs.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,11 +16,7 @@ impl Fake {
     fn new(datasets: &Value) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let fake = Self { dir };
-        std::fs::write(
-            fake.path("state.json"),
-            json!({ "datasets": datasets }).to_string(),
-        )
-        .unwrap();
+        std::fs::write(fake.path("state.json"), json!({ "datasets": datasets }).to_string()).unwrap();
         std::fs::write(fake.path("log"), "").unwrap();
         fake
     }
@@ -34,10 +30,13 @@ impl Fake {
     }
 
     fn write_config(&self, services: &Value) -> PathBuf {
-        self.write_raw_config(&json!({
-            "version": 1,
-            "datasets": { "parentDataset": "tank/persist", "parentMount": self.mount_root(), "services": services }
-        }).to_string())
+        self.write_raw_config(
+            &json!({
+                "version": 1,
+                "datasets": { "parentDataset": "tank/persist", "parentMount": self.mount_root(), "services": services }
+            })
+            .to_string(),
+        )
     }
 
     fn write_raw_config(&self, text: &str) -> PathBuf {
@@ -49,15 +48,12 @@ impl Fake {
     fn run(&self, config: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_persistctl"));
         cmd.arg("--config").arg(config).args(args);
-        cmd.env(
-            "PERSISTCTL_ZFS",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/zfs"),
-        )
-        .env("PERSISTCTL_LOCK", self.path("lock"))
-        .env("FAKE_ZFS_STATE", self.path("state.json"))
-        .env("FAKE_ZFS_LOG", self.path("log"))
-        .env_remove("NIXOS_ACTION")
-        .env_remove("RUST_LOG");
+        cmd.env("PERSISTCTL_ZFS", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/zfs"))
+            .env("PERSISTCTL_LOCK", self.path("lock"))
+            .env("FAKE_ZFS_STATE", self.path("state.json"))
+            .env("FAKE_ZFS_LOG", self.path("log"))
+            .env_remove("NIXOS_ACTION")
+            .env_remove("RUST_LOG");
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -68,9 +64,7 @@ impl Fake {
     fn take_calls(&self) -> Vec<Vec<String>> {
         let text = std::fs::read_to_string(self.path("log")).unwrap();
         std::fs::write(self.path("log"), "").unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     fn state(&self) -> Value {
@@ -79,10 +73,7 @@ impl Fake {
 }
 
 fn writes(calls: &[Vec<String>]) -> Vec<&Vec<String>> {
-    calls
-        .iter()
-        .filter(|c| c[0] != "get" && c[0] != "list")
-        .collect()
+    calls.iter().filter(|c| c[0] != "get" && c[0] != "list").collect()
 }
 
 fn stdout(o: &Output) -> String {
@@ -92,18 +83,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-const GET_ALL: [&str; 10] = [
-    "get",
-    "-H",
-    "-p",
-    "-o",
-    "name,property,value,source",
-    "-r",
-    "-t",
-    "filesystem",
-    "all",
-    "tank/persist",
-];
+const GET_ALL: [&str; 10] =
+    ["get", "-H", "-p", "-o", "name,property,value,source", "-r", "-t", "filesystem", "all", "tank/persist"];
 
 fn seed_services() -> Value {
     json!({
@@ -154,11 +135,7 @@ fn apply_from_scratch_issues_exact_command_lines() {
         ],
     ];
     assert_eq!(calls, expected);
-    assert!(
-        stdout(&out).contains("summary: 2 action(s) done, 0 failed"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("summary: 2 action(s) done, 0 failed"), "{}", stdout(&out));
 }
 
 #[test]
@@ -169,11 +146,7 @@ fn second_apply_makes_no_zfs_writes() {
     fake.take_calls();
     let out = fake.run(&config, &["apply"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        fake.take_calls(),
-        vec![GET_ALL.map(String::from).to_vec()],
-        "exactly one zfs process, a read"
-    );
+    assert_eq!(fake.take_calls(), vec![GET_ALL.map(String::from).to_vec()], "exactly one zfs process, a read");
     let plan = fake.run(&config, &["plan"], &[]);
     assert_eq!(plan.status.code(), Some(0), "in sync");
     assert!(stdout(&plan).contains("in sync: nothing to do"));
@@ -181,21 +154,16 @@ fn second_apply_makes_no_zfs_writes() {
 
 #[test]
 fn dry_run_and_dry_activate_make_no_zfs_writes() {
-    for (args, env) in [
-        (&["apply", "--dry-run"][..], &[][..]),
-        (&["apply"][..], &[("NIXOS_ACTION", "dry-activate")][..]),
-    ] {
+    for (args, env) in
+        [(&["apply", "--dry-run"][..], &[][..]), (&["apply"][..], &[("NIXOS_ACTION", "dry-activate")][..])]
+    {
         let fake = Fake::new(&base_pool());
         let config = fake.write_config(&seed_services());
         let before = fake.state();
         let out = fake.run(&config, args, env);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("dry run: nothing is changed"));
-        assert!(
-            stdout(&out).contains("create recordsize=16K"),
-            "{}",
-            stdout(&out)
-        );
+        assert!(stdout(&out).contains("create recordsize=16K"), "{}", stdout(&out));
         assert!(writes(&fake.take_calls()).is_empty());
         assert_eq!(fake.state(), before);
     }
@@ -208,26 +176,13 @@ fn a_failing_set_exits_1_while_other_datasets_are_applied() {
     pool["tank/persist/sonarr"] = json!({ "local": { "recordsize": "131072" } });
     let fake = Fake::new(&pool);
     let config = fake.write_config(&seed_services());
-    let out = fake.run(
-        &config,
-        &["apply"],
-        &[("FAKE_ZFS_FAIL", "set:tank/persist/plex")],
-    );
+    let out = fake.run(&config, &["apply"], &[("FAKE_ZFS_FAIL", "set:tank/persist/plex")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("FAILED: `"), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains("fake failure injected by the test"),
-        "stderr of zfs is in the report"
-    );
+    assert!(stdout(&out).contains("fake failure injected by the test"), "stderr of zfs is in the report");
     let state = fake.state();
-    assert_eq!(
-        state["datasets"]["tank/persist/sonarr"]["local"]["recordsize"], "16384",
-        "sonarr still applied"
-    );
-    assert_eq!(
-        state["datasets"]["tank/persist/plex"]["local"]["recordsize"],
-        "131072"
-    );
+    assert_eq!(state["datasets"]["tank/persist/sonarr"]["local"]["recordsize"], "16384", "sonarr still applied");
+    assert_eq!(state["datasets"]["tank/persist/plex"]["local"]["recordsize"], "131072");
 }
 
 #[test]
@@ -262,31 +217,20 @@ fn bad_configs_make_zero_zfs_calls_and_name_the_field() {
         for cmd in [&["apply"][..], &["plan"][..], &["show"][..]] {
             let out = fake.run(&config, cmd, &[]);
             assert_eq!(out.status.code(), Some(1), "{text}");
-            assert!(
-                stderr(&out).contains(needle),
-                "{cmd:?} {text}: {}",
-                stderr(&out)
-            );
+            assert!(stderr(&out).contains(needle), "{cmd:?} {text}: {}", stderr(&out));
         }
         let out = fake.run(&config, &["check-config", config.to_str().unwrap()], &[]);
         assert_eq!(out.status.code(), Some(1));
         assert!(stderr(&out).contains(needle));
     }
-    assert!(
-        fake.take_calls().is_empty(),
-        "no zfs process for a bad config"
-    );
+    assert!(fake.take_calls().is_empty(), "no zfs process for a bad config");
 }
 
 #[test]
 fn check_config_accepts_a_good_file_without_zfs() {
     let fake = Fake::new(&base_pool());
     let config = fake.write_config(&seed_services());
-    let out = fake.run(
-        &config,
-        &["check-config", config.to_str().unwrap()],
-        &[("PERSISTCTL_ZFS", "/nonexistent/zfs")],
-    );
+    let out = fake.run(&config, &["check-config", config.to_str().unwrap()], &[("PERSISTCTL_ZFS", "/nonexistent/zfs")]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("ok (2 service dataset(s) under tank/persist)"));
 }
@@ -304,9 +248,7 @@ fn pool_not_imported_is_skipped_unless_required() {
     let calls = fake.take_calls();
     assert!(writes(&calls).is_empty());
     assert!(
-        calls
-            .iter()
-            .any(|c| c[..2] == ["list".to_string(), "-H".to_string()]),
+        calls.iter().any(|c| c[..2] == ["list".to_string(), "-H".to_string()]),
         "pool checked only after the get failed"
     );
 }
@@ -317,11 +259,7 @@ fn missing_parent_fails_closed_without_create_parent() {
     let config = fake.write_config(&seed_services());
     let out = fake.run(&config, &["apply"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout(&out).contains("parent dataset tank/persist does not exist"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("parent dataset tank/persist does not exist"), "{}", stdout(&out));
     assert!(writes(&fake.take_calls()).is_empty());
 }
 
@@ -337,10 +275,7 @@ fn plan_exit_codes_and_json_shape() {
     assert_eq!(v["plan"]["datasets"][0]["service"], "plex");
     assert_eq!(v["plan"]["datasets"][0]["status"], "create");
     assert_eq!(v["plan"]["datasets"][0]["actions"][0]["kind"], "create");
-    assert_eq!(
-        v["plan"]["datasets"][0]["actions"][0]["properties"][0],
-        json!(["recordsize", "1M"])
-    );
+    assert_eq!(v["plan"]["datasets"][0]["actions"][0]["properties"][0], json!(["recordsize", "1M"]));
     let out = fake.run(&config, &["apply", "--json"], &[]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["failed"], false);
@@ -357,22 +292,17 @@ fn show_lists_the_tree_with_sources() {
     let out = fake.run(&config, &["show"], &[]);
     assert!(out.status.success());
     let text = stdout(&out);
+    assert!(text.lines().next().unwrap().starts_with("DATASET"), "{text}");
     assert!(
-        text.lines().next().unwrap().starts_with("DATASET"),
-        "{text}"
-    );
-    assert!(
-        text.lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>()
-                == ["tank/persist/sonarr", "recordsize", "16384", "local"]),
+        text.lines().any(
+            |l| l.split_whitespace().collect::<Vec<_>>() == ["tank/persist/sonarr", "recordsize", "16384", "local"]
+        ),
         "{text}"
     );
     let out = fake.run(&config, &["show", "--json"], &[]);
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let row = rows
-        .iter()
-        .find(|r| r["dataset"] == "tank/persist/plex" && r["property"] == "com.sun:auto-snapshot")
-        .unwrap();
+    let row =
+        rows.iter().find(|r| r["dataset"] == "tank/persist/plex" && r["property"] == "com.sun:auto-snapshot").unwrap();
     assert_eq!(row["value"], "false");
     assert_eq!(row["managed"], true);
 }
@@ -405,10 +335,7 @@ fn names_with_spaces_and_shell_characters_pass_through_argv_untouched() {
     assert!(!Path::new("/tmp/pwned").exists());
     let out = fake.run(&config, &["apply"], &[]);
     assert!(out.status.success());
-    assert!(
-        writes(&fake.take_calls()).is_empty(),
-        "second run is a no-op with odd names too"
-    );
+    assert!(writes(&fake.take_calls()).is_empty(), "second run is a no-op with odd names too");
 }
 
 #[test]
@@ -423,35 +350,19 @@ fn never_mounts_over_a_directory_that_holds_files() {
     assert!(stdout(&out).contains("would hide"), "{}", stdout(&out));
     let calls = fake.take_calls();
     let created: Vec<&String> = writes(&calls).iter().map(|c| c.last().unwrap()).collect();
-    assert_eq!(
-        created,
-        ["tank/persist/plex"],
-        "only the free dataset is created"
-    );
-    assert_eq!(
-        std::fs::read_to_string(occupied.join("sonarr.db")).unwrap(),
-        "precious"
-    );
+    assert_eq!(created, ["tank/persist/plex"], "only the free dataset is created");
+    assert_eq!(std::fs::read_to_string(occupied.join("sonarr.db")).unwrap(), "precious");
 }
 
 #[test]
 fn a_held_lock_makes_apply_wait_then_fail_without_writes() {
     let fake = Fake::new(&base_pool());
     let config = fake.write_config(&seed_services());
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(fake.path("lock"))
-        .unwrap();
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(fake.path("lock")).unwrap();
     let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
     let out = fake.run(&config, &["apply", "--lock-timeout", "1"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("another persistctl held it"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("another persistctl held it"), "{}", stderr(&out));
     assert!(fake.take_calls().is_empty());
     drop(held);
     assert!(fake.run(&config, &["apply"], &[]).status.success());

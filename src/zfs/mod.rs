@@ -53,23 +53,14 @@ pub enum TreeRead {
 #[must_use]
 pub fn quote(arg: &str) -> String {
     let plain = !arg.is_empty()
-        && arg.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | ':' | '=' | '@' | ',')
-        });
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', "'\\''"))
-    }
+        && arg.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | ':' | '=' | '@' | ','));
+    if plain { arg.to_string() } else { format!("'{}'", arg.replace('\'', "'\\''")) }
 }
 
 /// Renders an argv for humans.
 #[must_use]
 pub fn display_argv(program: &str, args: &[String]) -> String {
-    std::iter::once(program.to_string())
-        .chain(args.iter().map(|a| quote(a)))
-        .collect::<Vec<_>>()
-        .join(" ")
+    std::iter::once(program.to_string()).chain(args.iter().map(|a| quote(a))).collect::<Vec<_>>().join(" ")
 }
 
 /// Runs `zfs` (found on PATH, or `$PERSISTCTL_ZFS`).
@@ -109,9 +100,7 @@ impl Zfs {
     /// Uses `$PERSISTCTL_ZFS` when set, else `zfs` from PATH.
     #[must_use]
     pub fn new() -> Self {
-        Self {
-            program: std::env::var_os("PERSISTCTL_ZFS").unwrap_or_else(|| "zfs".into()),
-        }
+        Self { program: std::env::var_os("PERSISTCTL_ZFS").unwrap_or_else(|| "zfs".into()) }
     }
 
     /// Runs one zfs command and returns its stdout; any non-zero exit is an error with stderr.
@@ -124,11 +113,7 @@ impl Zfs {
             .stderr_capture()
             .unchecked()
             .run()
-            .map_err(|e| ZfsError {
-                command: command.clone(),
-                status: None,
-                stderr: e.to_string(),
-            })?;
+            .map_err(|e| ZfsError { command: command.clone(), status: None, stderr: e.to_string() })?;
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         if output.status.success() {
             return String::from_utf8(output.stdout).map_err(|_| ZfsError {
@@ -137,38 +122,22 @@ impl Zfs {
                 stderr: "output is not UTF-8".into(),
             });
         }
-        Err(ZfsError {
-            command,
-            status: output.status.code(),
-            stderr,
-        })
+        Err(ZfsError { command, status: output.status.code(), stderr })
     }
 
     /// Reads every property of every filesystem under `root` in ONE process.
     pub fn get_tree(&self, root: &str) -> Result<TreeRead, ZfsError> {
-        let args: Vec<String> = [
-            "get",
-            "-H",
-            "-p",
-            "-o",
-            "name,property,value,source",
-            "-r",
-            "-t",
-            "filesystem",
-            "all",
-            root,
-        ]
-        .iter()
-        .map(|s| (*s).to_string())
-        .collect();
+        let args: Vec<String> =
+            ["get", "-H", "-p", "-o", "name,property,value,source", "-r", "-t", "filesystem", "all", root]
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect();
         match self.run(&args) {
-            Ok(out) => parse::parse_get(&out)
-                .map(TreeRead::Found)
-                .map_err(|why| ZfsError {
-                    command: display_argv("zfs", &args),
-                    status: Some(0),
-                    stderr: format!("unexpected output: {why}"),
-                }),
+            Ok(out) => parse::parse_get(&out).map(TreeRead::Found).map_err(|why| ZfsError {
+                command: display_argv("zfs", &args),
+                status: Some(0),
+                stderr: format!("unexpected output: {why}"),
+            }),
             Err(e) if e.mentions_missing_dataset() => Ok(TreeRead::Missing),
             Err(e) => Err(e),
         }
@@ -176,10 +145,8 @@ impl Zfs {
 
     /// Whether a pool is imported (its root dataset exists).
     pub fn pool_imported(&self, pool: &str) -> Result<bool, ZfsError> {
-        let args: Vec<String> = ["list", "-H", "-o", "name", "-d", "0", pool]
-            .iter()
-            .map(|s| (*s).to_string())
-            .collect();
+        let args: Vec<String> =
+            ["list", "-H", "-o", "name", "-d", "0", pool].iter().map(|s| (*s).to_string()).collect();
         match self.run(&args) {
             Ok(_) => Ok(true),
             Err(e) if e.mentions_missing_dataset() => Ok(false),
@@ -204,56 +171,24 @@ mod tests {
 
     #[test]
     fn create_puts_every_property_in_one_call() {
-        let props = vec![
-            ("recordsize".to_string(), "16K".to_string()),
-            ("mountpoint".into(), "/persist/my app".into()),
-        ];
+        let props =
+            vec![("recordsize".to_string(), "16K".to_string()), ("mountpoint".into(), "/persist/my app".into())];
         assert_eq!(
             create_args("tank/persist/my app", &props),
-            [
-                "create",
-                "-p",
-                "-o",
-                "recordsize=16K",
-                "-o",
-                "mountpoint=/persist/my app",
-                "tank/persist/my app"
-            ]
+            ["create", "-p", "-o", "recordsize=16K", "-o", "mountpoint=/persist/my app", "tank/persist/my app"]
         );
-        assert_eq!(
-            set_args("tank/x", &props),
-            [
-                "set",
-                "recordsize=16K",
-                "mountpoint=/persist/my app",
-                "tank/x"
-            ]
-        );
+        assert_eq!(set_args("tank/x", &props), ["set", "recordsize=16K", "mountpoint=/persist/my app", "tank/x"]);
     }
 
     #[test]
     fn display_quotes_what_a_shell_would_split() {
-        let args = vec![
-            "set".to_string(),
-            "a:b=it's; rm".into(),
-            "tank/my data".into(),
-        ];
-        assert_eq!(
-            display_argv("zfs", &args),
-            "zfs set 'a:b=it'\\''s; rm' 'tank/my data'"
-        );
+        let args = vec!["set".to_string(), "a:b=it's; rm".into(), "tank/my data".into()];
+        assert_eq!(display_argv("zfs", &args), "zfs set 'a:b=it'\\''s; rm' 'tank/my data'");
     }
 
     #[test]
     fn error_names_command_code_and_stderr() {
-        let e = ZfsError {
-            command: "zfs set x=1 tank".into(),
-            status: Some(1),
-            stderr: "bad".into(),
-        };
-        assert_eq!(
-            e.to_string(),
-            "`zfs set x=1 tank` failed with exit code 1: bad"
-        );
+        let e = ZfsError { command: "zfs set x=1 tank".into(), status: Some(1), stderr: "bad".into() };
+        assert_eq!(e.to_string(), "`zfs set x=1 tank` failed with exit code 1: bad");
     }
 }

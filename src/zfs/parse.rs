@@ -29,9 +29,7 @@ impl PropertySource {
             "default" => Self::Default,
             "received" => Self::Received,
             "temporary" => Self::Temporary,
-            other => other
-                .strip_prefix("inherited from ")
-                .map_or(Self::None, |from| Self::Inherited(from.to_string())),
+            other => other.strip_prefix("inherited from ").map_or(Self::None, |from| Self::Inherited(from.to_string())),
         }
     }
 
@@ -90,31 +88,18 @@ pub fn parse_get(output: &str) -> Result<BTreeMap<String, LiveDataset>, String> 
             continue;
         }
         let mut left = line.splitn(3, '\t');
-        let (Some(name), Some(property), Some(rest)) = (left.next(), left.next(), left.next())
-        else {
-            return Err(format!(
-                "line {}: expected 4 tab-separated fields, got {line:?}",
-                index + 1
-            ));
+        let (Some(name), Some(property), Some(rest)) = (left.next(), left.next(), left.next()) else {
+            return Err(format!("line {}: expected 4 tab-separated fields, got {line:?}", index + 1));
         };
         let Some((value, source)) = rest.rsplit_once('\t') else {
-            return Err(format!(
-                "line {}: expected 4 tab-separated fields, got {line:?}",
-                index + 1
-            ));
+            return Err(format!("line {}: expected 4 tab-separated fields, got {line:?}", index + 1));
         };
         let source = PropertySource::parse(source);
         let entry = datasets.entry(name.to_string()).or_default();
         if value == "-" && source == PropertySource::None && property.contains(':') {
             continue; // a user property that is not set anywhere
         }
-        entry.properties.insert(
-            property.to_string(),
-            PropertyValue {
-                value: value.to_string(),
-                source,
-            },
-        );
+        entry.properties.insert(property.to_string(), PropertyValue { value: value.to_string(), source });
     }
     Ok(datasets)
 }
@@ -130,9 +115,7 @@ pub fn check_dataset_name(name: &str) -> Result<(), String> {
         return Err(format!("dataset name {name:?} is longer than 255 bytes"));
     }
     if name.contains('@') || name.contains('#') {
-        return Err(format!(
-            "{name:?} names a snapshot or bookmark, not a filesystem"
-        ));
+        return Err(format!("{name:?} names a snapshot or bookmark, not a filesystem"));
     }
     for component in name.split('/') {
         check_component(component).map_err(|why| format!("dataset name {name:?}: {why}"))?;
@@ -148,13 +131,10 @@ pub fn check_component(component: &str) -> Result<(), String> {
     if component == "." || component == ".." {
         return Err(format!("component {component:?} is reserved"));
     }
-    if let Some(bad) = component
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | ' ')))
+    if let Some(bad) =
+        component.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | ' ')))
     {
-        return Err(format!(
-            "character {bad:?} is not allowed (letters, digits, '_', '-', '.', ':' and space are)"
-        ));
+        return Err(format!("character {bad:?} is not allowed (letters, digits, '_', '-', '.', ':' and space are)"));
     }
     Ok(())
 }
@@ -168,11 +148,7 @@ pub fn pool_of(dataset: &str) -> &str {
 /// The names `zfs list -H -o name` prints, one a line.
 #[must_use]
 pub fn parse_names(output: &str) -> Vec<String> {
-    output
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
+    output.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
 }
 
 #[cfg(test)]
@@ -187,14 +163,8 @@ mod tests {
             ("received", PropertySource::Received),
             ("temporary", PropertySource::Temporary),
             ("-", PropertySource::None),
-            (
-                "inherited from tank/persist",
-                PropertySource::Inherited("tank/persist".into()),
-            ),
-            (
-                "inherited from tank/my data",
-                PropertySource::Inherited("tank/my data".into()),
-            ),
+            ("inherited from tank/persist", PropertySource::Inherited("tank/persist".into())),
+            ("inherited from tank/my data", PropertySource::Inherited("tank/my data".into())),
         ];
         for (text, want) in cases {
             assert_eq!(PropertySource::parse(text), want, "{text}");
@@ -214,24 +184,11 @@ mod tests {
         assert_eq!(parsed.len(), 2);
         let parent = &parsed["tank/persist"];
         assert_eq!(parent.value("recordsize"), Some("131072"));
-        assert_eq!(
-            parent.properties["mountpoint"].source,
-            PropertySource::Local
-        );
-        assert!(
-            !parent.properties.contains_key("com.sun:auto-snapshot"),
-            "unset user prop is dropped"
-        );
+        assert_eq!(parent.properties["mountpoint"].source, PropertySource::Local);
+        assert!(!parent.properties.contains_key("com.sun:auto-snapshot"), "unset user prop is dropped");
         let child = &parsed["tank/persist/my app"];
-        assert_eq!(
-            child.properties["com.sun:auto-snapshot"].source,
-            PropertySource::Inherited("tank/persist".into())
-        );
-        assert_eq!(
-            child.value("note:x"),
-            Some("a\tb"),
-            "a tab inside a value survives"
-        );
+        assert_eq!(child.properties["com.sun:auto-snapshot"].source, PropertySource::Inherited("tank/persist".into()));
+        assert_eq!(child.value("note:x"), Some("a\tb"), "a tab inside a value survives");
     }
 
     #[test]
@@ -243,13 +200,7 @@ mod tests {
 
     #[test]
     fn dataset_names_are_checked_like_zfs_does() {
-        let ok = [
-            "tank",
-            "tank/persist",
-            "rpool/safe/persist",
-            "tank/my data",
-            "tank/a:b.c_d-e",
-        ];
+        let ok = ["tank", "tank/persist", "rpool/safe/persist", "tank/my data", "tank/a:b.c_d-e"];
         for name in ok {
             assert!(check_dataset_name(name).is_ok(), "{name}");
         }

@@ -51,39 +51,17 @@ struct PropertyDef {
 }
 
 const ON_OFF: &[&str] = &["on", "off"];
-const CHECKSUMS: &[&str] = &[
-    "on",
-    "off",
-    "fletcher2",
-    "fletcher4",
-    "sha256",
-    "noparity",
-    "sha512",
-    "skein",
-    "edonr",
-    "blake3",
-];
+const CHECKSUMS: &[&str] =
+    &["on", "off", "fletcher2", "fletcher4", "sha256", "noparity", "sha512", "skein", "edonr", "blake3"];
 
 const fn settable(name: &'static str, domain: Domain) -> PropertyDef {
-    PropertyDef {
-        name,
-        class: PropertyClass::Settable,
-        domain,
-    }
+    PropertyDef { name, class: PropertyClass::Settable, domain }
 }
 const fn create_only(name: &'static str, domain: Domain) -> PropertyDef {
-    PropertyDef {
-        name,
-        class: PropertyClass::CreateOnly,
-        domain,
-    }
+    PropertyDef { name, class: PropertyClass::CreateOnly, domain }
 }
 const fn read_only(name: &'static str) -> PropertyDef {
-    PropertyDef {
-        name,
-        class: PropertyClass::ReadOnly,
-        domain: Domain::Text,
-    }
+    PropertyDef { name, class: PropertyClass::ReadOnly, domain: Domain::Text }
 }
 
 const K: u64 = 1024;
@@ -91,37 +69,16 @@ const M: u64 = 1024 * 1024;
 
 /// Every filesystem property persistctl knows, with its class and domain.
 const PROPERTIES: &[PropertyDef] = &[
-    settable(
-        "recordsize",
-        Domain::PowerOfTwo {
-            min: 512,
-            max: 16 * M,
-        },
-    ),
+    settable("recordsize", Domain::PowerOfTwo { min: 512, max: 16 * M }),
     settable("compression", Domain::Compression),
     settable("mountpoint", Domain::Mountpoint),
     settable("canmount", Domain::Words(&["on", "off", "noauto"])),
     settable("atime", Domain::OnOff),
     settable("relatime", Domain::OnOff),
     settable("xattr", Domain::Words(&["on", "off", "sa", "dir"])),
-    settable(
-        "acltype",
-        Domain::Words(&["off", "noacl", "posix", "posixacl", "nfsv4"]),
-    ),
-    settable(
-        "aclinherit",
-        Domain::Words(&[
-            "discard",
-            "noallow",
-            "restricted",
-            "passthrough",
-            "passthrough-x",
-        ]),
-    ),
-    settable(
-        "aclmode",
-        Domain::Words(&["discard", "groupmask", "passthrough", "restricted"]),
-    ),
+    settable("acltype", Domain::Words(&["off", "noacl", "posix", "posixacl", "nfsv4"])),
+    settable("aclinherit", Domain::Words(&["discard", "noallow", "restricted", "passthrough", "passthrough-x"])),
+    settable("aclmode", Domain::Words(&["discard", "groupmask", "passthrough", "restricted"])),
     settable("logbias", Domain::Words(&["latency", "throughput"])),
     settable("sync", Domain::Words(&["standard", "always", "disabled"])),
     settable("quota", Domain::SizeOrNone),
@@ -130,18 +87,9 @@ const PROPERTIES: &[PropertyDef] = &[
     settable("refreservation", Domain::SizeOrNone),
     settable("special_small_blocks", Domain::SmallBlocks),
     settable("primarycache", Domain::Words(&["all", "none", "metadata"])),
-    settable(
-        "secondarycache",
-        Domain::Words(&["all", "none", "metadata"]),
-    ),
-    settable(
-        "redundant_metadata",
-        Domain::Words(&["all", "most", "some", "none"]),
-    ),
-    settable(
-        "dnodesize",
-        Domain::Words(&["legacy", "auto", "1k", "2k", "4k", "8k", "16k"]),
-    ),
+    settable("secondarycache", Domain::Words(&["all", "none", "metadata"])),
+    settable("redundant_metadata", Domain::Words(&["all", "most", "some", "none"])),
+    settable("dnodesize", Domain::Words(&["legacy", "auto", "1k", "2k", "4k", "8k", "16k"])),
     settable("snapdir", Domain::Words(&["hidden", "visible"])),
     settable("checksum", Domain::Words(CHECKSUMS)),
     settable(
@@ -179,14 +127,8 @@ const PROPERTIES: &[PropertyDef] = &[
     settable("rootcontext", Domain::Text),
     settable("filesystem_limit", Domain::Count),
     settable("snapshot_limit", Domain::Count),
-    create_only(
-        "casesensitivity",
-        Domain::Words(&["sensitive", "insensitive", "mixed"]),
-    ),
-    create_only(
-        "normalization",
-        Domain::Words(&["none", "formC", "formD", "formKC", "formKD"]),
-    ),
+    create_only("casesensitivity", Domain::Words(&["sensitive", "insensitive", "mixed"])),
+    create_only("normalization", Domain::Words(&["none", "formC", "formD", "formKC", "formKD"])),
     create_only("utf8only", Domain::Words(ON_OFF)),
     create_only(
         "encryption",
@@ -203,13 +145,7 @@ const PROPERTIES: &[PropertyDef] = &[
     ),
     create_only("keyformat", Domain::Words(&["raw", "hex", "passphrase"])),
     create_only("pbkdf2iters", Domain::Count),
-    create_only(
-        "volblocksize",
-        Domain::PowerOfTwo {
-            min: 512,
-            max: 128 * K,
-        },
-    ),
+    create_only("volblocksize", Domain::PowerOfTwo { min: 512, max: 128 * K }),
     read_only("type"),
     read_only("creation"),
     read_only("used"),
@@ -245,15 +181,8 @@ const PROPERTIES: &[PropertyDef] = &[
 ];
 
 /// Properties that are create-time-only: a difference is reported with the migration it needs.
-pub const CREATE_ONLY: &[&str] = &[
-    "casesensitivity",
-    "normalization",
-    "utf8only",
-    "encryption",
-    "keyformat",
-    "pbkdf2iters",
-    "volblocksize",
-];
+pub const CREATE_ONLY: &[&str] =
+    &["casesensitivity", "normalization", "utf8only", "encryption", "keyformat", "pbkdf2iters", "volblocksize"];
 
 fn lookup(name: &str) -> Option<&'static PropertyDef> {
     PROPERTIES.iter().find(|def| def.name == name)
@@ -276,23 +205,16 @@ pub fn class_of(name: &str) -> Option<PropertyClass> {
 
 /// Checks a user property's name against ZFS's rules (`ZFS_MAXPROPLEN` 256, allowed characters).
 fn check_user_property_name(name: &str) -> Result<(), String> {
-    let valid_chars = name.chars().all(|c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '+' | '.' | '_' | '-')
-    });
+    let valid_chars =
+        name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '+' | '.' | '_' | '-'));
     if !valid_chars {
-        return Err(format!(
-            "user property name {name:?} may only contain lower-case letters, digits and ': + . _ -'"
-        ));
+        return Err(format!("user property name {name:?} may only contain lower-case letters, digits and ': + . _ -'"));
     }
     if name.len() > 256 {
-        return Err(format!(
-            "user property name {name:?} is longer than 256 characters"
-        ));
+        return Err(format!("user property name {name:?} is longer than 256 characters"));
     }
     if name.starts_with(':') {
-        return Err(format!(
-            "user property name {name:?} needs a module name before the colon"
-        ));
+        return Err(format!("user property name {name:?} needs a module name before the colon"));
     }
     Ok(())
 }
@@ -317,9 +239,7 @@ pub fn validate(name: &str, value: &str) -> Result<String, String> {
         ));
     };
     if def.class == PropertyClass::ReadOnly {
-        return Err(format!(
-            "{name:?} is a read-only property and cannot be set"
-        ));
+        return Err(format!("{name:?} is a read-only property and cannot be set"));
     }
     canonical_wanted(def, value)
 }
@@ -342,29 +262,21 @@ fn canonical_wanted(def: &PropertyDef, value: &str) -> Result<String, String> {
             if bytes.is_power_of_two() && (min..=max).contains(&bytes) {
                 Ok(bytes.to_string())
             } else {
-                Err(format!(
-                    "{value:?} is not a power of two between {} and {}",
-                    human_size(min),
-                    human_size(max)
-                ))
+                Err(format!("{value:?} is not a power of two between {} and {}", human_size(min), human_size(max)))
             }
         }
         Domain::SizeOrNone => {
             if value == "none" {
                 return Ok("0".to_string());
             }
-            parse_size(value)
-                .map(|b| b.to_string())
-                .map_err(|e| format!("{value:?}: {e}"))
+            parse_size(value).map(|b| b.to_string()).map_err(|e| format!("{value:?}: {e}"))
         }
         Domain::SmallBlocks => {
             let bytes = parse_size(value).map_err(|e| format!("{value:?}: {e}"))?;
             if bytes == 0 || (bytes.is_power_of_two() && (512..=16 * M).contains(&bytes)) {
                 Ok(bytes.to_string())
             } else {
-                Err(format!(
-                    "{value:?} is not 0 or a power of two between 512 and 16M"
-                ))
+                Err(format!("{value:?} is not 0 or a power of two between 512 and 16M"))
             }
         }
         Domain::Compression => canonical_compression(value),
@@ -374,9 +286,7 @@ fn canonical_wanted(def: &PropertyDef, value: &str) -> Result<String, String> {
             } else if value.starts_with('/') {
                 Ok(normalize_path(value))
             } else {
-                Err(format!(
-                    "{value:?} is not an absolute path, \"legacy\" or \"none\""
-                ))
+                Err(format!("{value:?} is not an absolute path, \"legacy\" or \"none\""))
             }
         }
         Domain::Copies => match value {
@@ -410,9 +320,7 @@ pub fn canonical_live(name: &str, value: &str) -> String {
     }
     match lookup(name).map(|def| def.domain) {
         Some(Domain::Words(_)) => canonical_word(name, value),
-        Some(Domain::Compression) => {
-            canonical_compression(value).unwrap_or_else(|_| value.to_string())
-        }
+        Some(Domain::Compression) => canonical_compression(value).unwrap_or_else(|_| value.to_string()),
         Some(Domain::Mountpoint) if value.starts_with('/') => normalize_path(value),
         Some(Domain::Count) if value == "none" => u64::MAX.to_string(),
         Some(Domain::SizeOrNone) if value == "none" => "0".to_string(),
@@ -423,47 +331,27 @@ pub fn canonical_live(name: &str, value: &str) -> String {
 /// `gzip` is `gzip-6` and `zstd` is `zstd-3`: ZFS reads both back as the short name.
 fn canonical_compression(value: &str) -> Result<String, String> {
     let level = |prefix: &str| value.strip_prefix(prefix).map(str::parse::<u32>);
-    let ok = matches!(
-        value,
-        "on" | "off" | "lz4" | "lzjb" | "zle" | "gzip" | "zstd" | "zstd-fast"
-    );
+    let ok = matches!(value, "on" | "off" | "lz4" | "lzjb" | "zle" | "gzip" | "zstd" | "zstd-fast");
     if ok {
         return Ok(value.to_string());
     }
     if let Some(Ok(n)) = level("zstd-fast-") {
-        return if matches!(
-            n,
-            1..=10 | 20 | 30 | 40 | 50 | 60 | 70 | 80 | 90 | 100 | 500 | 1000
-        ) {
-            Ok(if n == 1 {
-                "zstd-fast".to_string()
-            } else {
-                value.to_string()
-            })
+        return if matches!(n, 1..=10 | 20 | 30 | 40 | 50 | 60 | 70 | 80 | 90 | 100 | 500 | 1000) {
+            Ok(if n == 1 { "zstd-fast".to_string() } else { value.to_string() })
         } else {
-            Err(format!(
-                "{value:?}: zstd-fast levels are 1-10, 20-100 in steps of 10, 500 and 1000"
-            ))
+            Err(format!("{value:?}: zstd-fast levels are 1-10, 20-100 in steps of 10, 500 and 1000"))
         };
     }
     if let Some(Ok(n)) = level("gzip-") {
         return if (1..=9).contains(&n) {
-            Ok(if n == 6 {
-                "gzip".to_string()
-            } else {
-                value.to_string()
-            })
+            Ok(if n == 6 { "gzip".to_string() } else { value.to_string() })
         } else {
             Err(format!("{value:?}: gzip levels are 1-9"))
         };
     }
     if let Some(Ok(n)) = level("zstd-") {
         return if (1..=19).contains(&n) {
-            Ok(if n == 3 {
-                "zstd".to_string()
-            } else {
-                value.to_string()
-            })
+            Ok(if n == 3 { "zstd".to_string() } else { value.to_string() })
         } else {
             Err(format!("{value:?}: zstd levels are 1-19"))
         };
@@ -486,9 +374,7 @@ fn normalize_path(path: &str) -> String {
 /// Parses a ZFS size: `512`, `16K`, `16k`, `16KB`, `16KiB`, `1.5G` (bytes, truncated as ZFS does).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
     if number.is_empty() {
         return Err("a size starts with a number".to_string());
@@ -502,16 +388,12 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "P" | "PB" | "PIB" => 50,
         "E" | "EB" | "EIB" => 60,
         _ => {
-            return Err(format!(
-                "unknown size suffix {suffix:?} (use K, M, G, T, P or E)"
-            ));
+            return Err(format!("unknown size suffix {suffix:?} (use K, M, G, T, P or E)"));
         }
     };
     let multiplier = 1u64 << shift;
     if let Ok(whole) = number.parse::<u64>() {
-        return whole
-            .checked_mul(multiplier)
-            .ok_or_else(|| "size is too large".to_string());
+        return whole.checked_mul(multiplier).ok_or_else(|| "size is too large".to_string());
     }
     let Some((int_part, frac_part)) = number.split_once('.') else {
         return Err("not a number".to_string());
@@ -519,17 +401,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if frac_part.contains('.') || shift == 0 {
         return Err("not a whole number of bytes".to_string());
     }
-    let int_part: u64 = if int_part.is_empty() {
-        0
-    } else {
-        int_part.parse().map_err(|_| "not a number")?
-    };
+    let int_part: u64 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| "not a number")? };
     let frac_digits: u32 = u32::try_from(frac_part.len()).map_err(|_| "too many digits")?;
     let frac: u64 = frac_part.parse().map_err(|_| "not a number")?;
     let scale = 10u64.checked_pow(frac_digits).ok_or("too many digits")?;
-    let whole = int_part
-        .checked_mul(multiplier)
-        .ok_or("size is too large")?;
+    let whole = int_part.checked_mul(multiplier).ok_or("size is too large")?;
     let fraction = u128::from(frac) * u128::from(multiplier) / u128::from(scale);
     whole
         .checked_add(u64::try_from(fraction).map_err(|_| "size is too large")?)
@@ -539,14 +415,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// 16384 → "16K", as people write sizes.
 #[must_use]
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: &[(u32, &str)] = &[
-        (60, "E"),
-        (50, "P"),
-        (40, "T"),
-        (30, "G"),
-        (20, "M"),
-        (10, "K"),
-    ];
+    const UNITS: &[(u32, &str)] = &[(60, "E"), (50, "P"), (40, "T"), (30, "G"), (20, "M"), (10, "K")];
     for &(shift, unit) in UNITS {
         let size = 1u64 << shift;
         if bytes >= size && bytes % size == 0 {
@@ -598,17 +467,10 @@ mod tests {
             ("lots", None),
         ];
         for (value, want) in cases {
-            assert_eq!(
-                validate("recordsize", value).ok().as_deref(),
-                *want,
-                "recordsize={value}"
-            );
+            assert_eq!(validate("recordsize", value).ok().as_deref(), *want, "recordsize={value}");
         }
         let err = validate("recordsize", "15K").unwrap_err();
-        assert!(
-            err.contains("not a power of two between 512 and 16M"),
-            "{err}"
-        );
+        assert!(err.contains("not a power of two between 512 and 16M"), "{err}");
     }
 
     #[test]
@@ -633,11 +495,7 @@ mod tests {
             ("snappy", None),
         ];
         for (value, want) in cases {
-            assert_eq!(
-                validate("compression", value).ok().as_deref(),
-                *want,
-                "compression={value}"
-            );
+            assert_eq!(validate("compression", value).ok().as_deref(), *want, "compression={value}");
         }
     }
 
@@ -676,10 +534,7 @@ mod tests {
         ];
         for (name, value, needle) in cases {
             let err = validate(name, value).expect_err(name);
-            assert!(
-                err.contains(needle),
-                "{name}={value:?}: {err:?} lacks {needle:?}"
-            );
+            assert!(err.contains(needle), "{name}={value:?}: {err:?} lacks {needle:?}");
         }
     }
 
@@ -699,18 +554,9 @@ mod tests {
             assert_eq!(canonical_live(name, live), *want, "{name}={live}");
         }
         // the wanted side matches the live side for the aliases above
-        assert_eq!(
-            validate("quota", "none").unwrap(),
-            canonical_live("quota", "0")
-        );
-        assert_eq!(
-            validate("acltype", "posixacl").unwrap(),
-            canonical_live("acltype", "posix")
-        );
-        assert_eq!(
-            validate("mountpoint", "/persist//sonarr/").unwrap(),
-            "/persist/sonarr"
-        );
+        assert_eq!(validate("quota", "none").unwrap(), canonical_live("quota", "0"));
+        assert_eq!(validate("acltype", "posixacl").unwrap(), canonical_live("acltype", "posix"));
+        assert_eq!(validate("mountpoint", "/persist//sonarr/").unwrap(), "/persist/sonarr");
     }
 
     #[test]
