@@ -2,6 +2,8 @@
 //! dry runs, failures, bad configs. Fast and host-only; every capability here is also proven on real
 //! `OpenZFS` in `real_zfs.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
