@@ -1,7 +1,7 @@
 //! The property model: which ZFS filesystem properties exist, which of them may be set, which only at
 //! creation, and how a value the user writes compares with the value `zfs get -p` reads back.
 //!
-//! The comparison forms were checked against real `OpenZFS` 2.1 and 2.3 (`tests/real_zfs.rs`,
+//! The comparison forms were checked against real OpenZFS 2.1 and 2.3 (`tests/real_zfs.rs`,
 //! `every_allowed_value_reads_back_in_sync`): ZFS answers `gzip` for `gzip-6`, `posix` for `posixacl`
 //! (2.2+), bytes for `16K`, `0` for `quota=none`. Comparing the written form with the read form would
 //! re-set those properties on every run.

@@ -1,0 +1,504 @@
+//! persistctl against REAL OpenZFS, inside the QEMU VM (`tests/vm/real-zfs-tests.sh` runs this file's
+//! tests with `--ignored` on OpenZFS 2.3 and 2.1). On a host without `/dev/zfs` they are ignored, and
+//! cargo counts them as ignored: never a silent pass.
+//!
+//! Each test makes its own pool on a sparse file in the guest's tmpfs and destroys it afterwards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+/// The persistctl binary: `$PERSISTCTL_BIN`, or cargo's path (seen under /host inside the VM).
+fn persistctl_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PERSISTCTL_BIN") {
+        return bin.into();
+    }
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_persistctl"));
+    if built.exists() { built } else { Path::new("/host").join(built.strip_prefix("/").unwrap()) }
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(program: &str, args: &[&str]) -> String {
+    let out = run(program, args);
+    assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn zfs_get(dataset: &str, property: &str) -> (String, String) {
+    let out = ok("zfs", &["get", "-H", "-p", "-o", "value,source", property, dataset]);
+    let (value, source) = out.trim_end().split_once('\t').unwrap();
+    (value.to_string(), source.to_string())
+}
+
+fn zfs_version() -> (u32, u32) {
+    let text = std::fs::read_to_string("/sys/module/zfs/version").unwrap();
+    let mut parts = text.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
+fn is_mountpoint(path: &str) -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(1).map(|p| p.replace("\\040", " ")) == Some(path.to_string()))
+}
+
+/// A throwaway pool on a sparse file, destroyed on drop.
+struct Pool {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Pool {
+    fn new(name: &str) -> Self {
+        let dir = PathBuf::from(format!("/tmp/persistctl-test-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = dir.join("vdev.img");
+        ok("truncate", &["-s", "256M", img.to_str().unwrap()]);
+        ok("zpool", &["create", "-f", "-o", "cachefile=none", "-O", "mountpoint=none", name, img.to_str().unwrap()]);
+        Self { name: name.to_string(), dir }
+    }
+
+    /// The seed's base layer: `<pool>/persist` with mountpoint=legacy, mounted by "fileSystems".
+    fn with_legacy_parent(name: &str) -> Self {
+        let pool = Self::new(name);
+        ok("zfs", &["create", "-o", "mountpoint=legacy", &pool.parent()]);
+        std::fs::create_dir_all(pool.parent_mount()).unwrap();
+        ok("mount", &["-t", "zfs", &pool.parent(), &pool.parent_mount()]);
+        pool
+    }
+
+    fn parent(&self) -> String {
+        format!("{}/persist", self.name)
+    }
+
+    fn parent_mount(&self) -> String {
+        self.dir.join("persist").display().to_string()
+    }
+
+    fn config(&self, services: &Value) -> PathBuf {
+        self.config_with(services, false)
+    }
+
+    fn config_with(&self, services: &Value, create_parent: bool) -> PathBuf {
+        let text = json!({
+            "version": 1,
+            "datasets": { "parentDataset": self.parent(), "parentMount": self.parent_mount(),
+                          "createParent": create_parent, "services": services }
+        });
+        let path = self.dir.join("config.json");
+        std::fs::write(&path, text.to_string()).unwrap();
+        path
+    }
+
+    /// `zpool history` lines: every write to the pool is logged there.
+    fn history(&self) -> Vec<String> {
+        ok("zpool", &["history", &self.name]).lines().filter(|l| !l.is_empty()).map(String::from).collect()
+    }
+
+    fn persistctl(&self, config: &Path, args: &[&str]) -> Output {
+        self.persistctl_env(config, args, &[])
+    }
+
+    fn persistctl_env(&self, config: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+        let mut cmd = Command::new(persistctl_bin());
+        cmd.arg("--config").arg(config).args(args).env("PERSISTCTL_LOCK", self.dir.join("lock"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn apply(&self, config: &Path) -> String {
+        let out = self.persistctl(config, &["apply"]);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "apply failed:\n{text}");
+        text
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = run("umount", &["-R", &self.parent_mount()]);
+        let _ = run("zpool", &["destroy", "-f", &self.name]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A directory holding a `zfs` that logs each call and then runs the real one, for PATH.
+fn counting_zfs(dir: &Path) -> (String, PathBuf) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("zfs-calls.log");
+    let real = ok("sh", &["-c", "command -v zfs"]).trim().to_string();
+    let script = format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec {real} \"$@\"\n", log.display());
+    std::fs::write(bin.join("zfs"), script).unwrap();
+    ok("chmod", &["+x", bin.join("zfs").to_str().unwrap()]);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    (path, log)
+}
+
+fn seed_matrix() -> Value {
+    json!({
+        "sonarr": { "recordsize": "16K", "compression": "lz4", "properties": { "com.sun:auto-snapshot": "true" } },
+        "plex": { "recordsize": "1M", "compression": "lz4", "properties": { "com.sun:auto-snapshot": "false" } },
+        "postgres-data": { "recordsize": "8K", "compression": "lz4", "properties": { "logbias": "latency" } },
+        "postgres-wal": { "recordsize": "128K", "compression": "off", "properties": { "logbias": "throughput" } },
+    })
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn service_datasets_mount_under_a_legacy_parent() {
+    let pool = Pool::with_legacy_parent("pcl-legacy");
+    let config = pool.config(&seed_matrix());
+    pool.apply(&config);
+    for (svc, recordsize, compression) in [
+        ("sonarr", "16384", "lz4"),
+        ("plex", "1048576", "lz4"),
+        ("postgres-data", "8192", "lz4"),
+        ("postgres-wal", "131072", "off"),
+    ] {
+        let ds = format!("{}/{svc}", pool.parent());
+        let mountpoint = format!("{}/{svc}", pool.parent_mount());
+        assert_eq!(zfs_get(&ds, "recordsize").0, recordsize, "{svc}");
+        assert_eq!(zfs_get(&ds, "compression").0, compression, "{svc}");
+        assert_eq!(zfs_get(&ds, "mountpoint"), (mountpoint.clone(), "local".into()), "{svc}");
+        assert_eq!(zfs_get(&ds, "mounted").0, "yes", "{svc}");
+        assert!(is_mountpoint(&mountpoint), "{mountpoint} is a mount");
+    }
+    assert_eq!(zfs_get(&format!("{}/sonarr", pool.parent()), "com.sun:auto-snapshot").0, "true");
+    assert_eq!(zfs_get(&format!("{}/postgres-wal", pool.parent()), "logbias").0, "throughput");
+    assert_eq!(zfs_get(&pool.parent(), "mountpoint").0, "legacy", "parent untouched");
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn tree_from_scratch_then_reapply_is_one_zfs_process_and_no_writes() {
+    let pool = Pool::new("pcl-scratch");
+    let config = pool.config_with(&seed_matrix(), true);
+    let text = pool.apply(&config);
+    assert!(text.contains("create parent"), "{text}");
+    assert_eq!(zfs_get(&pool.parent(), "mountpoint").0, pool.parent_mount());
+    let history = pool.history();
+    let (path, log) = counting_zfs(&pool.dir);
+    let out = pool.persistctl_env(&config, &["apply"], &[("PATH", path.clone())]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(calls.lines().count(), 1, "exactly one zfs process: {calls}");
+    assert!(calls.starts_with("get -H -p"), "{calls}");
+    assert_eq!(pool.history(), history, "zpool history shows no new writes");
+    let plan = pool.persistctl_env(&config, &["plan"], &[("PATH", path)]);
+    assert_eq!(plan.status.code(), Some(0), "{}", String::from_utf8_lossy(&plan.stdout));
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn changing_a_property_and_adding_a_service_touch_only_those() {
+    let pool = Pool::with_legacy_parent("pcl-change");
+    let mut services = json!({ "sonarr": { "recordsize": "16K", "compression": "lz4" } });
+    pool.apply(&pool.config(&services));
+    let created = zfs_get(&format!("{}/sonarr", pool.parent()), "createtxg").0;
+    let before = pool.history().len();
+    services["sonarr"]["recordsize"] = json!("32K");
+    services["radarr"] = json!({ "recordsize": "16K", "compression": "zstd" });
+    let config = pool.config(&services);
+    let plan = pool.persistctl(&config, &["plan"]);
+    assert_eq!(plan.status.code(), Some(2), "changes pending");
+    pool.apply(&config);
+    let new: Vec<String> = pool.history()[before..].to_vec();
+    assert_eq!(new.len(), 2, "one set and one create: {new:?}");
+    assert!(new[0].contains("zfs create -p") && new[0].contains("radarr"), "{new:?}");
+    assert!(new[1].contains("zfs set recordsize=32K") && new[1].contains("sonarr"), "{new:?}");
+    assert_eq!(zfs_get(&format!("{}/sonarr", pool.parent()), "recordsize").0, "32768");
+    assert_eq!(zfs_get(&format!("{}/sonarr", pool.parent()), "createtxg").0, created, "not recreated");
+    assert_eq!(zfs_get(&format!("{}/radarr", pool.parent()), "compression").0, "zstd");
+    assert_eq!(pool.persistctl(&config, &["plan"]).status.code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn inherited_values_equal_to_the_wanted_ones_are_in_sync() {
+    let pool = Pool::new("pcl-inherit");
+    ok(
+        "zfs",
+        &[
+            "create",
+            "-o",
+            &format!("mountpoint={}", pool.parent_mount()),
+            "-o",
+            "compression=lz4",
+            "-o",
+            "com.sun:auto-snapshot=true",
+            "-o",
+            "atime=off",
+            &pool.parent(),
+        ],
+    );
+    ok("zfs", &["create", &format!("{}/sonarr", pool.parent())]);
+    let config = pool.config(&json!({
+        "sonarr": { "compression": "lz4", "recordsize": "128K", "properties": { "com.sun:auto-snapshot": "true", "atime": "off" } }
+    }));
+    let before = pool.history();
+    let plan = pool.persistctl(&config, &["plan", "--json"]);
+    let v: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{v}");
+    assert_eq!(v["plan"]["datasets"][0]["status"], "in-sync");
+    pool.apply(&config);
+    assert_eq!(pool.history(), before);
+    assert_eq!(
+        zfs_get(&format!("{}/sonarr", pool.parent()), "compression").1,
+        format!("inherited from {}", pool.parent())
+    );
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn create_only_drift_is_reported_with_its_migration() {
+    let pool = Pool::with_legacy_parent("pcl-createonly");
+    ok(
+        "zfs",
+        &[
+            "create",
+            "-o",
+            "casesensitivity=sensitive",
+            "-o",
+            &format!("mountpoint={}/share", pool.parent_mount()),
+            &format!("{}/share", pool.parent()),
+        ],
+    );
+    let config = pool.config(&json!({ "share": { "properties": { "casesensitivity": "insensitive" } } }));
+    let before = pool.history();
+    let out = pool.persistctl(&config, &["plan"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("casesensitivity is sensitive, config wants insensitive: create-time only"), "{text}");
+    pool.apply(&config);
+    assert_eq!(pool.history(), before, "never tried to set it");
+    // and on a new dataset it is applied at creation
+    let config = pool.config(&json!({ "share": { "properties": { "casesensitivity": "insensitive" } },
+                                       "fresh": { "properties": { "casesensitivity": "insensitive" } } }));
+    pool.apply(&config);
+    assert_eq!(zfs_get(&format!("{}/fresh", pool.parent()), "casesensitivity").0, "insensitive");
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn a_pool_that_is_not_imported_is_skipped_then_applied_after_import() {
+    let pool = Pool::with_legacy_parent("pcl-export");
+    let config = pool.config(&json!({ "sonarr": { "recordsize": "16K" } }));
+    ok("umount", &[&pool.parent_mount()]);
+    ok("zpool", &["export", &pool.name]);
+    let out = pool.persistctl(&config, &["apply"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not imported"));
+    assert_eq!(pool.persistctl(&config, &["apply", "--require-pools"]).status.code(), Some(1));
+    ok("zpool", &["import", "-d", pool.dir.to_str().unwrap(), "-o", "cachefile=none", &pool.name]);
+    ok("mount", &["-t", "zfs", &pool.parent(), &pool.parent_mount()]);
+    pool.apply(&config);
+    assert_eq!(zfs_get(&format!("{}/sonarr", pool.parent()), "recordsize").0, "16384");
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn two_concurrent_applies_create_each_dataset_once() {
+    let pool = Pool::with_legacy_parent("pcl-race");
+    let services: serde_json::Map<String, Value> =
+        (0..8).map(|i| (format!("svc{i}"), json!({ "recordsize": "16K" }))).collect();
+    let config = pool.config(&Value::Object(services));
+    let spawn = || {
+        Command::new(persistctl_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("apply")
+            .env("PERSISTCTL_LOCK", pool.dir.join("lock"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let creates = pool.history().iter().filter(|l| l.contains("zfs create -p")).count();
+    assert_eq!(creates, 8, "each dataset created exactly once");
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn owner_and_mode_are_set_on_the_mounted_root_never_through_a_symlink() {
+    let pool = Pool::with_legacy_parent("pcl-owner");
+    let services = json!({ "app": { "owner": "1234", "group": "5678", "mode": "0750" } });
+    let config = pool.config(&services);
+    pool.apply(&config);
+    let root = format!("{}/app", pool.parent_mount());
+    let meta = std::fs::metadata(&root).unwrap();
+    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (1234, 5678, 0o750));
+    // drift is repaired, and only then
+    ok("chmod", &["0777", &root]);
+    let text = pool.apply(&config);
+    assert!(text.contains("chown/chmod"), "{text}");
+    assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o7777, 0o750);
+    let text = pool.apply(&config);
+    assert!(!text.contains("chown/chmod"), "{text}");
+
+    // A symlink planted where a new dataset would mount: creation is refused, the target untouched.
+    let victim = pool.dir.join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    ok("chmod", &["0755", victim.to_str().unwrap()]);
+    std::os::unix::fs::symlink(&victim, format!("{}/other", pool.parent_mount())).unwrap();
+    let config = pool.config(&json!({ "app": services["app"], "other": { "owner": "1234", "mode": "0700" } }));
+    let out = pool.persistctl(&config, &["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("symlink"), "{}", String::from_utf8_lossy(&out.stdout));
+    let meta = std::fs::metadata(&victim).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o755), "symlink target untouched");
+    assert!(run("zfs", &["list", &format!("{}/other", pool.parent())]).status.code() != Some(0));
+
+    // An unmounted dataset with a symlink in place of its mountpoint: reported, target untouched.
+    ok("zfs", &["unmount", &format!("{}/app", pool.parent())]);
+    std::fs::remove_dir(&root).unwrap();
+    std::os::unix::fs::symlink(&victim, &root).unwrap();
+    let config = pool.config(&json!({ "app": { "owner": "1234", "group": "5678", "mode": "0700" } }));
+    let out = pool.persistctl(&config, &["apply"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("not mounted"), "{text}");
+    let meta = std::fs::metadata(&victim).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o755), "symlink target untouched");
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn names_with_spaces_work_on_real_zfs() {
+    let pool = Pool::with_legacy_parent("pcl-space");
+    let config = pool.config(&json!({ "my app": { "properties": { "note:x": "it's \"q\"; $(id)" } } }));
+    pool.apply(&config);
+    let ds = format!("{}/my app", pool.parent());
+    assert_eq!(zfs_get(&ds, "note:x").0, "it's \"q\"; $(id)");
+    assert!(is_mountpoint(&format!("{}/my app", pool.parent_mount())));
+    assert_eq!(pool.persistctl(&config, &["plan"]).status.code(), Some(0));
+}
+
+/// (property, value, minimum OpenZFS (major, minor)) — every value class the config allows.
+const ALLOWED_VALUES: &[(&str, &str, (u32, u32))] = &[
+    ("recordsize", "512", (2, 0)),
+    ("recordsize", "16K", (2, 0)),
+    ("recordsize", "16k", (2, 0)),
+    ("recordsize", "128KiB", (2, 0)),
+    ("recordsize", "1M", (2, 0)),
+    ("recordsize", "16M", (2, 0)),
+    ("compression", "on", (2, 0)),
+    ("compression", "off", (2, 0)),
+    ("compression", "lz4", (2, 0)),
+    ("compression", "lzjb", (2, 0)),
+    ("compression", "zle", (2, 0)),
+    ("compression", "gzip", (2, 0)),
+    ("compression", "gzip-1", (2, 0)),
+    ("compression", "gzip-6", (2, 0)),
+    ("compression", "gzip-9", (2, 0)),
+    ("compression", "zstd", (2, 0)),
+    ("compression", "zstd-1", (2, 0)),
+    ("compression", "zstd-3", (2, 0)),
+    ("compression", "zstd-19", (2, 0)),
+    ("compression", "zstd-fast", (2, 0)),
+    ("compression", "zstd-fast-1", (2, 0)),
+    ("compression", "zstd-fast-10", (2, 0)),
+    ("compression", "zstd-fast-1000", (2, 0)),
+    ("atime", "off", (2, 0)),
+    ("relatime", "on", (2, 0)),
+    ("xattr", "sa", (2, 0)),
+    ("xattr", "on", (2, 0)),
+    ("xattr", "dir", (2, 0)),
+    ("acltype", "posixacl", (2, 0)),
+    ("acltype", "noacl", (2, 0)),
+    ("acltype", "posix", (2, 2)),
+    ("acltype", "nfsv4", (2, 2)),
+    ("aclinherit", "passthrough", (2, 0)),
+    ("logbias", "throughput", (2, 0)),
+    ("sync", "disabled", (2, 0)),
+    ("quota", "10G", (2, 0)),
+    ("quota", "1.5G", (2, 0)),
+    ("quota", "none", (2, 0)),
+    ("refquota", "5G", (2, 0)),
+    ("reservation", "1M", (2, 0)),
+    ("refreservation", "none", (2, 0)),
+    ("special_small_blocks", "0", (2, 0)),
+    ("special_small_blocks", "16K", (2, 0)),
+    ("primarycache", "metadata", (2, 0)),
+    ("secondarycache", "none", (2, 0)),
+    ("redundant_metadata", "most", (2, 0)),
+    ("redundant_metadata", "some", (2, 2)),
+    ("dnodesize", "auto", (2, 0)),
+    ("dnodesize", "1k", (2, 0)),
+    ("snapdir", "visible", (2, 0)),
+    ("checksum", "sha256", (2, 0)),
+    ("checksum", "blake3", (2, 2)),
+    ("dedup", "off", (2, 0)),
+    ("copies", "2", (2, 0)),
+    ("canmount", "noauto", (2, 0)),
+    ("exec", "off", (2, 0)),
+    ("setuid", "off", (2, 0)),
+    ("devices", "off", (2, 0)),
+    ("readonly", "off", (2, 0)),
+    ("overlay", "on", (2, 0)),
+    ("filesystem_limit", "100", (2, 0)),
+    ("snapshot_limit", "none", (2, 0)),
+    ("casesensitivity", "insensitive", (2, 0)),
+    ("normalization", "formD", (2, 0)),
+    ("utf8only", "on", (2, 0)),
+    ("com.sun:auto-snapshot", "true", (2, 0)),
+];
+
+/// The normalisation table comes from what real ZFS reads back: set every allowed value, then the
+/// planner must see every one of them as in sync (or it would re-set them on every run).
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn every_allowed_value_reads_back_in_sync() {
+    let version = zfs_version();
+    let pool = Pool::with_legacy_parent("pcl-values");
+    let mut services = serde_json::Map::new();
+    let mut names = BTreeMap::new();
+    for (i, (prop, value, min)) in ALLOWED_VALUES.iter().enumerate() {
+        if version < *min {
+            continue;
+        }
+        let name = format!("v{i}");
+        names.insert(name.clone(), format!("{prop}={value}"));
+        let svc = match *prop {
+            "recordsize" => json!({ "recordsize": value }),
+            "compression" => json!({ "compression": value }),
+            _ => json!({ "properties": { *prop: value } }),
+        };
+        services.insert(name, svc);
+    }
+    let config = pool.config(&Value::Object(services));
+    pool.apply(&config);
+    let out = pool.persistctl(&config, &["plan", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drifting: Vec<String> = v["plan"]["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] != "in-sync" || !d["findings"].as_array().unwrap().is_empty())
+        .map(|d| format!("{} -> {}", names[d["service"].as_str().unwrap()], d))
+        .collect();
+    assert!(drifting.is_empty(), "values that do not read back in sync on {version:?}:\n{}", drifting.join("\n"));
+    assert_eq!(out.status.code(), Some(0));
+}
