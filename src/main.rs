@@ -107,13 +107,18 @@ fn init_logging(verbose: u8) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    match run(cli) {
-        Ok(code) => ExitCode::from(code),
+    let code = match run(cli) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_ERROR)
+            EXIT_ERROR
         }
+    };
+    // Read by tests/bench/apply-noop.sh (RUST_LOG=debug): this process's own peak memory.
+    if let Ok(usage) = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF) {
+        tracing::debug!(max_rss_kib = usage.max_rss(), "resource usage");
     }
+    ExitCode::from(code)
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
