@@ -65,6 +65,7 @@ pub struct LiveState {
 
 /// One property change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Change {
     /// Property name.
     pub property: String,
