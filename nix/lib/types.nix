@@ -1,0 +1,205 @@
+# Option types for modules.storage.datasets that catch mistakes at evaluation time.
+#
+# Needs nothing but nixpkgs' lib. The binary re-checks everything (`persistctl check-config`,
+# src/config.rs and src/zfs/props.rs are the authority); these types exist so that a typo fails
+# `nixos-rebuild` with the option's name instead of failing at build time or at activation.
+{ lib }:
+let
+  inherit (builtins)
+    all
+    elem
+    genList
+    isInt
+    isPath
+    isString
+    match
+    stringLength
+    ;
+  inherit (lib) concatStringsSep splitString;
+
+  # A string type with a readable description and a predicate. Definitions must agree
+  # (mergeEqualOption), like types.str.
+  checkedString =
+    {
+      name,
+      description,
+      check,
+      acceptPaths ? false,
+    }:
+    lib.mkOptionType {
+      inherit name description;
+      descriptionClass = "noun";
+      check = x: (isString x || (acceptPaths && isPath x)) && check (toString x);
+      # toString keeps a path value out of the store: a secret's path must not copy the secret.
+      merge = loc: defs: toString (lib.mergeEqualOption loc defs);
+    };
+
+  pow2 = n: if n == 0 then 1 else 2 * pow2 (n - 1);
+
+  isPowerOfTwo = n: n > 0 && (n == 1 || (lib.mod n 2 == 0 && isPowerOfTwo (n / 2)));
+
+  # "16K" -> 16384, "1M" -> 1048576, "131072" -> 131072, anything else -> null.
+  # At most 9 digits, so the product can never overflow.
+  parseRecordsize =
+    s:
+    let
+      m = match "([1-9][0-9]{0,8})([KM]?)" s;
+      n = lib.toInt (builtins.elemAt m 0);
+      suffix = builtins.elemAt m 1;
+    in
+    if m == null then
+      null
+    else if suffix == "K" then
+      n * 1024
+    else if suffix == "M" then
+      n * 1024 * 1024
+    else
+      n;
+
+  validRecordsize =
+    s:
+    let
+      bytes = parseRecordsize s;
+    in
+    bytes != null && isPowerOfTwo bytes && bytes >= 512 && bytes <= 16 * 1024 * 1024;
+
+  # One component of a dataset name, as zfs_namecheck.c (and src/zfs/parse.rs) allow it.
+  validComponent =
+    c: c != "." && c != ".." && match "[A-Za-z0-9_.: -]+" c != null;
+
+  validDatasetName =
+    s:
+    let
+      parts = splitString "/" s;
+    in
+    stringLength s <= 255
+    && match "[A-Za-z].*" s != null
+    && all validComponent parts;
+
+  validAbsolutePath =
+    s:
+    let
+      parts = lib.tail (splitString "/" s);
+    in
+    match "/.*" s != null
+    && match ".*[[:cntrl:]].*" s == null
+    && !(elem "." parts)
+    && !(elem ".." parts);
+
+  # The values `compression=` accepts (OpenZFS 2.1 - 2.3).
+  compressionValues = [
+    "on"
+    "off"
+    "lz4"
+    "lzjb"
+    "zle"
+    "gzip"
+    "zstd"
+    "zstd-fast"
+  ]
+  ++ genList (i: "gzip-${toString (i + 1)}") 9
+  ++ genList (i: "zstd-${toString (i + 1)}") 19
+  ++ map (n: "zstd-fast-${toString n}") (
+    genList (i: i + 1) 10
+    ++ [
+      20
+      30
+      40
+      50
+      60
+      70
+      80
+      90
+      100
+      500
+      1000
+    ]
+  );
+
+  # A user or group: a name as src/config.rs accepts it, or a numeric id.
+  validAccount =
+    s: match "[0-9]+" s != null || (stringLength s <= 32 && match "[a-z_][a-z0-9_.-]*[$]?" s != null);
+in
+rec {
+  inherit
+    compressionValues
+    parseRecordsize
+    validRecordsize
+    validComponent
+    validDatasetName
+    validAbsolutePath
+    validAccount
+    isPowerOfTwo
+    ;
+
+  recordsize = checkedString {
+    name = "recordsize";
+    description = ''recordsize (a power of two from 512 to 16M, as bytes or with a K or M suffix: "16K", "1M", "131072")'';
+    check = validRecordsize;
+  };
+
+  compression = checkedString {
+    name = "compression";
+    description = "ZFS compression (on, off, lz4, lzjb, zle, gzip, gzip-1..9, zstd, zstd-1..19, zstd-fast, zstd-fast-N with N in 1..10, 20..100 by 10, 500, 1000)";
+    check = v: elem v compressionValues;
+  };
+
+  datasetName = checkedString {
+    name = "datasetName";
+    description = ''ZFS dataset name (pool/child/...: components of letters, digits, "_", "-", ".", ":" and space; at most 255 bytes)'';
+    check = validDatasetName;
+  };
+
+  absolutePath = checkedString {
+    name = "absolutePath";
+    description = ''absolute path (no "." or ".." components)'';
+    check = validAbsolutePath;
+    acceptPaths = true;
+  };
+
+  # A path to a secret: the value is only ever a path on the target host, never copied to the store.
+  secretPath = checkedString {
+    name = "secretPath";
+    description = "absolute path of a file on the target host (read at run time, never copied to the Nix store)";
+    check = validAbsolutePath;
+    acceptPaths = true;
+  };
+
+  octalMode = checkedString {
+    name = "octalMode";
+    description = ''octal file mode ("0750", "750", "2770")'';
+    check = s: match "[0-7]{3,4}" s != null;
+  };
+
+  account = checkedString {
+    name = "account";
+    description = "user or group name (lower case, at most 32 characters) or numeric id";
+    check = validAccount;
+  };
+
+  positiveSeconds = lib.types.ints.positive // {
+    description = "number of seconds (at least 1)";
+  };
+
+  # A restic tag: `--tag a,b` means two tags, so a comma can never be part of one.
+  resticTag = checkedString {
+    name = "resticTag";
+    description = ''restic tag (no ",", no whitespace)'';
+    check = s: match "[^,[:space:]]+" s != null;
+  };
+
+  replicaHost = checkedString {
+    name = "replicaHost";
+    description = ''ssh destination ("host" or "user@host")'';
+    check = s: match "[^-[:space:][:cntrl:]][^[:space:][:cntrl:]]*" s != null;
+  };
+
+  # A top-level entry name (no "/").
+  fileName = checkedString {
+    name = "fileName";
+    description = ''file name (no "/", not "." or "..")'';
+    check = s: s != "." && s != ".." && match "[^/[:cntrl:]]+" s != null;
+  };
+
+  inherit pow2;
+}

@@ -1,0 +1,485 @@
+# modules.storage.datasets: the options and the config object they produce.
+#
+# The lib-only half of the module: it needs nothing but nixpkgs' lib, so `lib.evalModules` can
+# evaluate it without pkgs (nix/render.nix, nix/docs.nix and the eval tests do exactly that).
+# The NixOS wiring — the JSON file, the activation script, the units — is in ./nixos.nix.
+{ config, lib, ... }:
+let
+  inherit (lib)
+    literalExpression
+    literalMD
+    mkEnableOption
+    mkOption
+    types
+    ;
+  t = import ../../lib/types.nix { inherit lib; };
+  settingsLib = import ../../lib/settings.nix { inherit lib; };
+  cfg = config.modules.storage.datasets;
+
+  parentMount = lib.removeSuffix "/" cfg.parentMount;
+
+  resticBackupModule =
+    serviceName:
+    { ... }:
+    {
+      options = {
+        enable = mkEnableOption "a restic backup job of this dataset, through nixpkgs' `services.restic.backups.<name>`";
+        repository = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "sftp:backup@nas:/srv/restic/forge";
+          description = "Repository to back up to. Set this or `repositoryFile`.";
+        };
+        repositoryFile = mkOption {
+          type = types.nullOr t.secretPath;
+          default = null;
+          example = "/run/secrets/restic-repository";
+          description = "File holding the repository location. Set this or `repository`.";
+        };
+        passwordFile = mkOption {
+          type = types.nullOr t.secretPath;
+          default = null;
+          example = "/run/secrets/restic-password";
+          description = "File holding the repository password (required when the job is enabled).";
+        };
+        environmentFile = mkOption {
+          type = types.nullOr t.secretPath;
+          default = null;
+          example = "/run/secrets/restic-s3.env";
+          description = "`KEY=value` lines for restic, such as S3 credentials.";
+        };
+        tags = mkOption {
+          type = types.listOf t.resticTag;
+          default = [ serviceName ];
+          defaultText = literalExpression ''[ "<name>" ]'';
+          example = [
+            "sonarr"
+            "media"
+          ];
+          description = "Tags given to every snapshot of this job; `preseed.restic.tags` defaults to them.";
+        };
+        exclude = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [
+            "**/.cache"
+            "**/*.tmp"
+          ];
+          description = "Patterns restic leaves out.";
+        };
+        timerConfig = mkOption {
+          type = types.nullOr (
+            types.attrsOf (
+              types.oneOf [
+                types.bool
+                types.int
+                types.str
+                (types.listOf types.str)
+              ]
+            )
+          );
+          default = {
+            OnCalendar = "daily";
+            Persistent = true;
+          };
+          example = {
+            OnCalendar = "03:15";
+            RandomizedDelaySec = "30m";
+            Persistent = true;
+          };
+          description = "When the job runs (`systemd.timer` settings); null for no timer.";
+        };
+        pruneOpts = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [
+            "--keep-daily 7"
+            "--keep-weekly 5"
+            "--keep-monthly 12"
+          ];
+          description = "Options for `restic forget --prune` after each backup; empty for no pruning.";
+        };
+        initialize = mkOption {
+          type = types.bool;
+          default = false;
+          example = true;
+          description = "Create the repository if it does not exist yet.";
+        };
+        extraBackupArgs = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "--exclude-caches" ];
+          description = "More arguments for `restic backup`.";
+        };
+      };
+    };
+
+  preseedModule =
+    serviceName: service:
+    { config, ... }:
+    let
+      p = config;
+      backup = service.backup.restic;
+      fromBackup = attr: if backup.enable then backup.${attr} else null;
+    in
+    {
+      options = {
+        enable = mkEnableOption ''
+          restoring this dataset's data before its services start: a `preseed@<name>.service` unit runs
+          `persistctl preseed <name>` and the services in `usedBy` require it, so a restore that fails
+          keeps them stopped instead of starting them on an empty directory
+        '';
+        sources = mkOption {
+          type = types.listOf (
+            types.enum [
+              "snapshot"
+              "replica"
+              "restic"
+            ]
+          );
+          default = [
+            "snapshot"
+          ]
+          ++ lib.optional (p.replica.dataset != null) "replica"
+          ++ lib.optional (p.restic.repository != null || p.restic.repositoryFile != null) "restic";
+          defaultText = literalMD ''
+            the sources that are configured, in this order: `"snapshot"`, then `"replica"` when
+            `replica.dataset` is set, then `"restic"` when `restic.repository` or
+            `restic.repositoryFile` is set
+          '';
+          example = [
+            "snapshot"
+            "restic"
+          ];
+          description = ''
+            Where to restore from, tried in order: `snapshot` (the dataset's own newest snapshot that
+            holds data), `replica` (a syncoid target), `restic`.
+          '';
+        };
+        allowEmptyBootstrap = mkOption {
+          type = types.bool;
+          default = false;
+          example = true;
+          description = ''
+            Start with an empty dataset when every source answers "no backup exists". A source that
+            cannot be reached (or a wrong password) never counts as "no backup": the restore fails
+            and the service stays stopped.
+          '';
+        };
+        timeout = mkOption {
+          type = t.positiveSeconds;
+          default = 3600;
+          example = 1800;
+          description = ''
+            Overall time limit of the restore, in seconds. The unit's `TimeoutStartSec` is this plus
+            60 seconds, so persistctl's own timeout (which stops the restore and records it as
+            failed) fires first.
+          '';
+        };
+        sourceTimeout = mkOption {
+          type = types.nullOr t.positiveSeconds;
+          default = null;
+          example = 900;
+          description = "Time limit per source, in seconds; null means the overall `timeout`.";
+        };
+        verifyCommand = mkOption {
+          type = types.nullOr (types.nonEmptyListOf types.str);
+          default = null;
+          example = literalExpression ''[ "''${pkgs.sqlite}/bin/sqlite3" "-bail" ]'';
+          description = ''
+            A command (program and arguments) run on the staged data before it is swapped in, with
+            the staged data's path appended. A non-zero exit rejects that source and the next one is
+            tried.
+          '';
+        };
+        ignore = mkOption {
+          type = types.listOf t.fileName;
+          default = [ "lost+found" ];
+          example = [
+            "lost+found"
+            ".zfs"
+          ];
+          description = "Top-level entries that do not count as data when deciding whether the dataset is empty.";
+        };
+        replica = {
+          dataset = mkOption {
+            type = types.nullOr t.datasetName;
+            default = null;
+            example = "backup/tank-replica/${serviceName}";
+            description = "The syncoid target of this dataset (required when `sources` lists `replica`).";
+          };
+          host = mkOption {
+            type = types.nullOr t.replicaHost;
+            default = null;
+            example = "syncoid@nas";
+            description = "Where the replica lives (`user@host`, over ssh); null for a pool on this machine.";
+          };
+          sshKey = mkOption {
+            type = types.nullOr t.secretPath;
+            default = null;
+            example = "/var/lib/syncoid/id_ed25519";
+            description = "The ssh key for `host`.";
+          };
+        };
+        restic = {
+          repository = mkOption {
+            type = types.nullOr types.str;
+            default = fromBackup "repository";
+            defaultText = literalMD "`backup.restic.repository` when `backup.restic.enable`, otherwise null";
+            example = "/srv/restic/nas-primary";
+            description = "The restic repository holding this service's backups. Set this or `repositoryFile`.";
+          };
+          repositoryFile = mkOption {
+            type = types.nullOr t.secretPath;
+            default = fromBackup "repositoryFile";
+            defaultText = literalMD "`backup.restic.repositoryFile` when `backup.restic.enable`, otherwise null";
+            example = "/run/secrets/restic-repository";
+            description = "File holding the repository location. Set this or `repository`.";
+          };
+          passwordFile = mkOption {
+            type = types.nullOr t.secretPath;
+            default = fromBackup "passwordFile";
+            defaultText = literalMD "`backup.restic.passwordFile` when `backup.restic.enable`, otherwise null";
+            example = "/run/secrets/restic-password";
+            description = "File holding the repository password (required with a repository). Never put on a command line or in a log.";
+          };
+          environmentFile = mkOption {
+            type = types.nullOr t.secretPath;
+            default = fromBackup "environmentFile";
+            defaultText = literalMD "`backup.restic.environmentFile` when `backup.restic.enable`, otherwise null";
+            example = "/run/secrets/restic-s3.env";
+            description = "`KEY=value` lines for restic, such as S3 credentials.";
+          };
+          tags = mkOption {
+            type = types.listOf t.resticTag;
+            default = if backup.enable then backup.tags else [ serviceName ];
+            defaultText = literalMD ''`backup.restic.tags` when `backup.restic.enable`, otherwise `[ "<name>" ]`'';
+            example = [ "sonarr" ];
+            description = "Snapshots are selected by these tags.";
+          };
+          path = mkOption {
+            type = types.nullOr t.absolutePath;
+            default = null;
+            example = "/persist/var/lib/sonarr";
+            description = ''
+              The path inside the snapshot that holds the data, for backups taken before the data
+              moved to this dataset; null means the dataset's mountpoint.
+            '';
+          };
+          host = mkOption {
+            type = types.nullOr types.str;
+            default = null;
+            example = "forge";
+            description = "Only consider snapshots taken on this host (`restic --host`).";
+          };
+        };
+      };
+    };
+
+  serviceModule =
+    { name, config, ... }:
+    {
+      options = {
+        recordsize = mkOption {
+          type = types.nullOr t.recordsize;
+          default = null;
+          example = "16K";
+          description = "ZFS `recordsize`; null inherits it from the parent.";
+        };
+        compression = mkOption {
+          type = types.nullOr t.compression;
+          default = null;
+          example = "lz4";
+          description = "ZFS `compression`; null inherits it from the parent.";
+        };
+        properties = mkOption {
+          type = types.attrsOf types.str;
+          default = { };
+          example = {
+            "com.sun:auto-snapshot" = "true";
+            atime = "off";
+            logbias = "latency";
+          };
+          description = ''
+            Other ZFS properties: settable native ones (`atime`, `logbias`, `quota`, ...) or user
+            properties (`module:name`, with a colon). `recordsize`, `compression` and `mountpoint`
+            have their own options. Create-time-only properties (`casesensitivity`, `encryption`,
+            ...) apply when the dataset is created; a later difference is reported, never "fixed"
+            by recreating the dataset.
+          '';
+        };
+        mountpoint = mkOption {
+          type = types.nullOr t.absolutePath;
+          default = null;
+          example = "/srv/media";
+          description = "Where the dataset is mounted; null means `<parentMount>/<name>`. Always set as a local property.";
+        };
+        owner = mkOption {
+          type = types.nullOr t.account;
+          default = null;
+          example = "sonarr";
+          description = "Owner of the dataset's root directory; null leaves it alone.";
+        };
+        group = mkOption {
+          type = types.nullOr t.account;
+          default = null;
+          example = "sonarr";
+          description = "Group of the dataset's root directory; null leaves it alone.";
+        };
+        mode = mkOption {
+          type = types.nullOr t.octalMode;
+          default = null;
+          example = "0750";
+          description = "Mode of the dataset's root directory; null leaves it alone.";
+        };
+        usedBy = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "sonarr" ];
+          description = ''
+            systemd services (names without `.service`) that keep data on this dataset. Each is
+            ordered after `zfs-service-datasets.service` (and after `preseed@<name>.service`, which
+            it requires, when `preseed.enable`) and gets `RequiresMountsFor=` the dataset's path.
+            The presets fill this in.
+          '';
+        };
+        tmpfiles = mkOption {
+          type = types.bool;
+          default = true;
+          example = false;
+          description = ''
+            Add a `systemd.tmpfiles` rule `d <path> <mode> <owner> <group>` for the dataset's root
+            directory (fields left as `-` when null).
+          '';
+        };
+        path = mkOption {
+          type = types.str;
+          readOnly = true;
+          default = if config.mountpoint != null then config.mountpoint else "${parentMount}/${name}";
+          defaultText = literalMD "`mountpoint`, or `<parentMount>/<name>`";
+          example = "/persist/sonarr";
+          description = "Where the dataset is mounted (read-only). Use it for the service's data directory.";
+        };
+        dataset = mkOption {
+          type = types.str;
+          readOnly = true;
+          default = "${cfg.parentDataset}/${name}";
+          defaultText = literalMD "`<parentDataset>/<name>`";
+          example = "tank/persist/sonarr";
+          description = "The dataset's full name (read-only).";
+        };
+        preseed = mkOption {
+          type = types.submodule (preseedModule name config);
+          default = { };
+          example = literalExpression ''
+            {
+              enable = true;
+              replica.dataset = "backup/tank-replica/sonarr";
+              restic = {
+                repository = "/srv/restic/nas-primary";
+                passwordFile = "/run/secrets/restic-password";
+                path = "/persist/var/lib/sonarr";
+              };
+              timeout = 1800;
+            }
+          '';
+          description = "Restore the dataset's data before its services start, when it is missing or empty.";
+        };
+        backup.restic = mkOption {
+          type = types.submodule (resticBackupModule name);
+          default = { };
+          example = literalExpression ''
+            {
+              enable = true;
+              repository = "sftp:backup@nas:/srv/restic/forge";
+              passwordFile = "/run/secrets/restic-password";
+              pruneOpts = [ "--keep-daily 7" "--keep-weekly 5" ];
+            }
+          '';
+          description = ''
+            A restic backup job for this dataset, made with nixpkgs' own `services.restic.backups.<name>`
+            (paths = the dataset's path). Anything not offered here can be set on that job directly.
+          '';
+        };
+      };
+    };
+in
+{
+  options.modules.storage.datasets = {
+    enable = mkEnableOption "declarative, self-healing ZFS datasets for services (persistctl)";
+
+    parentDataset = mkOption {
+      type = t.datasetName;
+      default = "rpool/safe/persist";
+      example = "tank/persist";
+      description = "Every service dataset is `<parentDataset>/<name>`.";
+    };
+
+    parentMount = mkOption {
+      type = t.absolutePath;
+      default = "/persist";
+      example = "/persist";
+      description = "Every service dataset is mounted at `<parentMount>/<name>` unless its `mountpoint` is set.";
+    };
+
+    createParent = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Create `parentDataset` (mounted at `parentMount`) when it is missing. Off by default, so a
+        typo in the parent's name never mounts an empty dataset over real data.
+      '';
+    };
+
+    package = mkOption {
+      type = types.package;
+      defaultText = literalMD "`pkgs.persistctl` when this flake's overlay is applied, otherwise this flake's package built with `pkgs.callPackage`";
+      example = literalExpression "inputs.persistctl.packages.\${pkgs.stdenv.hostPlatform.system}.persistctl";
+      description = "The persistctl package.";
+    };
+
+    notifyCommand = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = literalExpression ''"''${pkgs.curl}/bin/curl -fsS -d \"preseed $PERSISTCTL_SERVICE: exit $PERSISTCTL_EXIT_STATUS\" https://ntfy.example/homelab"'';
+      description = ''
+        A shell command run after every `preseed@<name>.service` restore attempt, with
+        `PERSISTCTL_SERVICE` (the service name) and `PERSISTCTL_EXIT_STATUS` (0: data present or
+        restored; non-zero: failed, the service stays stopped) in its environment. Details are in
+        `/var/lib/persistctl/preseed.json`. Its own failure is logged and ignored.
+      '';
+    };
+
+    services = mkOption {
+      type = types.attrsOf (types.submodule serviceModule);
+      default = { };
+      example = literalExpression ''
+        {
+          sonarr = {
+            recordsize = "16K";
+            compression = "lz4";
+            properties."com.sun:auto-snapshot" = "true";
+            owner = "sonarr";
+            group = "sonarr";
+            mode = "0700";
+            usedBy = [ "sonarr" ];
+          };
+        }
+      '';
+      description = ''
+        One dataset per service, `<parentDataset>/<name>`. The name is one dataset name component:
+        letters, digits, `_ - . :` and space.
+      '';
+    };
+
+    settings = mkOption {
+      type = types.raw;
+      internal = true;
+      readOnly = true;
+      description = "The config object persistctl reads (docs/config-format.md), as written to /etc/persistctl/config.json.";
+    };
+  };
+
+  config.modules.storage.datasets.settings = settingsLib.render cfg;
+}

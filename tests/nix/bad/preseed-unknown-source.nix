@@ -1,0 +1,9 @@
+# There is no tape source.
+{
+  modules.storage.datasets.enable = true;
+  modules.storage.datasets.services.app.usedBy = [ "app" ];
+  modules.storage.datasets.services.app.preseed = {
+    enable = true;
+    sources = [ "tape" ];
+  };
+}

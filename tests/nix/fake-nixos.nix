@@ -1,0 +1,207 @@
+# A miniature NixOS for testing nix/modules/storage-datasets/nixos.nix without nixpkgs: just the
+# options that module touches, typed and merged the way NixOS does (lists concatenate, unit
+# settings merge like systemd unit options), and a fake pkgs whose derivations are plain records.
+#
+#   import ./tests/nix/fake-nixos.nix { lib; configuration; }  ->  the evaluated `config`
+#
+# Not a substitute for the nixosTests in nix/tests/ (they need real NixOS and KVM); it catches
+# mistakes in the wiring (names, ordering, escaping) where they can be evaluated: here.
+{
+  lib,
+  configuration,
+}:
+let
+  inherit (lib) mkOption types;
+
+  fakeDrv =
+    name: extra:
+    {
+      type = "derivation";
+      inherit name;
+      outPath = "/nix/store/00000000000000000000000000000000-${name}";
+    }
+    // extra;
+
+  pkgs = {
+    stdenv = {
+      buildPlatform.canExecute = _: true;
+      hostPlatform.system = "x86_64-linux";
+    };
+    runtimeShell = "/nix/store/00000000000000000000000000000000-bash/bin/sh";
+    restic = fakeDrv "restic" { };
+    runCommand = name: env: script: fakeDrv name { inherit env script; };
+    writeShellScript = name: text: fakeDrv name { inherit text; };
+    callPackage = _path: _args: fakeDrv "persistctl-0.1.0" { };
+  };
+
+  # systemd's unit option merge: lists concatenate, scalars must agree.
+  unitOption = lib.mkOptionType {
+    name = "systemd option";
+    merge =
+      loc: defs:
+      if lib.any (d: builtins.isList d.value) defs then
+        lib.concatMap (d: lib.toList d.value) defs
+      else
+        lib.mergeEqualOption loc defs;
+  };
+
+  listOfStr = mkOption {
+    type = types.listOf types.str;
+    default = [ ];
+  };
+
+  serviceModule = {
+    freeformType = types.lazyAttrsOf types.anything;
+    options = {
+      description = mkOption {
+        type = types.str;
+        default = "";
+      };
+      wants = listOfStr;
+      requires = listOfStr;
+      after = listOfStr;
+      before = listOfStr;
+      wantedBy = listOfStr;
+      requiredBy = listOfStr;
+      conflicts = listOfStr;
+      path = mkOption {
+        type = types.listOf types.unspecified;
+        default = [ ];
+      };
+      restartTriggers = mkOption {
+        type = types.listOf types.unspecified;
+        default = [ ];
+      };
+      restartIfChanged = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      unitConfig = mkOption {
+        type = types.attrsOf unitOption;
+        default = { };
+      };
+      serviceConfig = mkOption {
+        type = types.attrsOf unitOption;
+        default = { };
+      };
+    };
+  };
+
+  nixosOptions =
+    { ... }:
+    {
+      options = {
+        assertions = mkOption {
+          type = types.listOf types.unspecified;
+          default = [ ];
+        };
+        warnings = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+        boot.zfs.package = mkOption {
+          type = types.package;
+          default = fakeDrv "zfs-user-2.3.4" { };
+        };
+        boot.zfs.enabled = mkOption {
+          type = types.bool;
+          default = true;
+        };
+        programs.ssh.package = mkOption {
+          type = types.package;
+          default = fakeDrv "openssh" { };
+        };
+        environment.etc = mkOption {
+          type = types.attrsOf (types.submodule { options.source = mkOption { type = types.unspecified; }; });
+          default = { };
+        };
+        environment.systemPackages = mkOption {
+          type = types.listOf types.package;
+          default = [ ];
+        };
+        system.build = mkOption {
+          type = types.lazyAttrsOf types.unspecified;
+          default = { };
+        };
+        system.activationScripts = mkOption {
+          type = types.attrsOf (
+            types.submodule {
+              options = {
+                text = mkOption { type = types.lines; };
+                deps = listOfStr;
+                supportsDryActivation = mkOption {
+                  type = types.bool;
+                  default = false;
+                };
+              };
+            }
+          );
+          default = { };
+        };
+        systemd.services = mkOption {
+          type = types.attrsOf (types.submodule serviceModule);
+          default = { };
+        };
+        systemd.tmpfiles.rules = listOfStr;
+        services.restic.backups = mkOption {
+          type = types.attrsOf (types.lazyAttrsOf types.anything);
+          default = { };
+        };
+      };
+    };
+
+  # The nixpkgs services the presets follow, with nixpkgs' defaults.
+  nixpkgsServices =
+    { ... }:
+    let
+      str = default: mkOption { type = types.str; inherit default; };
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+    in
+    {
+      options.services = {
+        sonarr = {
+          inherit enable;
+          dataDir = str "/var/lib/sonarr/.config/NzbDrone";
+          user = str "sonarr";
+          group = str "sonarr";
+        };
+        radarr = {
+          inherit enable;
+          dataDir = str "/var/lib/radarr/.config/Radarr";
+          user = str "radarr";
+          group = str "radarr";
+        };
+        plex = {
+          inherit enable;
+          dataDir = str "/var/lib/plex";
+          user = str "plex";
+          group = str "plex";
+        };
+        home-assistant = {
+          inherit enable;
+          configDir = str "/var/lib/hass";
+        };
+        postgresql = {
+          inherit enable;
+          dataDir = mkOption { type = types.path; default = "/var/lib/postgresql/17"; };
+          initdbArgs = listOfStr;
+        };
+      };
+    };
+
+  utils.escapeSystemdExecArgs = lib.concatMapStringsSep " " (
+    arg: if builtins.match "[A-Za-z0-9_./@:=-]+" arg != null then arg else builtins.toJSON arg
+  );
+in
+(lib.evalModules {
+  modules = [
+    nixosOptions
+    nixpkgsServices
+    ../../nix/modules/storage-datasets
+    { _module.args = { inherit pkgs utils; }; }
+  ]
+  ++ lib.toList configuration;
+}).config

@@ -1,0 +1,660 @@
+//! The Nix side, evaluated for real: nixpkgs' `lib.evalModules` (from `NIXPKGS_LIB`, a directory
+//! holding nixpkgs' `lib/`) through `nix-instantiate`.
+//!
+//! - the examples render the JSON the seed's property matrix asks for, and the committed fixtures
+//!   (applied by the real-ZFS tests) are what they render;
+//! - every wrong value in `tests/nix/bad/` fails evaluation with a message naming the option;
+//! - the NixOS wiring (units, ordering, data directories, restic jobs) in a miniature NixOS;
+//! - every `.nix` file parses, `docs/options.md` is current, every option is documented;
+//! - the rendered fixtures pass the binary's own `check-config`.
+//!
+//! Without `NIXPKGS_LIB` or `nix-instantiate` each test prints a loud `SKIPPED` line and returns.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const NIX_CONFIG: &str = "substituters =\nexperimental-features = nix-command flakes";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn nix_instantiate_works() -> bool {
+    Command::new("nix-instantiate").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// The nixpkgs lib directory to evaluate with, or `None` after printing why the test is skipped.
+fn nixpkgs_lib(test: &str) -> Option<PathBuf> {
+    let Some(dir) = std::env::var_os("NIXPKGS_LIB").filter(|d| !d.is_empty()) else {
+        eprintln!(
+            "SKIPPED: NIXPKGS_LIB not set ({test} needs a directory containing nixpkgs' lib/, \
+             e.g. NIXPKGS_LIB=/work/nixpkgs-lib; `nix develop` sets it)"
+        );
+        return None;
+    };
+    let dir = PathBuf::from(dir);
+    if !dir.join("lib/default.nix").is_file() {
+        eprintln!("SKIPPED: NIXPKGS_LIB={} has no lib/default.nix ({test})", dir.display());
+        return None;
+    }
+    if !nix_instantiate_works() {
+        eprintln!("SKIPPED: nix-instantiate not found ({test} needs Nix, e.g. apt-get install nix-bin)");
+        return None;
+    }
+    Some(dir)
+}
+
+/// A Nix string literal for a path (paths here never hold `"`, `\` or `${`).
+fn nix_path(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+}
+
+fn lib_expr(lib: &Path) -> String {
+    format!("(import {})", nix_path(&lib.join("lib")))
+}
+
+/// Runs `nix-instantiate --eval --strict --json -E <expr>`: the value, or stderr.
+fn eval(expr: &str) -> Result<Value, String> {
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "-E", expr])
+        .env("NIX_CONFIG", NIX_CONFIG)
+        .current_dir(repo())
+        .output()
+        .map_err(|e| format!("Failed to run nix-instantiate: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("nix-instantiate printed no JSON: {e}"))
+}
+
+fn eval_ok(expr: &str) -> Value {
+    eval(expr).unwrap_or_else(|stderr| panic!("evaluation failed:\n{expr}\n{stderr}"))
+}
+
+/// The config object `nix/render.nix` makes of a module (a Nix expression).
+fn render(lib: &Path, configuration: &str) -> Result<Value, String> {
+    eval(&format!(
+        "import {} {{ lib = {}; configuration = {configuration}; }}",
+        nix_path(&repo().join("nix/render.nix")),
+        lib_expr(lib)
+    ))
+}
+
+fn render_example(lib: &Path, host: &str) -> Value {
+    let example = repo().join(format!("examples/{host}.nix"));
+    render(lib, &nix_path(&example)).unwrap_or_else(|e| panic!("examples/{host}.nix does not render:\n{e}"))
+}
+
+/// The evaluated config of a miniature NixOS (tests/nix/fake-nixos.nix), narrowed by `select`
+/// (a Nix function of `config`).
+fn fake_nixos(lib: &Path, configuration: &str, select: &str) -> Value {
+    eval_ok(&format!(
+        "let config = import {} {{ lib = {}; configuration = {configuration}; }}; in ({select}) config",
+        nix_path(&repo().join("tests/nix/fake-nixos.nix")),
+        lib_expr(lib)
+    ))
+}
+
+fn fixture(host: &str) -> PathBuf {
+    repo().join(format!("tests/fixtures/rendered/{host}.json"))
+}
+
+fn service<'a>(config: &'a Value, name: &str) -> &'a Value {
+    let service = &config["datasets"]["services"][name];
+    assert!(service.is_object(), "no service {name} in {config:#}");
+    service
+}
+
+fn strings(value: &Value) -> Vec<&str> {
+    value.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+}
+
+#[test]
+fn forge_renders_the_seed_matrix_on_tank() {
+    let Some(lib) = nixpkgs_lib("forge_renders_the_seed_matrix_on_tank") else { return };
+    let config = render_example(&lib, "forge");
+    assert_eq!(config["version"], 1);
+    let datasets = &config["datasets"];
+    assert_eq!(datasets["parentDataset"], "tank/persist");
+    assert_eq!(datasets["parentMount"], "/persist");
+    assert_eq!(datasets["createParent"], false);
+    let names: Vec<&String> = datasets["services"].as_object().expect("services").keys().collect();
+    assert_eq!(names, ["plex", "radarr", "sonarr"]);
+
+    for (name, recordsize, snapshot) in [("sonarr", "16K", "true"), ("radarr", "16K", "true"), ("plex", "1M", "false")]
+    {
+        let s = service(&config, name);
+        assert_eq!(s["recordsize"], recordsize, "{name}");
+        assert_eq!(s["compression"], "lz4", "{name}");
+        assert_eq!(s["properties"]["com.sun:auto-snapshot"], snapshot, "{name}");
+        assert_eq!(s["owner"], name, "{name} runs as its own user");
+        assert_eq!(s["group"], name, "{name}");
+        assert!(s["mountpoint"].is_null(), "{name} mounts at <parentMount>/<name>");
+    }
+    assert_eq!(service(&config, "sonarr")["mode"], "0700", "the mode nixpkgs' own tmpfiles rule uses");
+    assert_eq!(service(&config, "plex")["mode"], "0750");
+
+    let preseed = &service(&config, "sonarr")["preseed"];
+    assert_eq!(preseed["enable"], true);
+    assert_eq!(strings(&preseed["sources"]), ["snapshot", "replica", "restic"]);
+    assert_eq!(preseed["timeout"], 1800);
+    assert_eq!(preseed["allowEmptyBootstrap"], false);
+    assert_eq!(preseed["replica"]["dataset"], "backup/tank-replica/sonarr");
+    let restic = &preseed["restic"];
+    assert_eq!(restic["repository"], "/srv/restic/nas-primary", "taken from the backup job");
+    assert_eq!(restic["passwordFile"], "/run/secrets/restic-password", "taken from the backup job");
+    assert_eq!(strings(&restic["tags"]), ["sonarr", "media"], "taken from the backup job");
+    assert_eq!(restic["path"], "/persist/var/lib/sonarr");
+    assert!(service(&config, "radarr")["preseed"].is_null(), "no preseed unless enabled");
+}
+
+#[test]
+fn luna_renders_home_assistant_on_the_boot_pool() {
+    let Some(lib) = nixpkgs_lib("luna_renders_home_assistant_on_the_boot_pool") else { return };
+    let config = render_example(&lib, "luna");
+    assert_eq!(config["datasets"]["parentDataset"], "rpool/safe/persist");
+    let names: Vec<&String> = config["datasets"]["services"].as_object().expect("services").keys().collect();
+    assert_eq!(names, ["home-assistant"]);
+    let hass = service(&config, "home-assistant");
+    assert_eq!(hass["recordsize"], "16K");
+    assert_eq!(hass["compression"], "lz4");
+    assert_eq!(hass["properties"]["com.sun:auto-snapshot"], "true");
+    assert_eq!(hass["owner"], "hass");
+    assert_eq!(hass["group"], "hass");
+}
+
+#[test]
+fn postgresql_preset_splits_data_and_wal() {
+    let Some(lib) = nixpkgs_lib("postgresql_preset_splits_data_and_wal") else { return };
+    let config = render(&lib, "{ modules.storage.datasets.enable = true; services.postgresql.enable = true; }")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let data = service(&config, "postgres-data");
+    assert_eq!(data["recordsize"], "8K");
+    assert_eq!(data["compression"], "lz4");
+    assert_eq!(data["properties"]["logbias"], "latency");
+    assert_eq!(data["owner"], "postgres");
+    assert_eq!(data["mode"], "0700", "initdb refuses a group- or world-readable data directory");
+    let wal = service(&config, "postgres-wal");
+    assert_eq!(wal["recordsize"], "128K");
+    assert_eq!(wal["compression"], "off");
+    assert_eq!(wal["properties"]["logbias"], "throughput");
+
+    let without_wal = render(
+        &lib,
+        "{ modules.storage.datasets = { enable = true; presets.postgresql.separateWal = false; }; \
+           services.postgresql.enable = true; }",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(without_wal["datasets"]["services"].get("postgres-wal").is_none());
+}
+
+#[test]
+fn presets_follow_their_services_and_yield_to_the_host() {
+    let Some(lib) = nixpkgs_lib("presets_follow_their_services_and_yield_to_the_host") else { return };
+    let nothing = render(&lib, "{ modules.storage.datasets.enable = true; }").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(nothing["datasets"]["services"], serde_json::json!({}), "no service enabled, no dataset");
+
+    let overridden = render(
+        &lib,
+        r#"{ modules.storage.datasets = { enable = true; services.sonarr = { recordsize = "64K"; mode = "0750"; properties."com.sun:auto-snapshot" = "false"; }; };
+             services.sonarr = { enable = true; user = "media"; }; }"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let sonarr = service(&overridden, "sonarr");
+    assert_eq!(sonarr["recordsize"], "64K", "the host's value wins over the preset's");
+    assert_eq!(sonarr["mode"], "0750");
+    assert_eq!(sonarr["properties"]["com.sun:auto-snapshot"], "false");
+    assert_eq!(sonarr["compression"], "lz4", "what the host does not set keeps the preset's value");
+    assert_eq!(sonarr["owner"], "media", "the preset follows services.sonarr.user");
+
+    let off = render(
+        &lib,
+        "{ modules.storage.datasets = { enable = true; presets.enable = false; }; services.sonarr.enable = true; }",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(off["datasets"]["services"], serde_json::json!({}));
+}
+
+#[test]
+fn names_with_spaces_and_custom_mountpoints_render() {
+    let Some(lib) = nixpkgs_lib("names_with_spaces_and_custom_mountpoints_render") else { return };
+    let config = render(
+        &lib,
+        r#"{ modules.storage.datasets = { enable = true; parentDataset = "tank/my persist"; parentMount = "/my persist/";
+             services."my app" = { mountpoint = /srv/media; owner = "1000"; preseed = { enable = true; allowEmptyBootstrap = true; sources = [ ]; }; }; }; }"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let app = service(&config, "my app");
+    assert_eq!(app["mountpoint"], "/srv/media", "a path value becomes a string, not a store path");
+    assert_eq!(app["owner"], "1000");
+    assert_eq!(strings(&app["preseed"]["sources"]), Vec::<&str>::new());
+}
+
+#[test]
+fn rendered_fixtures_are_current() {
+    let Some(lib) = nixpkgs_lib("rendered_fixtures_are_current") else { return };
+    let mut hosts: Vec<String> = std::fs::read_dir(repo().join("examples"))
+        .expect("examples/")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".nix").map(String::from))
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, ["forge", "luna"]);
+    for host in &hosts {
+        let text = std::fs::read_to_string(fixture(host))
+            .unwrap_or_else(|e| panic!("Failed to read {}: {e}", fixture(host).display()));
+        let committed: Value = serde_json::from_str(&text).expect("fixture is JSON");
+        assert_eq!(
+            committed,
+            render_example(&lib, host),
+            "tests/fixtures/rendered/{host}.json is stale: run NIXPKGS_LIB=... tests/nix/update-fixtures.sh"
+        );
+    }
+}
+
+/// Each file in tests/nix/bad and what the error must say (the option's name, then why).
+const BAD_CONFIGS: &[(&str, &[&str])] = &[
+    ("compression", &["`modules.storage.datasets.services.app.compression'", "ZFS compression", "\"snappy\""]),
+    ("compression-level", &["`modules.storage.datasets.services.app.compression'", "zstd-1..19", "\"zstd-20\""]),
+    ("recordsize-15k", &["`modules.storage.datasets.services.app.recordsize'", "power of two", "\"15K\""]),
+    ("recordsize-32m", &["`modules.storage.datasets.services.app.recordsize'", "512 to 16M", "\"32M\""]),
+    ("mode-rwx", &["`modules.storage.datasets.services.app.mode'", "octal file mode", "\"rwx\""]),
+    ("parent-dataset", &["`modules.storage.datasets.parentDataset'", "ZFS dataset name", "\"tank//persist\""]),
+    ("parent-dataset-snapshot", &["`modules.storage.datasets.parentDataset'", "ZFS dataset name", "@today"]),
+    ("service-name", &["modules.storage.datasets.services.\"media/sonarr\"", "one dataset name component"]),
+    ("relative-mountpoint", &["`modules.storage.datasets.services.app.mountpoint'", "absolute path"]),
+    ("owner", &["`modules.storage.datasets.services.app.owner'", "user or group name"]),
+    ("unknown-preset-field", &["The option `modules.storage.datasets.presets.sonarr.recordsize' does not exist"]),
+    ("typo-option", &["The option `modules.storage.datasets.services.app.recordsze' does not exist", "Did you mean"]),
+    ("typo-preseed-option", &["The option `modules.storage.datasets.services.app.preseed.sourcs' does not exist"]),
+    ("unknown-property", &["modules.storage.datasets.services.app.properties.\"atim\"", "unknown ZFS property"]),
+    (
+        "property-value",
+        &["modules.storage.datasets.services.app.properties.\"logbias\"", "not one of latency, throughput"],
+    ),
+    (
+        "shorthand-in-properties",
+        &[
+            "modules.storage.datasets.services.app.properties.\"recordsize\"",
+            "set modules.storage.datasets.services.app.recordsize instead",
+        ],
+    ),
+    (
+        "preseed-replica-without-dataset",
+        &["modules.storage.datasets.services.app.preseed.replica.dataset", "sources lists \"replica\""],
+    ),
+    (
+        "preseed-restic-without-password",
+        &["modules.storage.datasets.services.app.preseed.restic.passwordFile", "must be set"],
+    ),
+    ("preseed-unknown-source", &["`modules.storage.datasets.services.app.preseed.sources", "\"tape\""]),
+    (
+        "shared-mountpoint",
+        &[
+            "modules.storage.datasets.services.b.mountpoint",
+            "also the mountpoint of modules.storage.datasets.services.a",
+        ],
+    ),
+    ("restic-tag", &["`modules.storage.datasets.services.app.backup.restic.tags", "restic tag", "\"a,b\""]),
+];
+
+#[test]
+fn wrong_values_fail_evaluation_naming_the_option() {
+    let Some(lib) = nixpkgs_lib("wrong_values_fail_evaluation_naming_the_option") else { return };
+    let mut failures = Vec::new();
+    for (name, needles) in BAD_CONFIGS {
+        let file = repo().join(format!("tests/nix/bad/{name}.nix"));
+        let expr = format!(
+            "import {} {{ lib = {}; configuration = {}; }}",
+            nix_path(&repo().join("tests/nix/check-module.nix")),
+            lib_expr(&lib),
+            nix_path(&file)
+        );
+        match eval(&expr) {
+            Ok(value) => failures.push(format!("{name}: evaluated to {value}")),
+            Err(stderr) => {
+                for needle in *needles {
+                    if !stderr.contains(needle) {
+                        failures.push(format!("{name}: the error does not say {needle:?}:\n{stderr}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_bad_config_is_checked() {
+    let mut files: Vec<String> = std::fs::read_dir(repo().join("tests/nix/bad"))
+        .expect("tests/nix/bad")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".nix").map(String::from))
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = BAD_CONFIGS.iter().map(|(name, _)| (*name).to_string()).collect();
+    listed.sort();
+    assert_eq!(files, listed, "tests/nix/bad and BAD_CONFIGS must list the same cases");
+}
+
+#[test]
+fn the_lib_only_half_rejects_wrong_values_without_nixos() {
+    let Some(lib) = nixpkgs_lib("the_lib_only_half_rejects_wrong_values_without_nixos") else { return };
+    let err = render(&lib, r#"{ modules.storage.datasets.services.app.recordsize = "15K"; }"#)
+        .expect_err("15K must not render");
+    assert!(err.contains("`modules.storage.datasets.services.app.recordsize'"), "{err}");
+    let err = render(&lib, r#"{ modules.storage.datasets.services.app.properties.atim = "off"; }"#)
+        .expect_err("a property typo must not render");
+    assert!(err.contains("properties.\"atim\""), "{err}");
+}
+
+#[test]
+fn nixos_wiring_orders_units_and_moves_data_dirs() {
+    let Some(lib) = nixpkgs_lib("nixos_wiring_orders_units_and_moves_data_dirs") else { return };
+    let forge = nix_path(&repo().join("examples/forge.nix"));
+    let got = fake_nixos(
+        &lib,
+        &forge,
+        "c: { inherit (c.systemd) services tmpfiles; inherit (c.system) activationScripts; \
+             restic = c.services.restic.backups; etc = c.environment.etc; \
+             dataDirs = { inherit (c.services.sonarr) dataDir; radarr = c.services.radarr.dataDir; plex = c.services.plex.dataDir; }; \
+             json = c.system.build.persistctlConfig.env.json; check = c.system.build.persistctlConfig.script; }",
+    );
+    let units = &got["services"];
+
+    let datasets = &units["zfs-service-datasets"];
+    assert_eq!(strings(&datasets["after"]), ["zfs-import.target"]);
+    assert_eq!(strings(&datasets["before"]), ["zfs-mount.service", "local-fs.target", "shutdown.target"]);
+    assert_eq!(datasets["unitConfig"]["DefaultDependencies"], false, "it runs before local-fs.target");
+    assert_eq!(strings(&datasets["unitConfig"]["RequiresMountsFor"]), ["/persist"], "after a legacy parent mount");
+    assert!(!strings(&datasets["restartTriggers"]).is_empty(), "restarted when the config changes");
+    let exec = datasets["serviceConfig"]["ExecStart"].as_str().expect("ExecStart");
+    assert!(exec.ends_with(" apply") && exec.contains("/bin/persistctl --config /nix/store/"), "{exec}");
+    assert!(strings(&datasets["path"]).iter().any(|p| p.contains("zfs-user")), "PATH carries boot.zfs.package");
+
+    for name in ["sonarr", "radarr", "plex"] {
+        let unit = &units[name];
+        assert!(strings(&unit["after"]).contains(&"zfs-service-datasets.service"), "{name}: {unit:#}");
+        assert!(strings(&unit["wants"]).contains(&"zfs-service-datasets.service"), "{name}");
+        assert_eq!(strings(&unit["unitConfig"]["RequiresMountsFor"]), [format!("/persist/{name}").as_str()]);
+    }
+    assert_eq!(got["dataDirs"]["dataDir"], "/persist/sonarr");
+    assert_eq!(got["dataDirs"]["radarr"], "/persist/radarr");
+    assert_eq!(got["dataDirs"]["plex"], "/persist/plex");
+
+    // sonarr has preseed: it requires its restore and starts after it.
+    assert!(strings(&units["sonarr"]["requires"]).contains(&"preseed@sonarr.service"));
+    assert!(strings(&units["sonarr"]["after"]).contains(&"preseed@sonarr.service"));
+    assert!(strings(&units["radarr"]["requires"]).is_empty());
+    let preseed = &units["preseed@sonarr"];
+    assert_eq!(preseed["serviceConfig"]["Type"], "oneshot");
+    assert_eq!(preseed["serviceConfig"]["RemainAfterExit"], true);
+    assert_eq!(preseed["serviceConfig"]["TimeoutStartSec"], 1800 + 60);
+    assert!(
+        preseed["serviceConfig"]["ExecStart"].as_str().expect("ExecStart").ends_with("/bin/persistctl preseed sonarr")
+    );
+    assert_eq!(strings(&preseed["before"]), ["sonarr.service"]);
+    assert!(strings(&preseed["after"]).contains(&"zfs-service-datasets.service"));
+    assert!(strings(&preseed["after"]).contains(&"zfs-mount.service"));
+    assert_eq!(preseed["restartIfChanged"], false, "a restart would restart sonarr");
+    assert!(!strings(&preseed["after"]).contains(&"network-online.target"), "the repository is local");
+
+    let script = &got["activationScripts"]["zfs-service-datasets"];
+    assert_eq!(script["supportsDryActivation"], true);
+    let text = script["text"].as_str().expect("text");
+    assert!(text.contains("dry-activate)") && text.contains(" plan ||"), "{text}");
+    assert!(text.contains(" apply || rc=$?") && text.contains("WARNING"), "{text}");
+
+    assert_eq!(
+        strings(&got["tmpfiles"]["rules"]),
+        [
+            "d '/persist/plex' 0750 plex plex - -",
+            "d '/persist/radarr' 0700 radarr radarr - -",
+            "d '/persist/sonarr' 0700 sonarr sonarr - -",
+        ]
+    );
+
+    let restic = &got["restic"]["sonarr"];
+    assert_eq!(strings(&restic["paths"]), ["/persist/sonarr"]);
+    assert_eq!(restic["repository"], "/srv/restic/nas-primary");
+    assert_eq!(strings(&restic["extraBackupArgs"]), ["--tag=sonarr", "--tag=media"]);
+    assert_eq!(strings(&units["restic-backups-sonarr"]["unitConfig"]["RequiresMountsFor"]), ["/persist/sonarr"]);
+
+    // The file the binary reads is exactly what render.nix makes, checked at build time.
+    let json: Value = serde_json::from_str(got["json"].as_str().expect("json")).expect("JSON");
+    assert_eq!(json, render_example(&lib, "forge"));
+    assert!(got["check"].as_str().expect("script").contains("/bin/persistctl check-config \"$out\""));
+    let linked = got["etc"]["persistctl/config.json"]["source"].as_str().expect("a store path");
+    assert!(linked.ends_with("-persistctl-config.json"), "{linked}");
+}
+
+#[test]
+fn nixos_wiring_for_home_assistant_postgresql_and_odd_names() {
+    let Some(lib) = nixpkgs_lib("nixos_wiring_for_home_assistant_postgresql_and_odd_names") else { return };
+    let got = fake_nixos(
+        &lib,
+        r#"[ (import ./examples/luna.nix) {
+             services.postgresql.enable = true;
+             modules.storage.datasets.notifyCommand = "echo done";
+             modules.storage.datasets.services."my app" = {
+               usedBy = [ "app" ];
+               preseed = { enable = true; restic = { repository = "s3:s3.example/bucket"; passwordFile = "/run/p"; }; };
+             };
+           } ]"#,
+        "c: { inherit (c.systemd) services; configDir = c.services.home-assistant.configDir;
+             pgData = c.services.postgresql.dataDir; initdb = c.services.postgresql.initdbArgs; }",
+    );
+    let units = &got["services"];
+    assert_eq!(got["configDir"], "/persist/home-assistant");
+    assert_eq!(got["pgData"], "/persist/postgres-data");
+    assert_eq!(strings(&got["initdb"]), ["--waldir=/persist/postgres-wal/pg_wal"]);
+    assert!(strings(&units["home-assistant"]["after"]).contains(&"zfs-service-datasets.service"));
+    let pg = &units["postgresql"];
+    assert_eq!(strings(&pg["after"]), ["zfs-service-datasets.service"], "once, though it uses two datasets");
+    assert_eq!(strings(&pg["unitConfig"]["RequiresMountsFor"]), ["/persist/postgres-data", "/persist/postgres-wal"]);
+    assert_eq!(strings(&pg["serviceConfig"]["ReadWritePaths"]), ["/persist/postgres-wal"]);
+
+    // A space is escaped in the unit name and quoted in path lists.
+    let app = &units["app"];
+    assert_eq!(strings(&app["requires"]), ["preseed@my\\x20app.service"]);
+    assert_eq!(strings(&app["unitConfig"]["RequiresMountsFor"]), ["\"/persist/my app\""]);
+    let preseed = &units["preseed@my\\x20app"];
+    assert!(strings(&preseed["after"]).contains(&"network-online.target"), "an S3 repository needs the network");
+    let exec = preseed["serviceConfig"]["ExecStart"].as_str().expect("ExecStart");
+    assert!(exec.starts_with("/nix/store/") && exec.contains("preseed-my"), "the notify wrapper: {exec}");
+}
+
+#[test]
+fn mk_preseed_service_makes_a_preseed_unit() {
+    let Some(lib) = nixpkgs_lib("mk_preseed_service_makes_a_preseed_unit") else { return };
+    let got = fake_nixos(
+        &lib,
+        &format!(
+            r#"[ {{ modules.storage.datasets.enable = true; }}
+                 ((import {} {{ lib = {}; }}).mkPreseedService {{
+                   serviceName = "paperless";
+                   restic = {{ repository = "/srv/restic/nas"; passwordFile = "/run/secrets/restic"; }};
+                   timeout = 600;
+                 }}) ]"#,
+            nix_path(&repo().join("nix/lib")),
+            lib_expr(&lib)
+        ),
+        r#"c: { unit = c.systemd.services."preseed@paperless"; service = c.systemd.services.paperless;
+               json = builtins.fromJSON c.system.build.persistctlConfig.env.json; }"#,
+    );
+    assert_eq!(got["unit"]["serviceConfig"]["TimeoutStartSec"], 660);
+    assert_eq!(strings(&got["service"]["requires"]), ["preseed@paperless.service"]);
+    let preseed = &got["json"]["datasets"]["services"]["paperless"]["preseed"];
+    assert_eq!(strings(&preseed["sources"]), ["snapshot", "restic"]);
+    assert_eq!(strings(&preseed["restic"]["tags"]), ["paperless"]);
+}
+
+fn nix_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() {
+            if !matches!(name.to_str(), Some("target" | ".git" | "result")) {
+                nix_files(&path, found);
+            }
+        } else if path.extension().is_some_and(|e| e == "nix") {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_nix_file_parses() {
+    if !nix_instantiate_works() {
+        eprintln!("SKIPPED: nix-instantiate not found (every_nix_file_parses needs Nix, e.g. apt-get install nix-bin)");
+        return;
+    }
+    let mut files = Vec::new();
+    nix_files(&repo(), &mut files);
+    files.sort();
+    for required in ["flake.nix", "default.nix", "nix/package.nix", "nix/render.nix", "nix/tests/first-boot.nix"] {
+        assert!(files.contains(&repo().join(required)), "{required} is missing");
+    }
+    let mut failures = Vec::new();
+    for file in &files {
+        let out = Command::new("nix-instantiate")
+            .arg("--parse")
+            .arg(file)
+            .env("NIX_CONFIG", NIX_CONFIG)
+            .output()
+            .expect("nix-instantiate runs");
+        if !out.status.success() {
+            failures.push(format!("{}:\n{}", file.display(), String::from_utf8_lossy(&out.stderr)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("parsed {} .nix files", files.len());
+}
+
+#[test]
+fn flake_lock_pins_nixpkgs_25_11() {
+    let text = std::fs::read_to_string(repo().join("flake.lock")).expect("flake.lock");
+    let lock: Value = serde_json::from_str(&text).expect("flake.lock is JSON");
+    assert_eq!(lock["version"], 7);
+    assert_eq!(lock["root"], "root");
+    assert_eq!(lock["nodes"]["root"]["inputs"]["nixpkgs"], "nixpkgs");
+    let locked = &lock["nodes"]["nixpkgs"]["locked"];
+    assert_eq!(locked["type"], "github");
+    assert_eq!(locked["owner"], "NixOS");
+    assert_eq!(locked["rev"], "687f05a9184cad4eaf905c48b63649e3a86f5433");
+    assert!(locked["narHash"].as_str().is_some_and(|h| h.starts_with("sha256-") && h.len() == 51), "{locked}");
+    assert_eq!(lock["nodes"]["nixpkgs"]["original"]["ref"], "nixos-25.11");
+}
+
+#[test]
+fn flake_outputs_have_the_promised_shape() {
+    let Some(lib) = nixpkgs_lib("flake_outputs_have_the_promised_shape") else { return };
+    // nixpkgs itself cannot be fetched here: a stand-in with the real lib and inert packages.
+    let got = eval_ok(&format!(
+        r#"let
+             lib = {lib};
+             drv = name: {{ type = "derivation"; inherit name; outPath = "/nix/store/x-${{name}}"; }};
+             pkgs = system: {{
+               stdenv.hostPlatform.system = system;
+               callPackage = _: _: drv "persistctl";
+               testers.runNixOSTest = t: drv t.name;
+               runCommand = name: _: _: drv name;
+               mkShell = _: drv "shell";
+               nixfmt-tree = drv "nixfmt-tree";
+             }};
+             nixpkgs = {{ outPath = "/nixpkgs"; inherit lib; legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] pkgs; }};
+             self = (import ./flake.nix).outputs {{ inherit self nixpkgs; }};
+           in {{
+             top = builtins.attrNames self;
+             packages = lib.mapAttrs (_: builtins.attrNames) self.packages;
+             modules = lib.mapAttrs (_: m: builtins.isAttrs m) self.nixosModules;
+             overlay = builtins.isFunction self.overlays.default;
+             checks = builtins.attrNames self.checks.x86_64-linux;
+             fixturesCurrent = self.checks.x86_64-linux.rendered-fixtures.name;
+             badConfigsFail = self.checks.x86_64-linux.bad-configs-fail.name;
+             lib = builtins.attrNames self.lib;
+           }}"#,
+        lib = lib_expr(&lib)
+    ));
+    assert_eq!(
+        strings(&got["top"]),
+        ["checks", "devShells", "formatter", "lib", "nixosModules", "overlays", "packages"]
+    );
+    for system in ["x86_64-linux", "aarch64-linux"] {
+        assert_eq!(strings(&got["packages"][system]), ["default", "persistctl"]);
+    }
+    assert_eq!(got["modules"], serde_json::json!({ "default": true, "storage-datasets": true }), "attrsets, not paths");
+    assert_eq!(got["overlay"], true);
+    for check in [
+        "package",
+        "eval-forge",
+        "eval-luna",
+        "rendered-fixtures",
+        "bad-configs-fail",
+        "vm-first-boot",
+        "vm-specialisation-switch",
+        "vm-dry-activate",
+        "vm-reboot",
+    ] {
+        assert!(strings(&got["checks"]).contains(&check), "missing check {check}");
+    }
+    // Their assertions ran: the fixtures are current and every bad config fails, in Nix too.
+    assert_eq!(got["fixturesCurrent"], "persistctl-rendered-fixtures");
+    assert_eq!(got["badConfigsFail"], "persistctl-bad-configs-fail");
+    assert_eq!(strings(&got["lib"]), ["mkPreseedService", "renderConfig", "types"]);
+}
+
+#[test]
+fn options_doc_is_current() {
+    let Some(lib) = nixpkgs_lib("options_doc_is_current") else { return };
+    let generated =
+        eval_ok(&format!("import {} {{ lib = {}; }}", nix_path(&repo().join("nix/docs.nix")), lib_expr(&lib)));
+    let generated = generated.as_str().expect("nix/docs.nix returns a string");
+    let committed = std::fs::read_to_string(repo().join("docs/options.md")).expect("docs/options.md");
+    assert!(committed == generated, "docs/options.md is out of date: run NIXPKGS_LIB=... tests/nix/gen-options-doc.sh");
+}
+
+#[test]
+fn every_option_has_a_description_and_an_example() {
+    let Some(lib) = nixpkgs_lib("every_option_has_a_description_and_an_example") else { return };
+    let got = eval_ok(&format!(
+        r#"let
+             lib = {lib};
+             eval = lib.evalModules {{ modules = [ ./nix/modules/storage-datasets/options.nix ./nix/modules/storage-datasets/presets.nix ./nix/lib/nixos-stubs.nix ]; }};
+             options = builtins.filter (o: lib.take 3 o.loc == [ "modules" "storage" "datasets" ] && !o.internal) (lib.optionAttrSetToDocList eval.options);
+           in {{
+             count = builtins.length options;
+             undocumented = map (o: o.name) (builtins.filter (o: o.description == null || o.description == "" || !(o ? example)) options);
+           }}"#,
+        lib = lib_expr(&lib)
+    ));
+    assert!(got["count"].as_u64().is_some_and(|n| n > 50), "{got}");
+    assert_eq!(strings(&got["undocumented"]), Vec::<&str>::new(), "options without a description or an example");
+}
+
+/// Whether the built binary implements `check-config` yet: it must reject a file that is not there.
+fn check_config_implemented(bin: &str) -> bool {
+    Command::new(bin)
+        .args(["check-config", "/nonexistent/persistctl-config.json"])
+        .output()
+        .is_ok_and(|o| !o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unrecognized subcommand"))
+}
+
+#[test]
+fn rendered_fixtures_pass_check_config() {
+    let bin = env!("CARGO_BIN_EXE_persistctl");
+    if !check_config_implemented(bin) {
+        eprintln!("SKIPPED: {bin} does not implement `check-config` yet (rendered_fixtures_pass_check_config)");
+        return;
+    }
+    for host in ["forge", "luna"] {
+        let out = Command::new(bin).arg("check-config").arg(fixture(host)).output().expect("persistctl runs");
+        assert!(
+            out.status.success(),
+            "persistctl check-config rejects tests/fixtures/rendered/{host}.json:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
