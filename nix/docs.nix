@@ -77,7 +77,7 @@ in
   edit by hand. `cargo test --test nix_eval` fails when this file is out of date.
 
   The JSON these options produce is described in [config-format.md](config-format.md);
-  `nix/render.nix` shows it for a given host (see [use-in-your-flake.md](use-in-your-flake.md)).
+  `nix/render.nix` shows it for a given host (see the README, "Use it in your flake").
 
 ''
 + lib.concatMapStrings section options
