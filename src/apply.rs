@@ -43,7 +43,31 @@ pub fn gather(zfs: &Zfs, config: &Validated) -> anyhow::Result<LiveState> {
         let id = fsprobe::lookup_group(&name)?;
         groups.insert(name, id);
     }
-    Ok(LiveState { parent, paths, users, groups })
+    Ok(LiveState { parent, paths, users, groups, zfs_version: loaded_zfs_version() })
+}
+
+/// The loaded kernel module's version, from `/sys/module/zfs/version` (`2.3.2-2~bpo12+2`).
+fn loaded_zfs_version() -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/sys/module/zfs/version").ok()?;
+    parse_version(&text)
+}
+
+/// `2.1.11-1+deb12u1` → (2, 1).
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.trim().split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_versions_parse() {
+        assert_eq!(parse_version("2.3.2-2~bpo12+2\n"), Some((2, 3)));
+        assert_eq!(parse_version("2.1.11-1+deb12u1"), Some((2, 1)));
+        assert_eq!(parse_version("garbage"), None);
+    }
 }
 
 /// Gathers live state and plans.

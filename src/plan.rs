@@ -61,6 +61,8 @@ pub struct LiveState {
     pub users: BTreeMap<String, Option<u32>>,
     /// Groups by name, likewise.
     pub groups: BTreeMap<String, Option<u32>>,
+    /// The loaded ZFS module's (major, minor), when known: some values read back differently by version.
+    pub zfs_version: Option<(u32, u32)>,
 }
 
 /// One property change.
@@ -456,7 +458,8 @@ fn plan_existing(spec: &DatasetSpec, live_ds: &LiveDataset, live: &LiveState) ->
     let mut changes = Vec::new();
     for wanted in &spec.properties {
         let current = live_ds.properties.get(&wanted.name);
-        let in_sync = current.is_some_and(|c| props::canonical_live(&wanted.name, &c.value) == wanted.canonical);
+        let in_sync =
+            current.is_some_and(|c| props::in_sync(&wanted.name, &wanted.canonical, &c.value, live.zfs_version));
         if in_sync {
             continue;
         }
@@ -488,7 +491,10 @@ fn plan_existing(spec: &DatasetSpec, live_ds: &LiveDataset, live: &LiveState) ->
     }
     let wanted_names: BTreeSet<&str> = spec.properties.iter().map(|p| p.name.as_str()).collect();
     for (name, value) in &live_ds.properties {
+        // Read-only counters (filesystem_count, ...) show as "local" once a pool tracks limits.
+        let settable = props::class_of(name).is_some_and(|c| c != PropertyClass::ReadOnly);
         if value.source == PropertySource::Local
+            && settable
             && !wanted_names.contains(name.as_str())
             && !name.starts_with("persistctl:")
         {
@@ -562,7 +568,7 @@ mod tests {
     }
 
     fn live(parent: ParentState) -> LiveState {
-        LiveState { parent, paths: BTreeMap::new(), users: BTreeMap::new(), groups: BTreeMap::new() }
+        LiveState { parent, paths: BTreeMap::new(), users: BTreeMap::new(), groups: BTreeMap::new(), zfs_version: None }
     }
 
     fn dir(empty: bool, uid: u32, gid: u32, mode: u32) -> PathProbe {
@@ -658,6 +664,7 @@ mod tests {
             "tank/persist|mountpoint|/persist|local
              tank/persist/a|mountpoint|/persist/a|inherited from tank/persist
              tank/persist/a|atime|off|local
+             tank/persist/a|filesystem_count|0|local
              tank/persist/a|persistctl:restored-from|restic|local
              tank/persist/old|mountpoint|/persist/old|inherited from tank/persist",
         );

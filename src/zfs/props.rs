@@ -328,6 +328,20 @@ pub fn canonical_live(name: &str, value: &str) -> String {
     }
 }
 
+/// Whether a live value (as `zfs get -p` prints it) satisfies a wanted canonical value.
+///
+/// `zfs_version` is the loaded module's (major, minor): since OpenZFS 2.2 `xattr=on` means
+/// system-attribute xattrs, and 2.3 reads `sa` back as `on`; on 2.1 `on` still means directory xattrs.
+#[must_use]
+pub fn in_sync(name: &str, wanted_canonical: &str, live_value: &str, zfs_version: Option<(u32, u32)>) -> bool {
+    let live = canonical_live(name, live_value);
+    if live == wanted_canonical {
+        return true;
+    }
+    let sa_is_on = zfs_version.is_some_and(|v| v >= (2, 2));
+    name == "xattr" && sa_is_on && [live.as_str(), wanted_canonical] == ["on", "sa"]
+}
+
 /// `gzip` is `gzip-6` and `zstd` is `zstd-3`: ZFS reads both back as the short name.
 fn canonical_compression(value: &str) -> Result<String, String> {
     let level = |prefix: &str| value.strip_prefix(prefix).map(str::parse::<u32>);
@@ -557,6 +571,17 @@ mod tests {
         assert_eq!(validate("quota", "none").unwrap(), canonical_live("quota", "0"));
         assert_eq!(validate("acltype", "posixacl").unwrap(), canonical_live("acltype", "posix"));
         assert_eq!(validate("mountpoint", "/persist//sonarr/").unwrap(), "/persist/sonarr");
+    }
+
+    #[test]
+    fn xattr_sa_reads_back_as_on_from_openzfs_2_2() {
+        assert!(in_sync("xattr", "sa", "on", Some((2, 3))));
+        assert!(in_sync("xattr", "sa", "on", Some((2, 2))));
+        assert!(!in_sync("xattr", "sa", "on", Some((2, 1))), "on 2.1, on means directory xattrs");
+        assert!(!in_sync("xattr", "sa", "on", None));
+        assert!(!in_sync("xattr", "on", "sa", Some((2, 3))));
+        assert!(in_sync("xattr", "sa", "sa", Some((2, 1))));
+        assert!(in_sync("recordsize", "16384", "16384", None));
     }
 
     #[test]
