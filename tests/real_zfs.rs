@@ -502,3 +502,67 @@ fn every_allowed_value_reads_back_in_sync() {
     assert!(drifting.is_empty(), "values that do not read back in sync on {version:?}:\n{}", drifting.join("\n"));
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// (name, owner, recordsize, compression, com.sun:auto-snapshot, mode) as the seed's matrix asks.
+type ExpectedService = (&'static str, &'static str, &'static str, &'static str, &'static str, u32);
+
+/// Makes a system user (in the VM's throwaway root) unless it exists.
+fn ensure_user(name: &str) {
+    if run("id", &["-u", name]).status.success() {
+        return;
+    }
+    ok("useradd", &["--system", "--no-create-home", "--user-group", name]);
+}
+
+/// The contract between the Nix module and the binary: the JSON that `nix/render.nix` renders from
+/// `examples/` (committed as `tests/fixtures/rendered`, kept current by `tests/nix_eval.rs`) applied to
+/// pools laid out like the seed's hosts gives exactly the datasets and the seed's property matrix.
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn the_rendered_examples_apply_the_seed_matrix() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rendered");
+    let fixtures =
+        if fixtures.exists() { fixtures } else { Path::new("/host").join(fixtures.strip_prefix("/").unwrap()) };
+    let hosts: [(&str, &str, &str, &[ExpectedService]); 2] = [
+        (
+            "forge",
+            "tank",
+            "tank/persist",
+            &[
+                ("plex", "plex", "1048576", "lz4", "false", 0o750),
+                ("radarr", "radarr", "16384", "lz4", "true", 0o700),
+                ("sonarr", "sonarr", "16384", "lz4", "true", 0o700),
+            ],
+        ),
+        ("luna", "rpool", "rpool/safe/persist", &[("home-assistant", "hass", "16384", "lz4", "true", 0o700)]),
+    ];
+    for (host, pool_name, parent, services) in hosts {
+        let pool = Pool::new(pool_name);
+        ok("zfs", &["create", "-p", "-o", "mountpoint=legacy", parent]);
+        std::fs::create_dir_all("/persist").unwrap();
+        ok("mount", &["-t", "zfs", parent, "/persist"]);
+        for (_, owner, ..) in services {
+            ensure_user(owner);
+        }
+        let config = fixtures.join(format!("{host}.json"));
+        let out = pool.persistctl(&config, &["apply"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{host}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        let children = ok("zfs", &["list", "-H", "-o", "name", "-r", "-d", "1", parent]);
+        let mut want: Vec<String> = services.iter().map(|s| format!("{parent}/{}", s.0)).collect();
+        want.insert(0, parent.to_string());
+        assert_eq!(children.lines().collect::<Vec<_>>(), want, "{host}: exactly the declared datasets");
+        for (name, owner, recordsize, compression, snapshot, mode) in services {
+            let ds = format!("{parent}/{name}");
+            assert_eq!(zfs_get(&ds, "recordsize").0, *recordsize, "{ds}");
+            assert_eq!(zfs_get(&ds, "compression").0, *compression, "{ds}");
+            assert_eq!(zfs_get(&ds, "com.sun:auto-snapshot").0, *snapshot, "{ds}");
+            assert_eq!(zfs_get(&ds, "mountpoint").0, format!("/persist/{name}"), "{ds}");
+            let meta = std::fs::metadata(format!("/persist/{name}")).unwrap();
+            let uid: u32 = ok("id", &["-u", owner]).trim().parse().unwrap();
+            assert_eq!((meta.uid(), meta.mode() & 0o7777), (uid, *mode), "{ds}");
+        }
+        assert_eq!(pool.persistctl(&config, &["plan"]).status.code(), Some(0), "{host}: in sync after one apply");
+        ok("umount", &["-R", "/persist"]);
+    }
+}
