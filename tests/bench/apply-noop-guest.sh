@@ -32,8 +32,8 @@ print(json.dumps({"version": 1, "datasets": {"parentDataset": f"{pool}/persist",
                                              "services": services}}))
 PY
     export PERSISTCTL_LOCK=$W/lock
-    "$BIN" --config "$W/config$n.json" apply > /dev/null
-    "$BIN" --config "$W/config$n.json" plan > /dev/null   # exit 0 = in sync (set -e)
+    "$BIN" --config "$W/config$n.json" apply > /dev/null 2>&1
+    "$BIN" --config "$W/config$n.json" plan > /dev/null 2>&1  # exit 0 = in sync (set -e)
     rm -f "$W/zfs-calls"
     PATH="$W/bin:$PATH" "$BIN" --config "$W/config$n.json" apply > /dev/null
     calls=$(wc -l < "$W/zfs-calls")
