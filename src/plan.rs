@@ -342,6 +342,7 @@ pub fn plan(
         }
     };
     let parent_blocked = !out.parent_problems.is_empty();
+    let parent_unmounted = tree.get(parent_dataset).and_then(|p| unmounted_parent(parent_dataset, p));
     for spec in specs {
         let mut dp = match tree.get(&spec.dataset) {
             Some(live_ds) => plan_existing(spec, live_ds, live),
@@ -350,6 +351,16 @@ pub fn plan(
         if parent_blocked {
             dp.actions.clear();
             dp.problems.push(format!("parent dataset {parent_dataset} is missing"));
+        }
+        if let Some(why) = &parent_unmounted {
+            // A child mounted now would land on the directory below the parent's future mount and be
+            // hidden by it (disko-zfs#9): create or move nothing until the parent is mounted.
+            let before = dp.actions.len();
+            dp.actions.retain(|a| !mounts_something(a));
+            if dp.actions.len() != before {
+                dp.actions.retain(|a| !matches!(a, Action::Ownership { .. }));
+                dp.problems.push(why.clone());
+            }
         }
         dp.status = status_of(&dp);
         out.datasets.push(dp);
@@ -361,6 +372,34 @@ pub fn plan(
         .cloned()
         .collect();
     out
+}
+
+/// Why the parent's children cannot be mounted yet: it should be mounted (canmount=on, a mountpoint or
+/// legacy) but is not.
+fn unmounted_parent(name: &str, parent: &LiveDataset) -> Option<String> {
+    let canmount = parent.value("canmount").unwrap_or("on");
+    let mountpoint = parent.value("mountpoint").unwrap_or("none");
+    if parent.is_mounted() || canmount != "on" || mountpoint == "none" {
+        return None;
+    }
+    Some(if mountpoint == "legacy" {
+        format!(
+            "parent dataset {name} (mountpoint=legacy) is not mounted; mount it (fileSystems) before creating datasets under it"
+        )
+    } else {
+        format!(
+            "parent dataset {name} is not mounted at {mountpoint}; mount it (zfs mount) before creating datasets under it"
+        )
+    })
+}
+
+/// Whether an action mounts a dataset somewhere (creating it, or moving its mountpoint).
+fn mounts_something(action: &Action) -> bool {
+    match action {
+        Action::Create { .. } => true,
+        Action::Set { changes, .. } => changes.iter().any(|c| c.property == "mountpoint"),
+        Action::CreateParent { .. } | Action::Ownership { .. } => false,
+    }
 }
 
 fn skipped(spec: &DatasetSpec, reason: &str) -> DatasetPlan {
@@ -580,7 +619,13 @@ mod tests {
 
     #[test]
     fn a_missing_dataset_is_created_with_all_properties_in_one_call() {
-        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(tree("tank/persist|mountpoint|legacy|local")));
+        let p = plan(
+            PARENT,
+            "/persist",
+            false,
+            &specs(SONARR),
+            &live(tree("tank/persist|mountpoint|legacy|local\ntank/persist|mounted|yes|-")),
+        );
         assert_eq!(p.datasets[0].status, "create");
         assert_eq!(
             p.datasets[0].actions,
@@ -616,6 +661,7 @@ mod tests {
     fn changed_values_become_one_set_call() {
         let t = tree(
             "tank/persist|mountpoint|legacy|local
+             tank/persist|mounted|yes|-
              tank/persist/sonarr|recordsize|131072|default
              tank/persist/sonarr|compression|lz4|local
              tank/persist/sonarr|com.sun:auto-snapshot|-|-
@@ -701,7 +747,7 @@ mod tests {
 
     #[test]
     fn never_mounts_over_existing_files() {
-        let mut l = live(tree("tank/persist|mountpoint|/persist|local"));
+        let mut l = live(tree("tank/persist|mountpoint|/persist|local\ntank/persist|mounted|yes|-"));
         l.paths.insert("/persist/sonarr".into(), dir(false, 0, 0, 0o755));
         let p = plan(PARENT, "/persist", false, &specs(SONARR), &l);
         assert_eq!(p.datasets[0].status, "blocked");
@@ -713,6 +759,32 @@ mod tests {
         }
         l.paths.insert("/persist/sonarr".into(), dir(true, 0, 0, 0o755));
         assert_eq!(plan(PARENT, "/persist", false, &specs(SONARR), &l).datasets[0].status, "create");
+    }
+
+    #[test]
+    fn nothing_is_mounted_under_a_parent_that_is_not_mounted_yet() {
+        let legacy = "tank/persist|mountpoint|legacy|local
+             tank/persist|mounted|yes|-
+                      tank/persist|canmount|on|default
+                      tank/persist|mounted|no|-";
+        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(tree(legacy)));
+        assert_eq!(p.datasets[0].status, "blocked");
+        assert!(p.datasets[0].actions.is_empty());
+        assert!(p.datasets[0].problems[0].contains("(mountpoint=legacy) is not mounted"), "{:?}", p.datasets[0]);
+        // mounted, or a pure container (canmount=off), is fine
+        for ok in [
+            "tank/persist|mountpoint|legacy|local\ntank/persist|mounted|yes|-",
+            "tank/persist|mountpoint|/persist|local\ntank/persist|canmount|off|local\ntank/persist|mounted|no|-",
+        ] {
+            let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(tree(ok)));
+            assert_eq!(p.datasets[0].status, "create", "{ok}");
+        }
+        // property changes that mount nothing still go ahead
+        let t = tree(&format!(
+            "{legacy}\ntank/persist/sonarr|recordsize|131072|default\ntank/persist/sonarr|mountpoint|/persist/sonarr|local"
+        ));
+        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(t));
+        assert_eq!(p.datasets[0].status, "update", "{:?}", p.datasets[0]);
     }
 
     #[test]

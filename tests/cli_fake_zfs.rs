@@ -96,7 +96,7 @@ fn seed_services() -> Value {
 }
 
 fn base_pool() -> Value {
-    json!({ "tank": { "local": {} }, "tank/persist": { "local": { "mountpoint": "legacy" } } })
+    json!({ "tank": { "local": {} }, "tank/persist": { "local": { "mountpoint": "legacy" }, "mounted": true } })
 }
 
 #[test]
@@ -311,7 +311,7 @@ fn show_lists_the_tree_with_sources() {
 
 #[test]
 fn names_with_spaces_and_shell_characters_pass_through_argv_untouched() {
-    let fake = Fake::new(&json!({ "tank": { "local": {} }, "tank/my persist": { "local": {} } }));
+    let fake = Fake::new(&json!({ "tank": { "local": {} }, "tank/my persist": { "local": {}, "mounted": true } }));
     let root = fake.mount_root();
     let text = json!({
         "version": 1,

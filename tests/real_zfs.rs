@@ -566,3 +566,21 @@ fn the_rendered_examples_apply_the_seed_matrix() {
         ok("umount", &["-R", "/persist"]);
     }
 }
+
+/// At boot the legacy parent may not be mounted yet: a child mounted now would be hidden by it.
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn nothing_is_created_under_a_legacy_parent_that_is_not_mounted() {
+    let pool = Pool::with_legacy_parent("pcl-unmounted");
+    ok("umount", &[&pool.parent_mount()]);
+    let config = pool.config(&json!({ "sonarr": { "recordsize": "16K" } }));
+    let before = pool.history();
+    let out = pool.persistctl(&config, &["apply"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("(mountpoint=legacy) is not mounted"), "{text}");
+    assert_eq!(pool.history(), before, "no writes");
+    ok("mount", &["-t", "zfs", &pool.parent(), &pool.parent_mount()]);
+    pool.apply(&config);
+    assert!(is_mountpoint(&format!("{}/sonarr", pool.parent_mount())));
+}
