@@ -74,8 +74,18 @@
         storage-datasets = {
           imports = [ ./nix/modules/storage-datasets ];
         };
+        notifications = {
+          imports = [ ./nix/modules/notifications ];
+        };
+        replication-zfs = {
+          imports = [ ./nix/modules/replication ];
+        };
         default = {
-          imports = [ ./nix/modules/storage-datasets ];
+          imports = [
+            ./nix/modules/storage-datasets
+            ./nix/modules/notifications
+            ./nix/modules/replication
+          ];
         };
       };
 

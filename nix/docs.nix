@@ -9,6 +9,8 @@ let
     modules = [
       ./modules/storage-datasets/options.nix
       ./modules/storage-datasets/presets.nix
+      ./modules/notifications/options.nix
+      ./modules/replication/options.nix
       ./lib/nixos-stubs.nix
       { _module.args.pkgs = throw "nix/docs.nix evaluates without pkgs"; }
     ];
@@ -16,16 +18,22 @@ let
 
   root = toString ../.;
 
-  options = builtins.filter (
-    opt:
-    opt.visible
-    && !opt.internal
-    && lib.take 3 opt.loc == [
-      "modules"
-      "storage"
-      "datasets"
-    ]
-  ) (lib.optionAttrSetToDocList eval.options);
+  docList = lib.optionAttrSetToDocList eval.options;
+  optionsUnder =
+    path: builtins.filter (opt: opt.visible && !opt.internal && lib.take (builtins.length path) opt.loc == path) docList;
+  options = optionsUnder [
+    "modules"
+    "storage"
+    "datasets"
+  ];
+  notificationOptions = optionsUnder [
+    "modules"
+    "notifications"
+  ];
+  replicationOptions = optionsUnder [
+    "modules"
+    "replication"
+  ];
 
   # literalExpression/literalMD values as rendered by lib (renderOptionValue).
   # Inline values follow the label after a space; multi-line ones go in a block below it.
@@ -81,3 +89,18 @@ in
 
 ''
 + lib.concatMapStrings section options
++ ''
+  # `modules.notifications` options
+
+  What `persistctl notify` sends and where: [notifications.md](notifications.md).
+
+''
++ lib.concatMapStrings section notificationOptions
++ ''
+  # `modules.replication.zfs` options
+
+  Snapshots (nixpkgs' `services.sanoid`), replication (`services.syncoid`) and the `persistctl status`
+  timer: [storage-architecture.md](storage-architecture.md).
+
+''
++ lib.concatMapStrings section replicationOptions

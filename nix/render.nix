@@ -20,6 +20,7 @@ let
     modules = [
       ./modules/storage-datasets/options.nix
       ./modules/storage-datasets/presets.nix
+      ./modules/notifications/options.nix
       ./lib/nixos-stubs.nix
       {
         _module.args = {

@@ -15,7 +15,16 @@ use crate::zfs::{TreeRead, Zfs};
 /// Reads everything `plan` needs.
 pub fn gather(zfs: &Zfs, config: &Validated) -> anyhow::Result<LiveState> {
     let parent_name = &config.config.datasets.parent_dataset;
-    let parent = match zfs.get_tree(parent_name)? {
+    // Only rows planning looks at are kept: wanted properties, mount state, and local properties
+    // (for the "set locally but not in the config" report).
+    let wanted: std::collections::BTreeSet<&str> =
+        config.specs.iter().flat_map(|s| s.properties.iter().map(|p| p.name.as_str())).collect();
+    let keep = |property: &str, source: &crate::zfs::PropertySource| {
+        *source == crate::zfs::PropertySource::Local
+            || wanted.contains(property)
+            || matches!(property, "mounted" | "mountpoint" | "canmount")
+    };
+    let parent = match zfs.get_tree_filtered(parent_name, &keep)? {
         TreeRead::Found(tree) => ParentState::Present(tree),
         // Only on this path does a second process run: is it the pool or just the parent?
         TreeRead::Missing => ParentState::Missing { pool_imported: zfs.pool_imported(pool_of(parent_name))? },

@@ -25,6 +25,10 @@ pub struct Config {
     pub version: u64,
     /// The `modules.storage.datasets` part.
     pub datasets: DatasetsConfig,
+    /// The `modules.notifications` part (`docs/notifications.md`); absent or null: not configured.
+    pub notifications: Option<crate::notify::NotificationsConfig>,
+    /// What `persistctl status` checks and its thresholds (`modules.replication.zfs.monitoring`).
+    pub monitoring: Option<MonitoringConfig>,
 }
 
 /// `modules.storage.datasets`.
@@ -335,6 +339,12 @@ fn validate(config: &Config) -> Result<Vec<DatasetSpec>, ConfigErrors> {
             specs.push(spec);
         }
     }
+    if let Some(monitoring) = &config.monitoring {
+        validate_monitoring(&mut errors, monitoring, d);
+    }
+    if let Some(notifications) = &config.notifications {
+        errors.0.extend(crate::notify::config::validate(notifications));
+    }
     if errors.0.is_empty() { Ok(specs) } else { Err(ConfigErrors(errors.0)) }
 }
 
@@ -477,6 +487,160 @@ fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
         }
         (None, true) => errors.push(format!("{at}.restic"), "is required because sources lists \"restic\""),
         (None, false) => {}
+    }
+}
+
+/// Warning and critical limits of one check; `null` disables that level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Limits {
+    /// Above this: WARNING.
+    pub warning: Option<u64>,
+    /// Above this: CRITICAL.
+    pub critical: Option<u64>,
+}
+
+const HOUR: u64 = 3600;
+
+fn default_replication_lag() -> Limits {
+    Limits { warning: Some(12 * HOUR), critical: Some(24 * HOUR) }
+}
+fn default_backup_age() -> Limits {
+    Limits { warning: Some(24 * HOUR), critical: Some(48 * HOUR) }
+}
+fn default_snapshot_age() -> Limits {
+    Limits { warning: Some(48 * HOUR), critical: None }
+}
+fn default_capacity() -> Limits {
+    Limits { warning: Some(80), critical: Some(90) }
+}
+
+/// `monitoring.thresholds`: ages in seconds, capacity in percent. The defaults are the seed's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Thresholds {
+    /// Age of the newest snapshot the replica shares with the dataset (default 12 h / 24 h).
+    #[serde(default = "default_replication_lag")]
+    pub replication_lag: Limits,
+    /// Age of the newest restic snapshot (default 24 h / 48 h).
+    #[serde(default = "default_backup_age")]
+    pub backup_age: Limits,
+    /// Age of the newest snapshot (default 48 h / none).
+    #[serde(default = "default_snapshot_age")]
+    pub snapshot_age: Limits,
+    /// `used / (used + available)` in percent (default 80 / 90).
+    #[serde(default = "default_capacity")]
+    pub capacity_percent: Limits,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            replication_lag: default_replication_lag(),
+            backup_age: default_backup_age(),
+            snapshot_age: default_snapshot_age(),
+            capacity_percent: default_capacity(),
+        }
+    }
+}
+
+/// `monitoring`: what `persistctl status` checks beyond the datasets themselves.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MonitoringConfig {
+    /// Limits; absent ones take the defaults.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// Service → its syncoid target, for the replication lag (else `preseed.replica` is used).
+    #[serde(default)]
+    pub replication: BTreeMap<String, ReplicaConfig>,
+    /// Service → the restic repository backing it up, for the backup age (else `preseed.restic`).
+    #[serde(default)]
+    pub backups: BTreeMap<String, ResticConfig>,
+    /// The JSON lines `persistctl preseed` appends (default `/var/lib/persistctl/preseed.json`).
+    pub preseed_status_file: Option<String>,
+}
+
+impl Config {
+    /// The thresholds in force (the defaults when there is no `monitoring`).
+    #[must_use]
+    pub fn thresholds(&self) -> Thresholds {
+        self.monitoring.as_ref().map(|m| m.thresholds).unwrap_or_default()
+    }
+
+    /// The replica `status` compares a service's dataset with: `monitoring.replication`, else `preseed.replica`.
+    #[must_use]
+    pub fn replica_of(&self, service: &str) -> Option<&ReplicaConfig> {
+        self.monitoring.as_ref().and_then(|m| m.replication.get(service)).or_else(|| {
+            self.datasets.services.get(service).and_then(|s| s.preseed.as_ref()).and_then(|p| p.replica.as_ref())
+        })
+    }
+
+    /// The restic repository backing up a service: `monitoring.backups`, else `preseed.restic`.
+    #[must_use]
+    pub fn backup_of(&self, service: &str) -> Option<&ResticConfig> {
+        self.monitoring.as_ref().and_then(|m| m.backups.get(service)).or_else(|| {
+            self.datasets.services.get(service).and_then(|s| s.preseed.as_ref()).and_then(|p| p.restic.as_ref())
+        })
+    }
+}
+
+fn validate_monitoring(errors: &mut Errors, m: &MonitoringConfig, d: &DatasetsConfig) {
+    let t = &m.thresholds;
+    for (name, limits) in [
+        ("replicationLag", t.replication_lag),
+        ("backupAge", t.backup_age),
+        ("snapshotAge", t.snapshot_age),
+        ("capacityPercent", t.capacity_percent),
+    ] {
+        if let (Some(w), Some(c)) = (limits.warning, limits.critical) {
+            if w > c {
+                errors.push(format!("monitoring.thresholds.{name}"), format!("warning ({w}) is above critical ({c})"));
+            }
+        }
+    }
+    if let Some(pct) = t.capacity_percent.warning.into_iter().chain(t.capacity_percent.critical).find(|p| *p > 100) {
+        errors.push("monitoring.thresholds.capacityPercent", format!("{pct} is not a percentage (0..100)"));
+    }
+    for (service, replica) in &m.replication {
+        let at = format!("monitoring.replication.{service}");
+        if !d.services.contains_key(service) {
+            errors.push(&at, format!("{service:?} is not a service in datasets.services"));
+        }
+        if let Err(why) = check_dataset_name(&replica.dataset) {
+            errors.push(format!("{at}.dataset"), why);
+        }
+        if let Some(key) = &replica.ssh_key {
+            check_absolute_path(errors, &format!("{at}.sshKey"), key);
+        }
+        if let Some(host) = &replica.host {
+            if host.is_empty() || host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                errors.push(format!("{at}.host"), format!("{host:?} is not a host or user@host"));
+            }
+        }
+    }
+    for (service, restic) in &m.backups {
+        let at = format!("monitoring.backups.{service}");
+        if !d.services.contains_key(service) {
+            errors.push(&at, format!("{service:?} is not a service in datasets.services"));
+        }
+        match (&restic.repository, &restic.repository_file) {
+            (None, None) => errors.push(format!("{at}.repository"), "set repository or repositoryFile"),
+            (Some(_), Some(_)) => errors.push(format!("{at}.repository"), "set repository or repositoryFile, not both"),
+            (Some(repo), None) if repo.is_empty() => errors.push(format!("{at}.repository"), "is empty"),
+            (_, Some(file)) => check_absolute_path(errors, &format!("{at}.repositoryFile"), file),
+            (Some(_), None) => {}
+        }
+        check_absolute_path(errors, &format!("{at}.passwordFile"), &restic.password_file);
+        if let Some(env) = &restic.environment_file {
+            check_absolute_path(errors, &format!("{at}.environmentFile"), env);
+        }
+        if restic.tags.iter().any(|t| t.is_empty() || t.contains(',')) {
+            errors.push(format!("{at}.tags"), "tags cannot be empty or contain ','");
+        }
+    }
+    if let Some(file) = &m.preseed_status_file {
+        check_absolute_path(errors, "monitoring.preseedStatusFile", file);
     }
 }
 
@@ -667,5 +831,70 @@ mod tests {
         assert_eq!(parse_mode("1777"), Ok(0o1777));
         assert!(parse_mode("75").is_err());
         assert!(parse_mode("0o750").is_err());
+    }
+
+    #[test]
+    fn monitoring_defaults_are_the_seeds_thresholds() {
+        let text = r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/persist",
+            "services": {"a": {}}}, "monitoring": {"thresholds": {"capacityPercent": {"warning": 70, "critical": null}}}}"#;
+        let v = parse(text).unwrap();
+        let t = v.config.thresholds();
+        assert_eq!(t.replication_lag, Limits { warning: Some(12 * 3600), critical: Some(24 * 3600) });
+        assert_eq!(t.backup_age, Limits { warning: Some(24 * 3600), critical: Some(48 * 3600) });
+        assert_eq!(t.snapshot_age, Limits { warning: Some(48 * 3600), critical: None });
+        assert_eq!(t.capacity_percent, Limits { warning: Some(70), critical: None });
+        let without = parse(&config_with_service("{}")).unwrap();
+        assert_eq!(without.config.thresholds(), Thresholds::default());
+    }
+
+    #[test]
+    fn monitoring_targets_fall_back_to_the_preseed_ones() {
+        let text = r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/persist",
+            "services": {"a": {"preseed": {"replica": {"dataset": "backup/a"}}}, "b": {}}},
+            "monitoring": {"replication": {"b": {"dataset": "backup/b", "host": "root@nas"}},
+                           "backups": {"b": {"repository": "/srv/restic", "passwordFile": "/p"}}}}"#;
+        let v = parse(text).unwrap();
+        assert_eq!(v.config.replica_of("a").unwrap().dataset, "backup/a");
+        assert_eq!(v.config.replica_of("b").unwrap().host.as_deref(), Some("root@nas"));
+        assert!(v.config.backup_of("a").is_none());
+        assert_eq!(v.config.backup_of("b").unwrap().repository.as_deref(), Some("/srv/restic"));
+    }
+
+    #[test]
+    fn bad_monitoring_values_name_their_field() {
+        let base = |m: &str| {
+            format!(
+                r#"{{"version": 1, "datasets": {{"parentDataset": "tank/persist", "parentMount": "/persist",
+                   "services": {{"a": {{}}}}}}, "monitoring": {m}}}"#
+            )
+        };
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                r#"{"thresholds": {"backupAge": {"warning": 10, "critical": 5}}}"#,
+                "monitoring.thresholds.backupAge",
+                "above critical",
+            ),
+            (
+                r#"{"thresholds": {"capacityPercent": {"warning": 80, "critical": 120}}}"#,
+                "monitoring.thresholds.capacityPercent",
+                "not a percentage",
+            ),
+            (r#"{"thresholds": {"lag": {}}}"#, "monitoring.thresholds.lag", "unknown field"),
+            (r#"{"replication": {"zzz": {"dataset": "backup/zzz"}}}"#, "monitoring.replication.zzz", "not a service"),
+            (
+                r#"{"replication": {"a": {"dataset": "backup//a"}}}"#,
+                "monitoring.replication.a.dataset",
+                "empty component",
+            ),
+            (r#"{"backups": {"a": {"passwordFile": "/p"}}}"#, "monitoring.backups.a.repository", "set repository"),
+            (r#"{"preseedStatusFile": "rel"}"#, "monitoring.preseedStatusFile", "not an absolute path"),
+        ];
+        for (m, path, needle) in cases {
+            let errors = parse(&base(m)).expect_err(m).0;
+            assert!(
+                errors.iter().any(|e| e.path == *path && e.message.contains(needle)),
+                "{m}: wanted {path}: ...{needle}..., got {errors:?}"
+            );
+        }
     }
 }

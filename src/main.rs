@@ -12,8 +12,11 @@ use clap::{Parser, Subcommand};
 use persistctl::apply::{self, Report};
 use persistctl::config::{self, DEFAULT_CONFIG_PATH};
 use persistctl::lock::{self, DEFAULT_LOCK_PATH};
+use persistctl::notify;
 use persistctl::output;
 use persistctl::plan::Plan;
+use persistctl::preseed;
+use persistctl::status;
 use persistctl::zfs::{TreeRead, Zfs};
 
 /// Exit code: done / in sync.
@@ -85,6 +88,76 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Restore a service's missing data before it starts. Exit 0: data present, restored, or started empty
+    /// (allowEmptyBootstrap); exit 1: fail closed (the service must not start).
+    Preseed {
+        /// The service (a key of datasets.services).
+        service: String,
+        /// Print which source would be used and why; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Append one JSON line per run here.
+        #[arg(long, env = "PERSISTCTL_PRESEED_STATUS", default_value = preseed::DEFAULT_STATUS_FILE)]
+        status_file: PathBuf,
+        /// Notification hook, one argv element per use (`--notify-command prog --notify-command arg`); called
+        /// with the event (preseed-skipped|restored|empty-bootstrap|failed) and key=value arguments.
+        #[arg(long, allow_hyphen_values = true)]
+        notify_command: Vec<String>,
+    },
+    /// Render a notification template and deliver it to every enabled backend (docs/notifications.md).
+    /// Exit 0: every backend took it (or the template is disabled); 1: nothing sent (bad config, unknown
+    /// template, bad --var, --strict); 2: at least one backend failed after all its attempts.
+    Notify {
+        /// A template name (sanoid-failure, preseed-success, ...), or a failed unit's name (it has a dot:
+        /// sanoid.service), as `notify@%n.service` passes it: that unit's `unitTemplates` entry or unit-failure.
+        target: String,
+        /// A template variable, `name=value`; repeat for more.
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Refuse (exit 1) when the template uses a variable that is not given, instead of showing `${name?}`.
+        #[arg(long)]
+        strict: bool,
+        /// Print the rendered notification and where it would go; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Override the template's priority.
+        #[arg(long, value_parser = ["min", "low", "medium", "high", "urgent"])]
+        priority: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Monitoring: per managed dataset space, snapshots, replication lag, backup age, last preseed and
+    /// drift against thresholds. Exit codes are Nagios': 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also when
+    /// status itself fails).
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Also write a node-exporter textfile here (atomically: temp file + rename in the same directory).
+        #[arg(long, value_name = "FILE")]
+        prometheus: Option<PathBuf>,
+        /// The clock, seconds since the epoch (default: now). For tests and "what if" checks.
+        #[arg(long, env = "PERSISTCTL_NOW", value_name = "EPOCH")]
+        now: Option<i64>,
+        /// `persistctl preseed`'s status file (default: the config's monitoring.preseedStatusFile, else
+        /// /var/lib/persistctl/preseed.json).
+        #[arg(long, env = "PERSISTCTL_PRESEED_STATUS", value_name = "FILE")]
+        preseed_status_file: Option<PathBuf>,
+        /// Remember the state here and run --notify-command only when it changes.
+        #[arg(long, value_name = "FILE")]
+        state_file: Option<PathBuf>,
+        /// Hook run on a change of state (with --state-file), one argv element per use; gets
+        /// `PERSISTCTL_STATUS_STATE`, `PERSISTCTL_STATUS_PREVIOUS` and `PERSISTCTL_STATUS_SUMMARY`.
+        #[arg(long, allow_hyphen_values = true)]
+        notify_command: Vec<String>,
+        /// Seconds each `restic snapshots` may take.
+        #[arg(long, default_value_t = 120)]
+        restic_timeout: u64,
+    },
 }
 
 fn init_logging(verbose: u8) {
@@ -131,6 +204,33 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             apply(&cli.config, &lock, dry_run, json, require_pools)
         }
         Command::Show { json } => show(&cli.config, json),
+        Command::Preseed { service, dry_run, json, status_file, notify_command } => {
+            let opts = preseed::Options {
+                service,
+                dry_run,
+                status_file,
+                notify_command,
+                lock_path: cli.lock_file.clone(),
+                lock_timeout: Duration::from_secs(cli.lock_timeout),
+            };
+            preseed_one(&cli.config, &opts, json)
+        }
+        Command::Status { json, prometheus, now, preseed_status_file, state_file, notify_command, restic_timeout } => {
+            let args = StatusArgs {
+                json,
+                prometheus,
+                now,
+                preseed_status_file,
+                state_file,
+                notify_command,
+                restic_timeout: Duration::from_secs(restic_timeout),
+            };
+            Ok(status_cmd(&cli.config, &args))
+        }
+        Command::Notify { target, vars, strict, dry_run, priority, json } => {
+            let priority = priority.as_deref().map(notify::cli::parse_priority).transpose()?;
+            notify::cli::run(&cli.config, &notify::cli::Args { target, vars, strict, dry_run, priority, json })
+        }
     }
 }
 
@@ -242,4 +342,101 @@ fn show(config_path: &Path, json: bool) -> anyhow::Result<u8> {
         print!("{}", output::show_text(&rows));
     }
     Ok(EXIT_OK)
+}
+
+fn preseed_one(config_path: &Path, opts: &preseed::Options, json: bool) -> anyhow::Result<u8> {
+    let validated = config::load(config_path)?;
+    let report = preseed::run(&validated, opts)?;
+    if json {
+        print_json(&report)?;
+    } else {
+        print!("{}", output_preseed(&report));
+    }
+    Ok(if report.failed() { EXIT_ERROR } else { EXIT_OK })
+}
+
+fn output_preseed(report: &preseed::Report) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let event = serde_json::to_value(report.event).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let _ = writeln!(text, "{}: {event}: {}", report.dataset, report.detail);
+    for a in &report.attempts {
+        let line = serde_json::to_value(&a.attempt).unwrap_or_default();
+        let result = line.get("result").and_then(|v| v.as_str()).unwrap_or("");
+        let detail = line.get("detail").and_then(|v| v.as_str()).unwrap_or("");
+        let _ = writeln!(text, "  {:<9} {result}: {detail}", a.source.to_string());
+    }
+    if let Some(note) = &report.note {
+        let _ = writeln!(text, "NOTE: {note}");
+    }
+    text
+}
+
+struct StatusArgs {
+    json: bool,
+    prometheus: Option<PathBuf>,
+    now: Option<i64>,
+    preseed_status_file: Option<PathBuf>,
+    state_file: Option<PathBuf>,
+    notify_command: Vec<String>,
+    restic_timeout: Duration,
+}
+
+/// `status` maps every failure to UNKNOWN (3): exit 1 would read as WARNING to a Nagios-style caller.
+fn status_cmd(config_path: &Path, args: &StatusArgs) -> u8 {
+    let now = args.now.unwrap_or_else(|| {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+    });
+    let result = status_report(config_path, args, now);
+    let (state, summary) = match &result {
+        Ok(report) => (report.state, report.summary()),
+        Err(e) => (status::State::Unknown, format!("UNKNOWN: {e:#}")),
+    };
+    if let Some(path) = &args.state_file {
+        match status::state::record(path, state, now, &summary) {
+            Ok(Some(change)) => status::state::notify(&args.notify_command, &change, &summary),
+            Ok(None) => {}
+            Err(e) => tracing::error!("{e:#}"),
+        }
+    }
+    match result {
+        Ok(report) => {
+            let printed = if args.json {
+                print_json(&report)
+            } else {
+                print!("{}", status::render::text(&report));
+                Ok(())
+            };
+            if let Err(e) = printed {
+                eprintln!("error: {e:#}");
+                return status::State::Unknown.exit_code();
+            }
+            report.state.exit_code()
+        }
+        Err(e) => {
+            println!("UNKNOWN: {e:#}");
+            eprintln!("error: {e:#}");
+            status::State::Unknown.exit_code()
+        }
+    }
+}
+
+fn status_report(config_path: &Path, args: &StatusArgs, now: i64) -> anyhow::Result<status::Report> {
+    let validated = config::load(config_path)?;
+    let from_config =
+        validated.config.monitoring.as_ref().and_then(|m| m.preseed_status_file.as_ref()).map(PathBuf::from);
+    let opts = status::Options {
+        preseed_status_file: args
+            .preseed_status_file
+            .clone()
+            .or(from_config)
+            .unwrap_or_else(|| PathBuf::from(preseed::DEFAULT_STATUS_FILE)),
+        restic_timeout: args.restic_timeout,
+    };
+    let report = status::run(&Zfs::new(), &validated, &opts, now)?;
+    if let Some(path) = &args.prometheus {
+        status::render::write_atomically(path, &status::render::prometheus(&report))?;
+    }
+    Ok(report)
 }

@@ -297,6 +297,15 @@ const BAD_CONFIGS: &[(&str, &[&str])] = &[
         ],
     ),
     ("restic-tag", &["`modules.storage.datasets.services.app.backup.restic.tags", "restic tag", "\"a,b\""]),
+    ("notifications-webhook-without-url", &["modules.notifications.backends.webhook.ops", "one of url and urlFile"]),
+    ("notifications-template-without-body", &["modules.notifications.templates.disk-full", "set title and body"]),
+    ("notifications-priority", &["`modules.notifications.templates.preseed-failure.priority'", "\"critical\""]),
+    (
+        "notifications-unit-template",
+        &["modules.notifications.unitTemplates.\"restic-backups-sonarr.service\"", "no template \"backup-failure\""],
+    ),
+    ("notifications-without-storage", &["modules.notifications needs modules.storage.datasets.enable"]),
+    ("notifications-ntfy-url", &["`modules.notifications.backends.ntfy.phone.url'", "http:// or https:// URL"]),
 ];
 
 #[test]
@@ -584,7 +593,11 @@ fn flake_outputs_have_the_promised_shape() {
     for system in ["x86_64-linux", "aarch64-linux"] {
         assert_eq!(strings(&got["packages"][system]), ["default", "persistctl"]);
     }
-    assert_eq!(got["modules"], serde_json::json!({ "default": true, "storage-datasets": true }), "attrsets, not paths");
+    assert_eq!(
+        got["modules"],
+        serde_json::json!({ "default": true, "storage-datasets": true, "notifications": true, "replication-zfs": true }),
+        "attrsets, not paths"
+    );
     assert_eq!(got["overlay"], true);
     for check in [
         "package",
@@ -657,4 +670,359 @@ fn rendered_fixtures_pass_check_config() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// A host with two backends, a template override and a new template, as `nix/render.nix` makes it.
+const NOTIFYING_HOST: &str = r#"{
+  modules.storage.datasets.enable = true;
+  modules.notifications = {
+    enable = true;
+    attempts = 4;
+    backends.ntfy.phone = { url = "https://ntfy.sh"; topic = "homelab"; tokenFile = "/run/secrets/ntfy-token"; };
+    backends.email.admin = { to = [ "admin@example.org" ]; minPriority = "high"; };
+    templates.preseed-skipped.enable = false;
+    templates.disk-full = { priority = "urgent"; title = "Pool \${pool} full"; body = "\${pct}% used"; };
+    onFailure = [ "sanoid" ];
+  };
+}"#;
+
+#[test]
+fn notifications_render_into_the_config_and_pass_check_config() {
+    let Some(lib) = nixpkgs_lib("notifications_render_into_the_config_and_pass_check_config") else { return };
+    let config = render(&lib, NOTIFYING_HOST).unwrap_or_else(|e| panic!("{e}"));
+    let n = &config["notifications"];
+    assert_eq!(n["attempts"], 4);
+    assert_eq!(n["timeout"], 10);
+    assert_eq!(
+        n["backends"]["ntfy"]["phone"],
+        serde_json::json!({"enable": true, "minPriority": "min", "url": "https://ntfy.sh", "topic": "homelab",
+                           "tokenFile": "/run/secrets/ntfy-token"})
+    );
+    assert_eq!(n["backends"]["email"]["admin"]["sendmail"], "/run/wrappers/bin/sendmail");
+    assert_eq!(n["templates"]["disk-full"]["title"], "Pool ${pool} full", "written for persistctl, not interpolated");
+    assert_eq!(n["templates"]["preseed-skipped"]["enable"], false);
+    assert_eq!(n["unitTemplates"]["sanoid.service"], "sanoid-failure");
+
+    // The binary reads what the module writes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("config.json");
+    std::fs::write(&file, config.to_string()).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_persistctl")).arg("check-config").arg(&file).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_persistctl"))
+        .args(["--config"])
+        .arg(&file)
+        .args(["notify", "--dry-run", "disk-full", "--var", "pool=tank", "--var", "pct=95"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Pool tank full") && stdout.contains("ntfy/phone, email/admin"), "{stdout}");
+
+    let without = render(&lib, "{ modules.storage.datasets.enable = true; }").unwrap_or_else(|e| panic!("{e}"));
+    assert!(without.get("notifications").is_none(), "no key unless modules.notifications.enable");
+}
+
+#[test]
+fn nixos_wiring_makes_a_notify_template_unit_and_on_failure_hooks() {
+    let Some(lib) = nixpkgs_lib("nixos_wiring_makes_a_notify_template_unit_and_on_failure_hooks") else { return };
+    let got = fake_nixos(
+        &lib,
+        &format!("[ ({NOTIFYING_HOST}) {{ systemd.services.sanoid.onFailure = [ \"mail@%n.service\" ]; }} ]"),
+        r#"c: { notify = c.systemd.services."notify@"; sanoid = c.systemd.services.sanoid; warnings = c.warnings;
+               json = builtins.fromJSON c.system.build.persistctlConfig.env.json; }"#,
+    );
+    let unit = &got["notify"];
+    assert_eq!(unit["serviceConfig"]["Type"], "oneshot");
+    let exec = unit["serviceConfig"]["ExecStart"].as_str().expect("ExecStart");
+    assert!(
+        exec.contains("/bin/persistctl --config /nix/store/") && exec.ends_with("-persistctl-config.json notify %i"),
+        "{exec}"
+    );
+    // 4 attempts of 10 s, pauses of 2 + 4 + 8 s, journalctl and slack.
+    assert_eq!(unit["serviceConfig"]["TimeoutStartSec"], 4 * 10 + 2 + 4 + 8 + 40);
+    assert!(strings(&unit["path"]).iter().any(|p| p.contains("systemd")), "journalctl for errorMessage");
+    assert!(unit.get("onFailure").is_none_or(|v| strings(v).is_empty()), "never notifies about itself");
+    assert_eq!(strings(&got["sanoid"]["onFailure"]), ["mail@%n.service", "notify@%n.service"]);
+    assert_eq!(strings(&got["warnings"]), Vec::<&str>::new());
+    assert_eq!(got["json"]["notifications"]["backends"]["ntfy"]["phone"]["topic"], "homelab");
+
+    let lonely = fake_nixos(
+        &lib,
+        "{ modules.storage.datasets.enable = true; modules.notifications.enable = true; }",
+        "c: c.warnings",
+    );
+    assert!(strings(&lonely).iter().any(|w| w.contains("without an enabled backend")), "{lonely}");
+}
+
+#[test]
+fn every_notifications_option_has_a_description_and_an_example() {
+    let Some(lib) = nixpkgs_lib("every_notifications_option_has_a_description_and_an_example") else { return };
+    let got = eval_ok(&format!(
+        r#"let
+             lib = {lib};
+             eval = lib.evalModules {{ modules = [ ./nix/modules/notifications/options.nix ]; }};
+             options = builtins.filter (o: lib.take 2 o.loc == [ "modules" "notifications" ] && !o.internal) (lib.optionAttrSetToDocList eval.options);
+           in {{
+             count = builtins.length options;
+             undocumented = map (o: o.name) (builtins.filter (o: o.description == null || o.description == "" || !(o ? example)) options);
+           }}"#,
+        lib = lib_expr(&lib)
+    ));
+    assert!(got["count"].as_u64().is_some_and(|n| n > 30), "{got}");
+    assert_eq!(strings(&got["undocumented"]), Vec::<&str>::new(), "options without a description or an example");
+}
+
+// ---- modules.replication.zfs -------------------------------------------------------------------------
+
+/// What nix/modules/replication/render.nix makes of a configuration (a Nix expression).
+fn render_replication(lib: &Path, configuration: &str) -> Result<Value, String> {
+    eval(&format!(
+        "import {} {{ lib = {}; configuration = {configuration}; }}",
+        nix_path(&repo().join("nix/modules/replication/render.nix")),
+        lib_expr(lib)
+    ))
+}
+
+fn render_replication_ok(lib: &Path, configuration: &str) -> Value {
+    render_replication(lib, configuration).unwrap_or_else(|e| panic!("does not render:\n{configuration}\n{e}"))
+}
+
+const STORAGE: &str = r#"modules.storage.datasets = {
+      enable = true;
+      parentDataset = "tank/persist";
+      services.sonarr.properties."com.sun:auto-snapshot" = "true";
+      services.radarr.properties."com.sun:auto-snapshot" = "false";
+      services."my app".properties."com.sun:auto-snapshot" = "true";
+      services.plex = { };
+    };"#;
+
+#[test]
+fn replication_fixtures_are_current() {
+    let Some(lib) = nixpkgs_lib("replication_fixtures_are_current") else { return };
+    let got = render_replication_ok(&lib, &nix_path(&repo().join("tests/nix/replication-vm.nix")));
+    let dir = repo().join("tests/fixtures/replication");
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("Failed to read fixture {name}: {e}"))
+    };
+    let stale = "is stale: run NIXPKGS_LIB=... tests/nix/update-replication-fixtures.sh";
+    assert_eq!(got["sanoidConf"].as_str(), Some(read("sanoid.conf").as_str()), "sanoid.conf {stale}");
+    let config: Value = serde_json::from_str(&read("config.json")).expect("config.json is JSON");
+    assert_eq!(got["config"], config, "config.json {stale}");
+    let syncoid: Value = serde_json::from_str(&read("syncoid.json")).expect("syncoid.json is JSON");
+    assert_eq!(got["syncoid"], syncoid, "syncoid.json {stale}");
+}
+
+#[test]
+fn sanoid_gets_the_production_template_for_every_auto_snapshot_dataset() {
+    let Some(lib) = nixpkgs_lib("sanoid_gets_the_production_template_for_every_auto_snapshot_dataset") else { return };
+    let got = render_replication_ok(&lib, &format!("{{ {STORAGE} modules.replication.zfs.enable = true; }}"));
+    let datasets = got["sanoid"]["datasets"].as_object().expect("datasets");
+    let mut names: Vec<&str> = datasets.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["tank/persist/my app", "tank/persist/sonarr"], "only auto-snapshot = true");
+    assert_eq!(
+        got["sanoid"]["datasets"]["tank/persist/sonarr"],
+        serde_json::json!({ "use_template": ["production"], "recursive": false, "process_children_only": false,
+                            "hourly": null, "daily": null, "monthly": null, "yearly": null,
+                            "autosnap": null, "autoprune": null })
+    );
+    let templates = &got["sanoid"]["templates"];
+    assert_eq!(
+        templates["production"],
+        serde_json::json!({ "hourly": 36, "daily": 30, "monthly": 3, "yearly": 0, "autosnap": true, "autoprune": true })
+    );
+    assert_eq!(templates["backup"]["autosnap"], false);
+    assert_eq!(templates["backup"]["autoprune"], true);
+    let conf = got["sanoidConf"].as_str().expect("sanoidConf");
+    assert!(
+        conf.contains("[tank/persist/my app]\nprocess_children_only=false\nrecursive=false\nuse_template=production\n"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains(
+            "[template_production]\nautoprune=true\nautosnap=true\ndaily=30\nhourly=36\nmonthly=3\nyearly=0\n"
+        ),
+        "{conf}"
+    );
+    assert_eq!(got["syncoid"]["commands"], serde_json::json!({}), "syncoid is off by default");
+    assert!(got["config"]["monitoring"]["replication"].as_object().is_some_and(serde_json::Map::is_empty));
+}
+
+#[test]
+fn explicit_sanoid_settings_win_and_one_retention_keeps_the_others() {
+    let Some(lib) = nixpkgs_lib("explicit_sanoid_settings_win_and_one_retention_keeps_the_others") else { return };
+    let got = render_replication_ok(
+        &lib,
+        &format!(
+            r#"{{ {STORAGE}
+              modules.replication.zfs = {{
+                enable = true;
+                sanoid.templates.production.hourly = 48;
+                sanoid.templates.media = {{ daily = 7; autosnap = true; }};
+                sanoid.datasets."tank/persist/sonarr" = {{ useTemplate = [ "media" ]; daily = 3; }};
+                sanoid.datasets."tank/persist" = {{ useTemplate = [ "production" ]; recursive = "zfs"; processChildrenOnly = true; }};
+              }};
+            }}"#
+        ),
+    );
+    let t = &got["sanoid"]["templates"];
+    assert_eq!((t["production"]["hourly"].as_u64(), t["production"]["daily"].as_u64()), (Some(48), Some(30)));
+    assert_eq!(t["media"], serde_json::json!({ "daily": 7, "autosnap": true }));
+    let d = &got["sanoid"]["datasets"];
+    assert_eq!(d["tank/persist/sonarr"]["use_template"], serde_json::json!(["media"]));
+    assert_eq!(d["tank/persist/sonarr"]["daily"], 3);
+    assert_eq!(d["tank/persist"]["recursive"], "zfs");
+    let conf = got["sanoidConf"].as_str().unwrap();
+    assert!(
+        conf.contains("[tank/persist]\nprocess_children_only=true\nrecursive=zfs\nuse_template=production\n"),
+        "{conf}"
+    );
+    assert!(conf.contains("[template_media]\nautosnap=true\ndaily=7\n\n"), "{conf}");
+
+    let err = render_replication(
+        &lib,
+        &format!(r#"{{ {STORAGE} modules.replication.zfs = {{ enable = true; sanoid.autoTemplate = "prod"; }}; }}"#),
+    )
+    .expect_err("an unknown template must fail");
+    assert!(err.contains(r#"sanoid.datasets."tank/persist/sonarr".useTemplate: no template "prod""#), "{err}");
+}
+
+#[test]
+fn syncoid_commands_and_monitoring_targets_for_local_and_remote_destinations() {
+    let Some(lib) = nixpkgs_lib("syncoid_commands_and_monitoring_targets_for_local_and_remote_destinations") else {
+        return;
+    };
+    // The seed's 4.3 example: one dataset, received as the destination itself; children follow.
+    let local = render_replication_ok(
+        &lib,
+        &format!(
+            r#"{{ {STORAGE}
+              modules.replication.zfs = {{ enable = true; syncoid = {{ enable = true; destination = "backup-pool/tank-replica"; }}; }};
+              modules.storage.datasets.services.sonarr.backup.restic = {{
+                enable = true; repository = "/srv/restic"; passwordFile = "/run/secrets/restic"; }};
+            }}"#
+        ),
+    );
+    assert_eq!(
+        local["syncoid"]["commands"],
+        serde_json::json!({ "tank/persist": { "source": "tank/persist", "target": "backup-pool/tank-replica", "recursive": true } })
+    );
+    let m = &local["config"]["monitoring"];
+    assert_eq!(
+        m["replication"]["my app"],
+        serde_json::json!({ "dataset": "backup-pool/tank-replica/my app", "host": null, "sshKey": null })
+    );
+    assert_eq!(m["replication"].as_object().unwrap().len(), 4, "every service dataset under tank/persist");
+    assert_eq!(m["backups"]["sonarr"]["repository"], "/srv/restic");
+    assert_eq!(m["backups"]["sonarr"]["tags"], serde_json::json!(["sonarr"]));
+    assert_eq!(m["thresholds"]["replicationLag"], serde_json::json!({ "warning": 43200, "critical": 86400 }));
+    assert_eq!(
+        local["sanoid"]["datasets"]["backup-pool/tank-replica"]["use_template"],
+        serde_json::json!(["backup"]),
+        "a local replica is pruned with the backup template"
+    );
+
+    // Remote, two datasets: each under destination/<last component>; ssh key and host reach monitoring.
+    let remote = render_replication_ok(
+        &lib,
+        &format!(
+            r#"{{ {STORAGE}
+              modules.replication.zfs = {{
+                enable = true;
+                syncoid = {{ enable = true; destination = "backup@nas:vault/forge"; datasets = [ "tank/persist" "tank/media" ];
+                            sshKey = "/var/lib/syncoid/id_ed25519"; }};
+                monitoring.thresholds.replicationLagHours.warning = 6;
+              }};
+            }}"#
+        ),
+    );
+    assert_eq!(remote["syncoid"]["commands"]["tank/media"]["target"], "backup@nas:vault/forge/media");
+    assert_eq!(
+        remote["config"]["monitoring"]["replication"]["sonarr"],
+        serde_json::json!({ "dataset": "vault/forge/persist/sonarr", "host": "backup@nas", "sshKey": "/var/lib/syncoid/id_ed25519" })
+    );
+    assert_eq!(remote["config"]["monitoring"]["thresholds"]["replicationLag"]["warning"], 21_600);
+    assert!(remote["sanoid"]["datasets"].get("vault/forge").is_none(), "a remote replica is not pruned from here");
+
+    let err = render_replication(
+        &lib,
+        &format!("{{ {STORAGE} modules.replication.zfs = {{ enable = true; syncoid.enable = true; }}; }}"),
+    )
+    .expect_err("syncoid without a destination must fail");
+    assert!(err.contains("syncoid.destination: must be set"), "{err}");
+}
+
+#[test]
+fn replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks() {
+    let Some(lib) = nixpkgs_lib("replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks") else {
+        return;
+    };
+    let l = lib_expr(&lib);
+    let stubs = format!(
+        "{{ ... }}: {{
+        options.services.sanoid = {l}.mkOption {{ type = {l}.types.lazyAttrsOf {l}.types.anything; default = {{ }}; }};
+        options.services.syncoid = {l}.mkOption {{ type = {l}.types.lazyAttrsOf {l}.types.anything; default = {{ }}; }};
+        options.systemd.timers = {l}.mkOption {{ type = {l}.types.attrsOf ({l}.types.lazyAttrsOf {l}.types.anything); default = {{ }}; }};
+      }}"
+    );
+    let configuration = format!(
+        r#"[ ./nix/modules/replication ({stubs}) {{ {STORAGE}
+             modules.replication.zfs = {{ enable = true; syncoid = {{ enable = true; destination = "backup/replica"; }};
+                                         monitoring.prometheusFile = "/var/lib/node-exporter/persistctl.prom"; }}; }} ]"#
+    );
+    let select = format!(
+        r#"c: {{
+             sanoid = {{ inherit (c.services.sanoid) enable interval; datasets = builtins.attrNames c.services.sanoid.datasets;
+                        templates = builtins.attrNames c.services.sanoid.templates; }};
+             syncoid = {{ inherit (c.services.syncoid) enable interval commands; }};
+             units = builtins.mapAttrs (_: u: {{ onFailure = u.onFailure or [ ]; exec = u.serviceConfig.ExecStart or null;
+                                                success = u.serviceConfig.SuccessExitStatus or null; }})
+                       ({l}.filterAttrs (n: _: {l}.hasPrefix "sanoid" n || {l}.hasPrefix "syncoid" n || {l}.hasPrefix "persistctl-status" n) c.systemd.services);
+             timers = builtins.mapAttrs (_: t: t.timerConfig) c.systemd.timers;
+             monitoring = c.modules.storage.datasets.settings.monitoring or null;
+             failed = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
+           }}"#
+    );
+    let got = fake_nixos(&lib, &configuration, &select);
+    assert_eq!(got["failed"], serde_json::json!([]));
+    assert_eq!(got["sanoid"]["enable"], true);
+    assert_eq!(got["sanoid"]["interval"], "hourly");
+    assert_eq!(strings(&got["sanoid"]["datasets"]), ["backup/replica", "tank/persist/my app", "tank/persist/sonarr"]);
+    assert_eq!(strings(&got["sanoid"]["templates"]), ["backup", "production"]);
+    assert_eq!(got["syncoid"]["commands"]["tank/persist"]["target"], "backup/replica");
+    let units = &got["units"];
+    for unit in ["sanoid", "syncoid-tank-persist", "persistctl-status", "persistctl-status-deadman"] {
+        assert_eq!(units[unit]["onFailure"], serde_json::json!(["notify@%n.service"]), "{unit}: {units:#}");
+    }
+    assert_eq!(units["persistctl-status"]["success"], "1 2 3");
+    let exec = units["persistctl-status"]["exec"].as_str().unwrap();
+    for part in [
+        "status --state-file /var/lib/persistctl/status-state.json",
+        "--prometheus /var/lib/node-exporter/persistctl.prom",
+        "--notify-command notify@persistctl-status.service",
+    ] {
+        assert!(exec.contains(part), "{part} not in {exec}");
+    }
+    assert_eq!(got["timers"]["persistctl-status"]["OnCalendar"], "*:0/15");
+    assert_eq!(got["timers"]["persistctl-status-deadman"]["OnBootSec"], "2h");
+    assert_eq!(got["monitoring"]["replication"]["sonarr"]["dataset"], "backup/replica/sonarr");
+}
+
+#[test]
+fn every_replication_option_has_a_description_and_an_example() {
+    let Some(lib) = nixpkgs_lib("every_replication_option_has_a_description_and_an_example") else { return };
+    let got = eval_ok(&format!(
+        r#"let
+             lib = {lib};
+             eval = lib.evalModules {{ modules = [ ./nix/modules/replication/options.nix ]; }};
+             options = builtins.filter (o: lib.take 3 o.loc == [ "modules" "replication" "zfs" ] && !o.internal) (lib.optionAttrSetToDocList eval.options);
+           in {{
+             count = builtins.length options;
+             undocumented = map (o: o.name) (builtins.filter (o: o.description == null || o.description == "" || !(o ? example)) options);
+           }}"#,
+        lib = lib_expr(&lib)
+    ));
+    assert!(got["count"].as_u64().is_some_and(|n| n > 25), "{got}");
+    assert_eq!(strings(&got["undocumented"]), Vec::<&str>::new(), "options without a description or an example");
 }

@@ -1,6 +1,7 @@
 //! The only place that runs `zfs`. Everything above this module speaks in datasets and properties,
 //! never in zfs' text formats or argv.
 
+pub mod list;
 pub mod parse;
 pub mod props;
 
@@ -8,6 +9,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 
+pub use list::{SnapshotInfo, SnapshotsByDataset};
 pub use parse::{LiveDataset, PropertySource, PropertyValue};
 
 /// A `zfs` command that failed: its argv, exit status and what it printed on stderr.
@@ -67,6 +69,9 @@ pub fn display_argv(program: &str, args: &[String]) -> String {
 #[derive(Debug, Clone)]
 pub struct Zfs {
     program: OsString,
+    /// For a remote pool: `ssh` and its arguments up to the host; the zfs argv is then quoted for the
+    /// remote shell.
+    ssh: Option<Vec<String>>,
 }
 
 impl Default for Zfs {
@@ -96,15 +101,67 @@ pub fn set_args(dataset: &str, properties: &[(String, String)]) -> Vec<String> {
     args
 }
 
+/// `zfs get -H -p -o name,property,value,source -r -t filesystem p1,p2 root`.
+#[must_use]
+pub fn properties_tree_args(root: &str, properties: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> =
+        ["get", "-H", "-p", "-o", "name,property,value,source", "-r", "-t", "filesystem"].map(String::from).to_vec();
+    args.push(properties.join(","));
+    args.push(root.to_string());
+    args
+}
+
+/// `ssh` arguments (after the program) to reach `host` non-interactively.
+#[must_use]
+pub fn ssh_args(host: &str, ssh_key: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"].map(String::from).to_vec();
+    if let Some(key) = ssh_key {
+        args.extend(["-i".to_string(), key.to_string()]);
+    }
+    args.extend(["--".to_string(), host.to_string()]);
+    args
+}
+
+/// `zfs list` arguments for one dataset's own snapshots, oldest first (by creation txg).
+#[must_use]
+pub fn snapshots_args(dataset: &str) -> Vec<String> {
+    ["list", "-H", "-p", "-o", "name", "-t", "snapshot", "-s", "createtxg", "-d", "1", dataset]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect()
+}
+
+/// `zfs send` of one snapshot for a restore: no `-R`/`-p` (no properties, no children: nothing in the
+/// stream can set a mountpoint), `-L -e -c` so blocks arrive as they are stored.
+#[must_use]
+pub fn send_args(snapshot: &str) -> Vec<String> {
+    ["send", "-L", "-e", "-c", snapshot].map(String::from).to_vec()
+}
+
+/// `zfs receive -u -o k=v ... target`: never mounts on receipt.
+#[must_use]
+pub fn receive_args(target: &str, properties: &[(String, String)]) -> Vec<String> {
+    let mut args = vec!["receive".to_string(), "-u".to_string()];
+    for (key, value) in properties {
+        args.push("-o".into());
+        args.push(format!("{key}={value}"));
+    }
+    args.push(target.to_string());
+    args
+}
+
 impl Zfs {
     /// Uses `$PERSISTCTL_ZFS` when set, else `zfs` from PATH.
     #[must_use]
     pub fn new() -> Self {
-        Self { program: std::env::var_os("PERSISTCTL_ZFS").unwrap_or_else(|| "zfs".into()) }
+        Self { program: std::env::var_os("PERSISTCTL_ZFS").unwrap_or_else(|| "zfs".into()), ssh: None }
     }
 
     /// Runs one zfs command and returns its stdout; any non-zero exit is an error with stderr.
     pub fn run(&self, args: &[String]) -> Result<String, ZfsError> {
+        if let Some(ssh) = &self.ssh {
+            return self.run_remote(ssh, args);
+        }
         let command = display_argv(&self.program.to_string_lossy(), args);
         tracing::debug!(%command, "running");
         let output = duct::cmd(&self.program, args)
@@ -127,19 +184,59 @@ impl Zfs {
 
     /// Reads every property of every filesystem under `root` in ONE process.
     pub fn get_tree(&self, root: &str) -> Result<TreeRead, ZfsError> {
+        self.get_tree_filtered(root, &|_, _| true)
+    }
+
+    /// Reads the whole tree under `root` in ONE `zfs get ... all` process, keeping only the rows
+    /// `keep` wants. The output is parsed as it streams in (no copy of it is held: for 500 datasets
+    /// it is megabytes), and zfs' exit status is checked once it is done.
+    pub fn get_tree_filtered(&self, root: &str, keep: &parse::RowFilter<'_>) -> Result<TreeRead, ZfsError> {
         let args: Vec<String> =
             ["get", "-H", "-p", "-o", "name,property,value,source", "-r", "-t", "filesystem", "all", root]
                 .iter()
                 .map(|s| (*s).to_string())
                 .collect();
-        match self.run(&args) {
-            Ok(out) => parse::parse_get(&out).map(TreeRead::Found).map_err(|why| ZfsError {
-                command: display_argv("zfs", &args),
-                status: Some(0),
-                stderr: format!("unexpected output: {why}"),
-            }),
-            Err(e) if e.mentions_missing_dataset() => Ok(TreeRead::Missing),
-            Err(e) => Err(e),
+        let command = display_argv(&self.program.to_string_lossy(), &args);
+        tracing::debug!(%command, "running");
+        let fail = |stderr: String| ZfsError { command: command.clone(), status: None, stderr };
+        let reader = duct::cmd(&self.program, &args)
+            .stdin_null()
+            .stderr_capture()
+            .unchecked()
+            .reader()
+            .map_err(|e| fail(e.to_string()))?;
+        let mut tree = BTreeMap::new();
+        let mut bad_output: Option<String> = None;
+        let mut lines = std::io::BufReader::new(&reader);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match std::io::BufRead::read_line(&mut lines, &mut line) {
+                Ok(0) => break,
+                Ok(_) if bad_output.is_none() => {
+                    if let Err(why) = parse::add_get_line(&mut tree, line.trim_end_matches('\n'), keep) {
+                        bad_output = Some(why);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Keep draining so zfs is never left blocked on a full pipe.
+                    bad_output.get_or_insert(e.to_string());
+                    std::io::copy(&mut lines, &mut std::io::sink()).map_err(|e| fail(e.to_string()))?;
+                    break;
+                }
+            }
+        }
+        let output =
+            reader.try_wait().map_err(|e| fail(e.to_string()))?.ok_or_else(|| fail("zfs did not finish".into()))?;
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        if !output.status.success() {
+            let error = ZfsError { command, status: output.status.code(), stderr };
+            return if error.mentions_missing_dataset() { Ok(TreeRead::Missing) } else { Err(error) };
+        }
+        match bad_output {
+            Some(why) => Err(ZfsError { command, status: Some(0), stderr: format!("unexpected output: {why}") }),
+            None => Ok(TreeRead::Found(tree)),
         }
     }
 
@@ -163,6 +260,200 @@ impl Zfs {
     pub fn set(&self, dataset: &str, properties: &[(String, String)]) -> Result<(), ZfsError> {
         self.run(&set_args(dataset, properties)).map(drop)
     }
+
+    /// The snapshots of one dataset (not its children), oldest first, in ONE process.
+    pub fn snapshots(&self, dataset: &str) -> Result<Vec<String>, ZfsError> {
+        let out = self.run(&snapshots_args(dataset))?;
+        Ok(parse::parse_names(&out))
+    }
+
+    /// The snapshots of one dataset, oldest first; `None` when the dataset does not exist.
+    pub fn snapshots_if_exists(&self, dataset: &str) -> Result<Option<Vec<String>>, ZfsError> {
+        match self.run(&snapshots_args(dataset)) {
+            Ok(out) => Ok(Some(parse::parse_names(&out))),
+            Err(e) if e.mentions_missing_dataset() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `zfs rename from to` (no `-p`, no `-f`: the new name's parent must exist, nothing is force-unmounted).
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), ZfsError> {
+        self.run(&["rename".to_string(), from.to_string(), to.to_string()]).map(drop)
+    }
+
+    /// `zfs mount dataset`.
+    pub fn mount(&self, dataset: &str) -> Result<(), ZfsError> {
+        self.run(&["mount".to_string(), dataset.to_string()]).map(drop)
+    }
+
+    /// `zfs unmount dataset` (never `-f`: a busy dataset stays mounted and this fails).
+    pub fn unmount(&self, dataset: &str) -> Result<(), ZfsError> {
+        self.run(&["unmount".to_string(), dataset.to_string()]).map(drop)
+    }
+
+    /// `zfs inherit [-S] property dataset` (`-S`: back to the received value, else the default; the
+    /// only way to reset a non-inheritable property such as canmount).
+    pub fn inherit(&self, property: &str, dataset: &str, received: bool) -> Result<(), ZfsError> {
+        let mut args = vec!["inherit".to_string()];
+        if received {
+            args.push("-S".into());
+        }
+        args.extend([property.to_string(), dataset.to_string()]);
+        self.run(&args).map(drop)
+    }
+
+    /// The program and argv that run `zfs <args>` here or, for a remote pool, through ssh.
+    fn argv(&self, args: &[String]) -> (OsString, Vec<String>) {
+        match self.ssh.as_ref().and_then(|ssh| ssh.split_first()) {
+            Some((program, ssh_args)) => {
+                let mut remote: Vec<String> = ssh_args.to_vec();
+                // ssh joins its arguments with spaces for the remote shell: each one is quoted for it.
+                remote.push(
+                    std::iter::once(self.program.to_string_lossy().into_owned())
+                        .chain(args.iter().map(|a| quote(a)))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
+                (program.into(), remote)
+            }
+            None => (self.program.clone(), args.to_vec()),
+        }
+    }
+
+    /// `zfs send -L -e -c <snapshot>` here (or through ssh) piped into `zfs receive -u -o k=v <target>`
+    /// on `receiver` (local). Both sides run in their own process groups; both exit statuses are checked
+    /// (pipefail); past `deadline` both groups are killed and this fails. A `zfs receive` that does not
+    /// finish leaves no dataset behind (ZFS discards a partial full receive).
+    pub fn send_receive(
+        &self,
+        snapshot: &str,
+        receiver: &Self,
+        target: &str,
+        properties: &[(String, String)],
+        deadline: std::time::Instant,
+    ) -> Result<(), ZfsError> {
+        use std::os::unix::process::CommandExt as _;
+        let (send_program, send_argv) = self.argv(&send_args(snapshot));
+        let (recv_program, recv_argv) = receiver.argv(&receive_args(target, properties));
+        let command = format!(
+            "{} | {}",
+            display_argv(&send_program.to_string_lossy(), &send_argv),
+            display_argv(&recv_program.to_string_lossy(), &recv_argv)
+        );
+        tracing::debug!(%command, "running");
+        let fail = |status: Option<i32>, stderr: String| ZfsError { command: command.clone(), status, stderr };
+        let own_group = |cmd: &mut std::process::Command| {
+            cmd.process_group(0);
+            Ok(())
+        };
+        let handle = duct::cmd(&send_program, &send_argv)
+            .before_spawn(own_group)
+            .pipe(duct::cmd(&recv_program, &recv_argv).before_spawn(own_group))
+            .stdin_null()
+            .stdout_null()
+            .stderr_capture()
+            .unchecked()
+            .start()
+            .map_err(|e| fail(None, e.to_string()))?;
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            match handle.try_wait() {
+                Ok(Some(output)) => {
+                    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+                    // duct's pipe status: a failing side wins over a succeeding one (pipefail).
+                    return if output.status.success() { Ok(()) } else { Err(fail(output.status.code(), stderr)) };
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    kill_groups(&handle.pids());
+                    let _ = handle.kill();
+                    let _ = handle.wait();
+                    return Err(fail(None, format!("waiting failed: {e}")));
+                }
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                kill_groups(&handle.pids());
+                let _ = handle.kill();
+                let _ = handle.wait();
+                return Err(fail(None, "timed out; both sides were killed".into()));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// The same commands on another machine, through `ssh [-i key] host zfs ...` (`$PERSISTCTL_SSH`
+    /// replaces `ssh`). Non-interactive: no password prompt, a 10 s connect timeout.
+    #[must_use]
+    pub fn over_ssh(&self, host: &str, ssh_key: Option<&str>) -> Self {
+        let mut ssh = ssh_args(host, ssh_key);
+        ssh.insert(0, std::env::var("PERSISTCTL_SSH").unwrap_or_else(|_| "ssh".into()));
+        Self { program: "zfs".into(), ssh: Some(ssh) }
+    }
+
+    fn run_remote(&self, ssh: &[String], args: &[String]) -> Result<String, ZfsError> {
+        let (program, ssh_args) = ssh.split_first().ok_or_else(|| ZfsError {
+            command: display_argv("zfs", args),
+            status: None,
+            stderr: "no ssh program".into(),
+        })?;
+        let mut remote: Vec<String> = ssh_args.to_vec();
+        // ssh joins its arguments with spaces for the remote shell: each one is quoted for it.
+        remote.push(
+            std::iter::once(self.program.to_string_lossy().into_owned())
+                .chain(args.iter().map(|a| quote(a)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let local = Self { program: program.into(), ssh: None };
+        local.run(&remote)
+    }
+
+    /// A few properties of every filesystem under `root`, in ONE `zfs get` process (monitoring reads
+    /// used/available/quota this way: the planner's read keeps only the rows planning needs).
+    pub fn get_properties_tree(&self, root: &str, properties: &[&str]) -> Result<TreeRead, ZfsError> {
+        let args = properties_tree_args(root, properties);
+        match self.run(&args) {
+            Ok(out) => parse::parse_get(&out).map(TreeRead::Found).map_err(|why| ZfsError {
+                command: display_argv("zfs", &args),
+                status: Some(0),
+                stderr: format!("unexpected output: {why}"),
+            }),
+            Err(e) if e.mentions_missing_dataset() => Ok(TreeRead::Missing),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every snapshot under (and of) `root` with creation, used and GUID, oldest first, in ONE process
+    /// (`depth`: `None` for the whole tree, `Some(1)` for `root`'s own). `None` when `root` does not exist.
+    pub fn snapshots_with_info(&self, root: &str, depth: Option<u32>) -> Result<Option<SnapshotsByDataset>, ZfsError> {
+        let args = list::snapshot_list_args(root, depth);
+        match self.run(&args) {
+            Ok(out) => list::parse_snapshot_list(&out).map(Some).map_err(|why| ZfsError {
+                command: display_argv("zfs", &args),
+                status: Some(0),
+                stderr: format!("unexpected output: {why}"),
+            }),
+            Err(e) if e.mentions_missing_dataset() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `zfs rollback dataset@snap`, never with `-r`: ZFS refuses unless it is the newest snapshot, so
+    /// no later snapshot is ever destroyed.
+    pub fn rollback(&self, snapshot: &str) -> Result<(), ZfsError> {
+        self.run(&["rollback".to_string(), snapshot.to_string()]).map(drop)
+    }
+}
+
+/// SIGKILLs the process group each pid leads (every child here is started as a group leader).
+fn kill_groups(pids: &[u32]) {
+    for pid in pids {
+        if let Ok(pid) = i32::try_from(*pid) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -181,9 +472,63 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_are_listed_for_one_dataset_oldest_first() {
+        assert_eq!(
+            snapshots_args("tank/my app"),
+            ["list", "-H", "-p", "-o", "name", "-t", "snapshot", "-s", "createtxg", "-d", "1", "tank/my app"]
+        );
+    }
+
+    #[test]
+    fn a_few_properties_of_a_tree_are_one_get() {
+        assert_eq!(
+            properties_tree_args("tank/my persist", &["used", "available"]),
+            [
+                "get",
+                "-H",
+                "-p",
+                "-o",
+                "name,property,value,source",
+                "-r",
+                "-t",
+                "filesystem",
+                "used,available",
+                "tank/my persist"
+            ]
+        );
+    }
+
+    #[test]
+    fn remote_zfs_goes_through_ssh_with_quoted_arguments() {
+        assert_eq!(
+            ssh_args("root@nas", Some("/run/keys/id")),
+            ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-i", "/run/keys/id", "--", "root@nas"]
+        );
+        assert_eq!(ssh_args("nas", None)[4..], ["--", "nas"]);
+    }
+
+    #[test]
     fn display_quotes_what_a_shell_would_split() {
         let args = vec!["set".to_string(), "a:b=it's; rm".into(), "tank/my data".into()];
         assert_eq!(display_argv("zfs", &args), "zfs set 'a:b=it'\\''s; rm' 'tank/my data'");
+    }
+
+    #[test]
+    fn send_and_receive_never_carry_properties_or_mount() {
+        assert_eq!(send_args("b/r@s 1"), ["send", "-L", "-e", "-c", "b/r@s 1"]);
+        let props = vec![("canmount".to_string(), "noauto".to_string()), ("mountpoint".into(), "none".into())];
+        assert_eq!(
+            receive_args("t/p/a.persistctl-staging", &props),
+            ["receive", "-u", "-o", "canmount=noauto", "-o", "mountpoint=none", "t/p/a.persistctl-staging"]
+        );
+    }
+
+    #[test]
+    fn a_remote_command_is_ssh_with_one_quoted_remote_line() {
+        let zfs = Zfs { program: "zfs".into(), ssh: Some(vec!["ssh".into(), "--".into(), "nas".into()]) };
+        let (program, argv) = zfs.argv(&send_args("b/my app@s"));
+        assert_eq!(program, "ssh");
+        assert_eq!(argv, ["--", "nas", "zfs send -L -e -c 'b/my app@s'"]);
     }
 
     #[test]

@@ -84,24 +84,43 @@ impl LiveDataset {
 pub fn parse_get(output: &str) -> Result<BTreeMap<String, LiveDataset>, String> {
     let mut datasets: BTreeMap<String, LiveDataset> = BTreeMap::new();
     for (index, line) in output.lines().enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let mut left = line.splitn(3, '\t');
-        let (Some(name), Some(property), Some(rest)) = (left.next(), left.next(), left.next()) else {
-            return Err(format!("line {}: expected 4 tab-separated fields, got {line:?}", index + 1));
-        };
-        let Some((value, source)) = rest.rsplit_once('\t') else {
-            return Err(format!("line {}: expected 4 tab-separated fields, got {line:?}", index + 1));
-        };
-        let source = PropertySource::parse(source);
-        let entry = datasets.entry(name.to_string()).or_default();
-        if value == "-" && source == PropertySource::None && property.contains(':') {
-            continue; // a user property that is not set anywhere
-        }
-        entry.properties.insert(property.to_string(), PropertyValue { value: value.to_string(), source });
+        add_get_line(&mut datasets, line, &|_, _| true).map_err(|why| format!("line {}: {why}", index + 1))?;
     }
     Ok(datasets)
+}
+
+/// Decides which `(property, source)` rows of a `zfs get` are kept.
+pub type RowFilter<'a> = dyn Fn(&str, &PropertySource) -> bool + 'a;
+
+/// Adds one `zfs get -H -p -o name,property,value,source` line to `datasets`, if `keep` wants it.
+/// Every dataset named gets an entry, even when none of its rows are kept.
+pub fn add_get_line(
+    datasets: &mut BTreeMap<String, LiveDataset>,
+    line: &str,
+    keep: &RowFilter<'_>,
+) -> Result<(), String> {
+    if line.is_empty() {
+        return Ok(());
+    }
+    let mut left = line.splitn(3, '\t');
+    let (Some(name), Some(property), Some(rest)) = (left.next(), left.next(), left.next()) else {
+        return Err(format!("expected 4 tab-separated fields, got {line:?}"));
+    };
+    let Some((value, source)) = rest.rsplit_once('\t') else {
+        return Err(format!("expected 4 tab-separated fields, got {line:?}"));
+    };
+    let source = PropertySource::parse(source);
+    if !datasets.contains_key(name) {
+        datasets.insert(name.to_string(), LiveDataset::default());
+    }
+    let unset_user_property = value == "-" && source == PropertySource::None && property.contains(':');
+    if unset_user_property || !keep(property, &source) {
+        return Ok(());
+    }
+    if let Some(entry) = datasets.get_mut(name) {
+        entry.properties.insert(property.to_string(), PropertyValue { value: value.to_string(), source });
+    }
+    Ok(())
 }
 
 /// Checks a dataset name the way ZFS does (`zfs_namecheck.c`): components of letters, digits and
@@ -189,6 +208,18 @@ mod tests {
         let child = &parsed["tank/persist/my app"];
         assert_eq!(child.properties["com.sun:auto-snapshot"].source, PropertySource::Inherited("tank/persist".into()));
         assert_eq!(child.value("note:x"), Some("a\tb"), "a tab inside a value survives");
+    }
+
+    #[test]
+    fn filtered_rows_still_list_every_dataset() {
+        let mut tree = BTreeMap::new();
+        let keep = |p: &str, s: &PropertySource| p == "mountpoint" || *s == PropertySource::Local;
+        for line in ["tank/a\tatime\ton\tdefault", "tank/a\txattr\tsa\tlocal", "tank/b\tatime\ton\tdefault"] {
+            add_get_line(&mut tree, line, &keep).unwrap();
+        }
+        assert_eq!(tree.keys().collect::<Vec<_>>(), ["tank/a", "tank/b"]);
+        assert_eq!(tree["tank/a"].properties.keys().collect::<Vec<_>>(), ["xattr"]);
+        assert!(tree["tank/b"].properties.is_empty());
     }
 
     #[test]

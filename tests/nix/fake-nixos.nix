@@ -64,6 +64,7 @@ let
       wantedBy = listOfStr;
       requiredBy = listOfStr;
       conflicts = listOfStr;
+      onFailure = listOfStr;
       path = mkOption {
         type = types.listOf types.unspecified;
         default = [ ];
@@ -143,6 +144,10 @@ let
           default = { };
         };
         systemd.tmpfiles.rules = listOfStr;
+        systemd.package = mkOption {
+          type = types.package;
+          default = fakeDrv "systemd-258" { };
+        };
         services.restic.backups = mkOption {
           type = types.attrsOf (types.lazyAttrsOf types.anything);
           default = { };
@@ -201,6 +206,7 @@ in
     nixosOptions
     nixpkgsServices
     ../../nix/modules/storage-datasets
+    ../../nix/modules/notifications
     { _module.args = { inherit pkgs utils; }; }
   ]
   ++ lib.toList configuration;

@@ -481,5 +481,15 @@ in
     };
   };
 
-  config.modules.storage.datasets.settings = settingsLib.render cfg;
+  # `monitoring` comes from modules.replication.zfs when that module is imported and enabled.
+  config.modules.storage.datasets.settings =
+    let
+      monitoring = config.modules.replication.zfs.rendered.monitoring or null;
+    in
+    settingsLib.render cfg
+    // lib.optionalAttrs (monitoring != null) { inherit monitoring; }
+    # `notifications` comes from modules.notifications when that module is imported and enabled.
+    // lib.optionalAttrs (config.modules.notifications.enable or false) {
+      notifications = config.modules.notifications.settings;
+    };
 }

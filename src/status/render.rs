@@ -1,0 +1,285 @@
+//! The table for people, the Prometheus textfile for node-exporter, and writing it atomically.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::evaluate::{age, capacity_percent, human_bytes, human_duration};
+use super::{BackupFact, PreseedFact, ReplicationFact, Report, State};
+use crate::output::table;
+
+/// The Nagios first line, the checks worst first, then one row per dataset.
+#[must_use]
+pub fn text(report: &Report) -> String {
+    let mut out = format!("{}\n\n", report.summary());
+    let rows: Vec<Vec<String>> = report
+        .checks
+        .iter()
+        .map(|c| vec![c.state.label().to_string(), c.service.clone(), c.check.name().to_string(), c.message.clone()])
+        .collect();
+    out.push_str(&table(&["STATE", "SERVICE", "CHECK", "DETAIL"], &rows));
+    out.push('\n');
+    let now = report.now;
+    let rows: Vec<Vec<String>> = report
+        .datasets
+        .iter()
+        .map(|d| {
+            let dash = || "-".to_string();
+            let (used, avail, quota, cap) = d.space.map_or_else(
+                || (dash(), dash(), dash(), dash()),
+                |s| {
+                    (
+                        human_bytes(s.used),
+                        human_bytes(s.available),
+                        if s.quota == 0 { "none".into() } else { human_bytes(s.quota) },
+                        format!("{}%", capacity_percent(s.used, s.available)),
+                    )
+                },
+            );
+            let newest = d.snapshots.newest.as_ref().map_or_else(dash, |s| human_duration(age(now, s.creation)));
+            let lag = match &d.replication {
+                ReplicationFact::NotConfigured => dash(),
+                ReplicationFact::Common { creation, .. } => human_duration(age(now, *creation)),
+                ReplicationFact::NoCommonSnapshot { .. } => "no common".into(),
+                ReplicationFact::TargetMissing { .. } => "no replica".into(),
+                ReplicationFact::Unavailable { .. } => "unknown".into(),
+            };
+            let backup = match &d.backup {
+                BackupFact::NotConfigured => dash(),
+                BackupFact::Newest { time, .. } => human_duration(age(now, *time)),
+                BackupFact::NoSnapshots => "none".into(),
+                BackupFact::Unavailable { .. } => "unknown".into(),
+            };
+            let preseed = match &d.preseed {
+                PreseedFact::NoRecord => dash(),
+                PreseedFact::Last { event, .. } => event.clone(),
+                PreseedFact::Unreadable { .. } => "unknown".into(),
+            };
+            vec![
+                d.dataset.clone(),
+                used,
+                avail,
+                quota,
+                cap,
+                d.snapshots.count.to_string(),
+                newest,
+                lag,
+                backup,
+                preseed,
+                d.drift.status.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["DATASET", "USED", "AVAIL", "QUOTA", "CAP", "SNAPS", "NEWEST", "LAG", "BACKUP", "PRESEED", "DRIFT"],
+        &rows,
+    ));
+    out
+}
+
+/// A Prometheus label value: `\`, `"` and newlines escaped.
+#[must_use]
+pub fn label_value(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+struct Metrics {
+    text: String,
+}
+
+impl Metrics {
+    fn family(&mut self, name: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} gauge");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", label_value(v))).collect();
+        if labels.is_empty() {
+            let _ = writeln!(self.text, "{name} {value}");
+        } else {
+            let _ = writeln!(self.text, "{name}{{{}}} {value}", labels.join(","));
+        }
+    }
+}
+
+/// The node-exporter textfile: every fact as a gauge labelled by service and dataset (ages in seconds,
+/// sizes in bytes, states as their Nagios codes).
+#[must_use]
+#[allow(clippy::too_many_lines)] // one block per metric family
+pub fn prometheus(report: &Report) -> String {
+    let mut m = Metrics { text: String::new() };
+    let now = report.now;
+    m.family("persistctl_status_state", "Overall state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.");
+    m.sample("persistctl_status_state", &[], report.state.exit_code());
+    m.family("persistctl_status_timestamp_seconds", "When persistctl status ran (its clock).");
+    m.sample("persistctl_status_timestamp_seconds", &[], now);
+    m.family("persistctl_check_state", "One check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.");
+    for c in &report.checks {
+        m.sample(
+            "persistctl_check_state",
+            &[("service", &c.service), ("dataset", &c.dataset), ("check", c.check.name())],
+            c.state.exit_code(),
+        );
+    }
+    let with_space: Vec<_> = report.datasets.iter().filter_map(|d| d.space.map(|s| (d, s))).collect();
+    for (name, help, get) in [
+        ("persistctl_dataset_used_bytes", "The dataset's used property.", (|s: super::Space| s.used) as fn(_) -> u64),
+        ("persistctl_dataset_available_bytes", "The dataset's available property.", |s| s.available),
+        ("persistctl_dataset_quota_bytes", "The dataset's quota (0: none).", |s| s.quota),
+        ("persistctl_dataset_capacity_percent", "used / (used + available), percent.", |s| {
+            capacity_percent(s.used, s.available)
+        }),
+    ] {
+        m.family(name, help);
+        for (d, s) in &with_space {
+            m.sample(name, &[("service", &d.service), ("dataset", &d.dataset)], get(*s));
+        }
+    }
+    m.family("persistctl_snapshot_count", "Snapshots of the dataset (not its children).");
+    for d in &report.datasets {
+        m.sample("persistctl_snapshot_count", &[("service", &d.service), ("dataset", &d.dataset)], d.snapshots.count);
+    }
+    m.family("persistctl_snapshot_newest_age_seconds", "Age of the dataset's newest snapshot.");
+    for d in &report.datasets {
+        if let Some(s) = &d.snapshots.newest {
+            let labels = [("service", d.service.as_str()), ("dataset", d.dataset.as_str())];
+            m.sample("persistctl_snapshot_newest_age_seconds", &labels, age(now, s.creation));
+        }
+    }
+    m.family(
+        "persistctl_replication_lag_seconds",
+        "Age of the newest snapshot shared with the syncoid target (absent: no common snapshot or unknown).",
+    );
+    for d in &report.datasets {
+        if let ReplicationFact::Common { target, creation, .. } = &d.replication {
+            let labels = [("service", d.service.as_str()), ("dataset", d.dataset.as_str()), ("target", target)];
+            m.sample("persistctl_replication_lag_seconds", &labels, age(now, *creation));
+        }
+    }
+    m.family("persistctl_backup_age_seconds", "Age of the newest restic snapshot for the service.");
+    for d in &report.datasets {
+        if let BackupFact::Newest { time, .. } = &d.backup {
+            let labels = [("service", d.service.as_str()), ("dataset", d.dataset.as_str())];
+            m.sample("persistctl_backup_age_seconds", &labels, age(now, *time));
+        }
+    }
+    m.family("persistctl_preseed_failed", "1 when the last preseed of the service failed closed.");
+    for d in &report.datasets {
+        if let PreseedFact::Last { event, .. } = &d.preseed {
+            let labels = [("service", d.service.as_str()), ("dataset", d.dataset.as_str())];
+            m.sample("persistctl_preseed_failed", &labels, u8::from(event == "failed"));
+        }
+    }
+    m.family("persistctl_drift", "1 when the dataset differs from the config (persistctl plan has work or problems).");
+    for d in &report.datasets {
+        let drifted = d.drift.status != "in-sync" || !d.drift.findings.is_empty() || !d.drift.problems.is_empty();
+        m.sample("persistctl_drift", &[("service", &d.service), ("dataset", &d.dataset)], u8::from(drifted));
+    }
+    m.text
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same directory, fsynced, then renamed
+/// over `path`, so node-exporter never reads half a file.
+pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().with_context(|| format!("{} has no file name", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp).with_context(|| format!("Failed to create {}", tmp.display()))?;
+        file.write_all(contents.as_bytes()).with_context(|| format!("Failed to write {}", tmp.display()))?;
+        file.sync_all().with_context(|| format!("Failed to sync {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("Failed to rename {} to {}", tmp.display(), path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The state a line of [`prometheus`] output reports for a check (used by tests that parse it back).
+#[must_use]
+pub fn state_from_code(code: u8) -> Option<State> {
+    [State::Ok, State::Warning, State::Critical, State::Unknown].into_iter().find(|s| s.exit_code() == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Thresholds;
+    use crate::status::{DatasetFacts, DriftFact, SnapshotFacts, SnapshotRef, Space};
+
+    fn report() -> Report {
+        let d = DatasetFacts {
+            service: "my \"app\"".into(),
+            dataset: "tank/persist/my \"app\"".into(),
+            space: Some(Space { used: 85, available: 15, quota: 100 }),
+            snapshots: SnapshotFacts {
+                count: 2,
+                newest: Some(SnapshotRef { name: "s".into(), creation: 1000 - 7200 }),
+                expected: true,
+            },
+            replication: ReplicationFact::Common { target: "backup/app".into(), snapshot: "s".into(), creation: -3000 },
+            backup: BackupFact::Unavailable { error: "down".into() },
+            preseed: PreseedFact::Last { event: "failed".into(), at: Some(0), detail: "x".into() },
+            drift: DriftFact { status: "in-sync".into(), ..DriftFact::default() },
+        };
+        Report::new(vec![d], &Thresholds::default(), 1000)
+    }
+
+    #[test]
+    fn prometheus_has_every_family_and_escaped_labels() {
+        let text = prometheus(&report());
+        for line in [
+            "persistctl_status_state 2",
+            "persistctl_status_timestamp_seconds 1000",
+            r#"persistctl_dataset_capacity_percent{service="my \"app\"",dataset="tank/persist/my \"app\""} 85"#,
+            r#"persistctl_dataset_quota_bytes{service="my \"app\"",dataset="tank/persist/my \"app\""} 100"#,
+            r#"persistctl_snapshot_newest_age_seconds{service="my \"app\"",dataset="tank/persist/my \"app\""} 7200"#,
+            r#"persistctl_replication_lag_seconds{service="my \"app\"",dataset="tank/persist/my \"app\"",target="backup/app"} 4000"#,
+            r#"persistctl_preseed_failed{service="my \"app\"",dataset="tank/persist/my \"app\""} 1"#,
+            r#"persistctl_check_state{service="my \"app\"",dataset="tank/persist/my \"app\"",check="backup-age"} 3"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        assert!(!text.contains("persistctl_backup_age_seconds{"), "no age when the repository is down");
+        // Every sample belongs to a family declared before it.
+        let mut declared = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                declared.push(rest.split(' ').next().unwrap().to_string());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(declared.last().map(String::as_str), Some(name), "{line}");
+            }
+        }
+        assert_eq!(label_value("a\\b\nc"), "a\\\\b\\nc");
+    }
+
+    #[test]
+    fn the_table_puts_the_summary_first_and_the_worst_check_next() {
+        let text = text(&report());
+        let mut lines = text.lines();
+        assert!(lines.next().unwrap().starts_with("CRITICAL: 1 critical, 1 warning, 1 unknown"), "{text}");
+        assert_eq!(lines.next(), Some(""));
+        assert!(lines.next().unwrap().starts_with("STATE"));
+        assert!(lines.next().unwrap().starts_with("CRITICAL"), "{text}");
+        assert!(text.contains("DATASET"), "{text}");
+    }
+
+    #[test]
+    fn the_textfile_is_replaced_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("persistctl.prom");
+        write_atomically(&path, "a 1\n").unwrap();
+        write_atomically(&path, "a 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a 2\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+        assert!(write_atomically(&dir.path().join("missing/x.prom"), "").is_err());
+    }
+}

@@ -1,0 +1,435 @@
+//! `persistctl preseed` against a fake `zfs` (tests/fakes/zfs) and a fake restic 0.18
+//! (tests/fakes/restic): every decision, every source's success and failure modes, fail-closed, dry run,
+//! crash leftovers. Fast and host-only; `preseed_real.rs` proves the same on real `OpenZFS` and restic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+const DS: &str = "tank/persist/sonarr";
+
+/// id, time, tags, path, files (name, contents).
+type FakeSnapshot<'a> = (&'a str, &'a str, &'a [&'a str], &'a str, &'a [(&'a str, &'a str)]);
+
+struct Fake {
+    dir: tempfile::TempDir,
+}
+
+impl Fake {
+    /// A pool with `tank/persist` and, unless `None`, the service dataset `name` with these snapshots.
+    fn new(service: &str, dataset: Option<&[&str]>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Self { dir };
+        let mut datasets = json!({
+            "tank": {"local": {"mountpoint": "none"}},
+            "tank/persist": {"local": {"mountpoint": fake.mount_root()}, "mounted": true},
+        });
+        std::fs::create_dir_all(fake.mountpoint(service)).unwrap();
+        if let Some(snaps) = dataset {
+            datasets[format!("tank/persist/{service}")] = json!({"local": {}, "mounted": true, "snapshots": snaps});
+        }
+        std::fs::write(fake.path("state.json"), json!({ "datasets": datasets }).to_string()).unwrap();
+        std::fs::write(fake.path("zfs.log"), "").unwrap();
+        std::fs::write(fake.path("restic.log"), "").unwrap();
+        std::fs::write(fake.path("password"), "right\n").unwrap();
+        fake
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn mount_root(&self) -> String {
+        self.path("persist").display().to_string()
+    }
+
+    fn mountpoint(&self, service: &str) -> PathBuf {
+        self.path("persist").join(service)
+    }
+
+    /// A snapshot's contents, as the fake's rollback and persistctl's look into `.zfs/snapshot` see them.
+    fn snapshot_contents(&self, service: &str, snap: &str, files: &[(&str, &str)]) {
+        let dir = self.mountpoint(service).join(".zfs/snapshot").join(snap);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+    }
+
+    /// A restic repository whose snapshots hold `files` under `path`.
+    fn repo(&self, password: &str, snapshots: &[FakeSnapshot<'_>]) -> String {
+        let repo = self.path("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        let mut list = Vec::new();
+        for (id, time, tags, path, files) in snapshots {
+            let tree = self.path(&format!("tree-{id}"));
+            let at = tree.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(&at).unwrap();
+            for (name, text) in *files {
+                std::fs::create_dir_all(at.join(name).parent().unwrap()).unwrap();
+                std::fs::write(at.join(name), text).unwrap();
+            }
+            list.push(json!({"id": id, "time": time, "tags": tags, "paths": [path], "hostname": "h",
+                             "tree": tree.display().to_string()}));
+        }
+        std::fs::write(repo.join("repo.json"), json!({"password": password, "snapshots": list}).to_string()).unwrap();
+        repo.display().to_string()
+    }
+
+    fn config(&self, service: &str, preseed: &Value) -> PathBuf {
+        let text = json!({"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": self.mount_root(),
+            "services": {service: {"preseed": preseed}}}});
+        let path = self.path("config.json");
+        std::fs::write(&path, text.to_string()).unwrap();
+        path
+    }
+
+    fn restic_preseed(&self, repo: &str, extra: &Value) -> Value {
+        let mut p = json!({"enable": true, "sources": ["snapshot", "restic"],
+            "restic": {"repository": repo, "passwordFile": self.path("password").display().to_string()}});
+        for (k, v) in extra.as_object().unwrap() {
+            if k == "restic" {
+                for (rk, rv) in v.as_object().unwrap() {
+                    p["restic"][rk] = rv.clone();
+                }
+            } else {
+                p[k] = v.clone();
+            }
+        }
+        p
+    }
+
+    fn preseed(&self, config: &Path, service: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_persistctl"));
+        cmd.arg("--config").arg(config).arg("preseed").arg(service).args(args);
+        cmd.env("PERSISTCTL_ZFS", root.join("tests/fakes/zfs"))
+            .env("PERSISTCTL_RESTIC", root.join("tests/fakes/restic"))
+            .env("PERSISTCTL_LOCK", self.path("lock"))
+            .env("PERSISTCTL_PRESEED_STATUS", self.path("status/preseed.json"))
+            .env("FAKE_ZFS_STATE", self.path("state.json"))
+            .env("FAKE_ZFS_LOG", self.path("zfs.log"))
+            .env("FAKE_RESTIC_LOG", self.path("restic.log"))
+            .env("RESTIC_PASSWORD", "inherited-must-be-scrubbed")
+            .env_remove("RUST_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn zfs_calls(&self) -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(self.path("zfs.log")).unwrap();
+        std::fs::write(self.path("zfs.log"), "").unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    fn restic_calls(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.path("restic.log")).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    fn local_props(&self, dataset: &str) -> Value {
+        let state: Value = serde_json::from_str(&std::fs::read_to_string(self.path("state.json")).unwrap()).unwrap();
+        state["datasets"][dataset]["local"].clone()
+    }
+
+    fn status_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path("status/preseed.json"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn entries(&self, service: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.mountpoint(service))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".zfs")
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn writes(calls: &[Vec<String>]) -> Vec<&Vec<String>> {
+    calls.iter().filter(|c| c[0] != "get" && c[0] != "list").collect()
+}
+
+const T1: &str = "2024-05-01T10:00:00+02:00";
+const T2: &str = "2024-05-02T10:00:00Z";
+
+#[test]
+fn data_present_exits_zero_and_touches_nothing() {
+    let fake = Fake::new("sonarr", Some(&["a"]));
+    std::fs::write(fake.mountpoint("sonarr").join("config.xml"), "live").unwrap();
+    let repo = fake.repo("right", &[]);
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({})));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("skipped: data present (config.xml)"), "{}", text(&out));
+    assert_eq!(fake.zfs_calls().len(), 1, "one zfs get, nothing else");
+    assert!(fake.restic_calls().is_empty(), "no source is even asked");
+    assert_eq!(fake.status_lines()[0]["event"], "skipped");
+}
+
+#[test]
+fn empty_dataset_rolls_back_to_its_newest_snapshot() {
+    let fake = Fake::new("sonarr", Some(&["old", "new"]));
+    std::fs::create_dir(fake.mountpoint("sonarr").join("lost+found")).unwrap();
+    fake.snapshot_contents("sonarr", "old", &[("db", "old")]);
+    fake.snapshot_contents("sonarr", "new", &[("db", "new")]);
+    let config = fake.config("sonarr", &json!({"enable": true, "sources": ["snapshot"]}));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(fake.mountpoint("sonarr").join("db")).unwrap(), "new");
+    let calls = fake.zfs_calls();
+    let w = writes(&calls);
+    assert_eq!(w[0], &["rollback", &format!("{DS}@new")]);
+    assert_eq!(w[1][0], "set");
+    let props = fake.local_props(DS);
+    assert_eq!(props["persistctl:restored-from"], "snapshot");
+    assert_eq!(props["persistctl:restored-snapshot"], format!("{DS}@new"));
+    // A rerun sees real data.
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(text(&out).contains("skipped"), "{}", text(&out));
+    assert!(writes(&fake.zfs_calls()).is_empty());
+}
+
+#[test]
+fn an_older_snapshot_with_data_behind_an_empty_newest_one_fails_closed_and_destroys_nothing() {
+    let fake = Fake::new("sonarr", Some(&["full", "empty"]));
+    fake.snapshot_contents("sonarr", "full", &[("db", "x")]);
+    fake.snapshot_contents("sonarr", "empty", &[]);
+    let config = fake.config("sonarr", &json!({"enable": true, "sources": ["snapshot"], "allowEmptyBootstrap": true}));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("never does"), "{}", text(&out));
+    assert!(writes(&fake.zfs_calls()).is_empty(), "no rollback, no -r, no set");
+}
+
+#[test]
+fn a_missing_dataset_is_created_then_restored_from_the_newest_restic_snapshot_at_an_old_path() {
+    let fake = Fake::new("sonarr", None);
+    let repo = fake.repo(
+        "right",
+        &[
+            ("1111111111", T1, &["sonarr"], "/old/var/lib/sonarr", &[("db", "older")]),
+            ("2222222222", T2, &["sonarr"], "/old/var/lib/sonarr", &[("db", "newest"), ("sub dir/x", "y")]),
+            ("3333333333", "2024-06-01T00:00:00Z", &["other"], "/old/var/lib/sonarr", &[("db", "other")]),
+        ],
+    );
+    let config =
+        fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/old/var/lib/sonarr"}})));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mp = fake.mountpoint("sonarr");
+    assert_eq!(std::fs::read_to_string(mp.join("db")).unwrap(), "newest");
+    assert_eq!(std::fs::read_to_string(mp.join("sub dir/x")).unwrap(), "y");
+    assert_eq!(fake.entries("sonarr"), ["db", "sub dir"], "no staging left");
+    let calls = fake.zfs_calls();
+    assert_eq!(writes(&calls)[0][0], "create");
+    let props = fake.local_props(DS);
+    assert_eq!(props["persistctl:restored-from"], "restic");
+    assert_eq!(props["persistctl:restored-snapshot"], "2222222222");
+    assert!(text(&out).contains("full send"), "{}", text(&out));
+    for call in fake.restic_calls() {
+        let argv = call["argv"].to_string();
+        assert!(!argv.contains("right") && !argv.contains(&repo), "no secret or repository on argv: {argv}");
+        let env = call["env"].to_string();
+        assert!(env.contains("RESTIC_PASSWORD_FILE") && !env.contains("\"RESTIC_PASSWORD\""), "{env}");
+    }
+    let status = fake.status_lines();
+    assert_eq!(status[0]["event"], "restored");
+    assert!(status[0]["note"].as_str().unwrap().contains("full send"));
+}
+
+fn fails_closed(fake: &Fake, out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    assert!(text(out).contains(needle), "wanted {needle:?} in {}", text(out));
+    assert!(fake.entries("sonarr").is_empty(), "the dataset is left empty, no staging: {:?}", fake.entries("sonarr"));
+    assert_eq!(fake.status_lines().last().unwrap()["event"], "failed");
+    assert!(fake.local_props(DS).get("persistctl:restored-from").is_none());
+}
+
+#[test]
+fn wrong_password_fails_closed_even_with_allow_empty_bootstrap() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let repo = fake.repo("other", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"allowEmptyBootstrap": true})));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    fails_closed(&fake, &out, "wrong password");
+}
+
+#[test]
+fn unreachable_repository_fails_closed() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let config = fake.config(
+        "sonarr",
+        &fake.restic_preseed(&fake.path("unmounted-nas").display().to_string(), &json!({"allowEmptyBootstrap": true})),
+    );
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    fails_closed(&fake, &out, "does not exist or cannot be opened (exit 10)");
+}
+
+#[test]
+fn no_backup_anywhere_fails_closed_unless_empty_bootstrap_is_allowed() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let repo = fake.repo("right", &[("1111111111", T1, &["other"], "/x", &[("db", "x")])]);
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({})));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    fails_closed(&fake, &out, "no source holds a backup");
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"allowEmptyBootstrap": true})));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fake.local_props(DS)["persistctl:restored-from"], "empty");
+    assert_eq!(fake.status_lines().last().unwrap()["event"], "empty-bootstrap");
+}
+
+#[test]
+fn a_corrupt_snapshot_fails_closed_and_its_staging_is_removed() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/x"}})));
+    let out = fake.preseed(&config, "sonarr", &[], &[("FAKE_RESTIC_FAIL", "restore")]);
+    fails_closed(&fake, &out, "ciphertext verification failed");
+}
+
+#[test]
+fn a_failing_verify_hook_rejects_the_source_and_a_passing_one_sees_the_staged_data() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let reject = json!({"restic": {"path": "/x"}, "verifyCommand": ["sh", "-c", "echo bad db >&2; exit 3", "verify"]});
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &reject));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    fails_closed(&fake, &out, "verify command rejected");
+    assert!(text(&out).contains("bad db"), "{}", text(&out));
+    let accept =
+        json!({"restic": {"path": "/x"}, "verifyCommand": ["sh", "-c", "test \"$(cat \"$1/db\")\" = x", "verify"]});
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &accept));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fake.entries("sonarr"), ["db"]);
+}
+
+#[test]
+fn a_timeout_kills_restic_and_fails_closed() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let config = fake.config(
+        "sonarr",
+        &fake
+            .restic_preseed(&repo, &json!({"sourceTimeout": 1, "allowEmptyBootstrap": true, "restic": {"path": "/x"}})),
+    );
+    let started = std::time::Instant::now();
+    let out = fake.preseed(&config, "sonarr", &[], &[("FAKE_RESTIC_HANG", "30")]);
+    assert!(started.elapsed().as_secs() < 10, "killed at the timeout");
+    fails_closed(&fake, &out, "timed out");
+}
+
+#[test]
+fn a_failed_source_is_followed_by_the_next_one() {
+    let fake = Fake::new("sonarr", Some(&["s1"]));
+    fake.snapshot_contents("sonarr", "s1", &[("db", "snap")]);
+    let repo = fake.repo("other", &[]);
+    let mut p = fake.restic_preseed(&repo, &json!({}));
+    p["sources"] = json!(["restic", "snapshot"]);
+    let config = fake.config("sonarr", &p);
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("restic    failed: wrong password"), "{}", text(&out));
+    assert_eq!(fake.local_props(DS)["persistctl:restored-from"], "snapshot");
+}
+
+#[test]
+fn dry_run_says_which_source_and_why_and_changes_nothing() {
+    let fake = Fake::new("sonarr", None);
+    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/x"}})));
+    let out = fake.preseed(&config, "sonarr", &["--dry-run"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("would restore from restic"), "{}", text(&out));
+    assert!(writes(&fake.zfs_calls()).is_empty());
+    assert!(fake.restic_calls().iter().all(|c| c["argv"][1] == "snapshots"));
+    assert!(fake.entries("sonarr").is_empty());
+    assert!(fake.status_lines().is_empty(), "a dry run records nothing");
+}
+
+#[test]
+fn names_with_spaces_work() {
+    let fake = Fake::new("my app", Some(&[]));
+    let repo = fake.repo("right", &[("1111111111", T1, &["my app"], "/old path/my app", &[("a file", "x")])]);
+    let config = fake.config("my app", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/old path/my app"}})));
+    let out = fake.preseed(&config, "my app", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fake.entries("my app"), ["a file"]);
+    assert_eq!(fake.local_props("tank/persist/my app")["persistctl:restored-from"], "restic");
+}
+
+#[test]
+fn a_killed_runs_leftovers_are_removed_or_finished() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "restored")])]);
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/x"}})));
+    let mp = fake.mountpoint("sonarr");
+    // Unverified (no swap.json): removed, then a fresh restore.
+    std::fs::create_dir_all(mp.join(".persistctl-staging-restic-99/data/x")).unwrap();
+    std::fs::write(mp.join(".persistctl-staging-restic-99/data/x/db"), "partial").unwrap();
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(mp.join("db")).unwrap(), "restored");
+    assert_eq!(fake.entries("sonarr"), ["db"]);
+    // Verified and half swapped: finished without asking restic again.
+    std::fs::remove_file(mp.join("db")).unwrap();
+    let st = mp.join(".persistctl-staging-restic-98");
+    std::fs::create_dir_all(st.join("data/x/sub")).unwrap();
+    std::fs::write(st.join("data/x/sub/f"), "rest").unwrap();
+    std::fs::write(mp.join("db"), "moved before the crash").unwrap();
+    std::fs::write(st.join("swap.json"), r#"{"source":"restic","snapshot":"1111111111","data_root":"data/x"}"#)
+        .unwrap();
+    let calls_before = fake.restic_calls().len();
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("finished the swap"), "{}", text(&out));
+    assert_eq!(fake.entries("sonarr"), ["db", "sub"]);
+    assert_eq!(fake.restic_calls().len(), calls_before);
+}
+
+#[test]
+fn the_notify_hook_gets_the_event_and_its_failure_changes_nothing() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    std::fs::write(fake.mountpoint("sonarr").join("db"), "x").unwrap();
+    let config = fake.config("sonarr", &json!({"enable": true, "sources": ["snapshot"]}));
+    let log = fake.path("notify.log");
+    let script = format!("printf '%s\\n' \"$@\" > '{}'; exit 7", log.display());
+    let out = fake.preseed(
+        &config,
+        "sonarr",
+        &["--notify-command", "sh", "--notify-command", "-c", "--notify-command", &script, "--notify-command", "hook"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(args.starts_with("preseed-skipped\nservice=sonarr\ndataset=tank/persist/sonarr\n"), "{args}");
+    assert!(text(&out).contains("notify command failed"), "{}", text(&out));
+}
+
+#[test]
+fn a_dataset_that_exists_but_is_not_mounted_fails_closed() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let mut state: Value = serde_json::from_str(&std::fs::read_to_string(fake.path("state.json")).unwrap()).unwrap();
+    state["datasets"][DS]["mounted"] = json!(false);
+    std::fs::write(fake.path("state.json"), state.to_string()).unwrap();
+    let config = fake.config("sonarr", &json!({"enable": true, "sources": [], "allowEmptyBootstrap": true}));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not mounted"), "{}", text(&out));
+}

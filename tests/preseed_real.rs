@@ -1,0 +1,442 @@
+//! `persistctl preseed` against REAL OpenZFS and REAL restic (Debian's 0.14), inside the QEMU VM:
+//! `SUITES="preseed_real" ZFS_LINES=2.3 tests/vm/real-zfs-tests.sh`. Ignored elsewhere (counted as ignored).
+//!
+//! Each test makes its own pool on a sparse file and restic repositories in the guest's /tmp.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)] // test helpers
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn persistctl_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PERSISTCTL_BIN") {
+        return bin.into();
+    }
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_persistctl"));
+    if built.exists() { built } else { Path::new("/host").join(built.strip_prefix("/").unwrap()) }
+}
+
+fn ok(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sh(script: &str) -> String {
+    ok("sh", &["-c", script])
+}
+
+fn text(out: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn q(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
+}
+
+/// sha256 of every file under `dir` (names relative, sorted), excluding staging and `.zfs`.
+fn checksums(dir: &Path) -> String {
+    sh(&format!("cd {} && find . -path ./.zfs -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum", q(dir)))
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+fn zfs_prop(dataset: &str, prop: &str) -> String {
+    ok("zfs", &["get", "-H", "-o", "value", prop, dataset]).trim().to_string()
+}
+
+/// A pool with `<pool>/persist` mounted at `<dir>/persist`, a restic repository, and a data set.
+struct Lab {
+    pool: String,
+    dir: PathBuf,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new("zpool").args(["destroy", "-f", &self.pool]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Lab {
+    fn new(pool: &str) -> Self {
+        let dir = PathBuf::from(format!("/tmp/preseed-{pool}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = dir.join("vdev.img");
+        ok("truncate", &["-s", "512M", img.to_str().unwrap()]);
+        ok("zpool", &["create", "-f", "-o", "cachefile=none", "-O", "mountpoint=none", pool, img.to_str().unwrap()]);
+        let lab = Self { pool: pool.to_string(), dir };
+        ok("zfs", &["create", "-o", &format!("mountpoint={}", lab.parent_mount()), &lab.parent()]);
+        std::fs::write(lab.dir.join("password"), "correct horse\n").unwrap();
+        std::fs::write(lab.dir.join("wrong-password"), "battery staple\n").unwrap();
+        lab
+    }
+
+    fn parent(&self) -> String {
+        format!("{}/persist", self.pool)
+    }
+
+    fn parent_mount(&self) -> String {
+        self.dir.join("persist").display().to_string()
+    }
+
+    fn dataset(&self, service: &str) -> String {
+        format!("{}/{service}", self.parent())
+    }
+
+    fn mountpoint(&self, service: &str) -> PathBuf {
+        self.dir.join("persist").join(service)
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.dir.join("restic repo")
+    }
+
+    fn restic(&self, args: &[&str]) -> String {
+        let out = Command::new("restic")
+            .args(args)
+            .env("RESTIC_REPOSITORY", self.repo())
+            .env("RESTIC_PASSWORD_FILE", self.dir.join("password"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "restic {args:?}: {}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Makes `<dir>/source<path>` with a few MB of files (spaces in names, a subdirectory, a sqlite db),
+    /// backs it up with `tag`, and returns the source directory.
+    fn backup(&self, path: &str, tag: &str, megabytes: u32) -> PathBuf {
+        let src = self.dir.join("source").join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(src.join("sub dir")).unwrap();
+        sh(&format!(
+            "cd {d} && head -c {n}M /dev/urandom > 'big file' && for i in $(seq 1 40); do head -c 2000 /dev/urandom > \"sub dir/f $i\"; done \
+             && sqlite3 app.db 'create table t(x); insert into t values (1),(2),(3);' && mkdir -p empty",
+            d = q(&src),
+            n = megabytes
+        ));
+        if !self.repo().join("config").exists() {
+            self.restic(&["init"]);
+        }
+        self.restic(&["backup", "--tag", tag, "--host", "lab", src.to_str().unwrap()]);
+        src
+    }
+
+    fn config(&self, service: &str, preseed: &Value) -> PathBuf {
+        let text = json!({"version": 1, "datasets": {"parentDataset": self.parent(), "parentMount": self.parent_mount(),
+            "services": {service: {"preseed": preseed}}}});
+        let path = self.dir.join("config.json");
+        std::fs::write(&path, text.to_string()).unwrap();
+        path
+    }
+
+    fn restic_preseed(&self, path: &Path, extra: &Value) -> Value {
+        let mut p = json!({"enable": true, "sources": ["snapshot", "restic"],
+            "restic": {"repository": self.repo().display().to_string(),
+                       "passwordFile": self.dir.join("password").display().to_string(),
+                       "path": path.display().to_string()}});
+        for (k, v) in extra.as_object().unwrap() {
+            if k == "restic" {
+                for (rk, rv) in v.as_object().unwrap() {
+                    p["restic"][rk] = rv.clone();
+                }
+            } else {
+                p[k] = v.clone();
+            }
+        }
+        p
+    }
+
+    fn command(&self, config: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(persistctl_bin());
+        cmd.arg("--config")
+            .arg(config)
+            .args(args)
+            .env("PERSISTCTL_LOCK", self.dir.join("lock"))
+            .env("PERSISTCTL_PRESEED_STATUS", self.dir.join("status.json"));
+        cmd
+    }
+
+    fn preseed(&self, config: &Path, service: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["preseed", service];
+        args.extend_from_slice(extra);
+        self.command(config, &args).output().unwrap()
+    }
+
+    fn history_len(&self) -> usize {
+        ok("zpool", &["history", &self.pool]).lines().count()
+    }
+
+    fn empty_dataset(&self, service: &str) {
+        ok(
+            "zfs",
+            &["create", "-o", &format!("mountpoint={}", self.mountpoint(service).display()), &self.dataset(service)],
+        );
+    }
+}
+
+fn assert_fails_closed(lab: &Lab, out: &Output, service: &str, needle: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    assert!(text(out).contains(needle), "wanted {needle:?}: {}", text(out));
+    let left: Vec<String> = entries(&lab.mountpoint(service)).into_iter().filter(|e| e != ".zfs").collect();
+    assert!(left.is_empty(), "still empty, no staging: {left:?}");
+    assert_eq!(zfs_prop(&lab.dataset(service), "persistctl:restored-from"), "-");
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn restic_restores_a_missing_dataset_from_an_old_path_byte_for_byte() {
+    let lab = Lab::new("pre1");
+    let src = lab.backup("/old persist/var/lib/sonarr", "sonarr", 2);
+    let config = lab.config(
+        "sonarr",
+        &lab.restic_preseed(
+            &src,
+            &json!({"verifyCommand": ["sh", "-c",
+        "sqlite3 \"$1/app.db\" 'PRAGMA integrity_check' | grep -qx ok", "verify"]}),
+        ),
+    );
+    let out = lab.preseed(&config, "sonarr", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("full send"), "{}", text(&out));
+    let mp = lab.mountpoint("sonarr");
+    assert_eq!(checksums(&mp), checksums(&src));
+    assert!(mp.join("empty").is_dir());
+    assert_eq!(entries(&mp), ["app.db", "big file", "empty", "sub dir"], "no staging left");
+    let ds = lab.dataset("sonarr");
+    assert_eq!(zfs_prop(&ds, "persistctl:restored-from"), "restic");
+    assert_eq!(zfs_prop(&ds, "persistctl:restored-snapshot").len(), 64);
+    // Second run: data present, nothing written to the pool.
+    let before = lab.history_len();
+    let out = lab.preseed(&config, "sonarr", &[]);
+    assert!(out.status.success() && text(&out).contains("skipped"), "{}", text(&out));
+    assert_eq!(lab.history_len(), before);
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn an_empty_dataset_rolls_back_to_its_newest_snapshot_and_an_empty_newest_one_blocks() {
+    let lab = Lab::new("pre2");
+    lab.empty_dataset("app");
+    let mp = lab.mountpoint("app");
+    sh(&format!("head -c 1M /dev/urandom > {}/data && mkdir {}/d && echo x > {}/d/y", q(&mp), q(&mp), q(&mp)));
+    let want = checksums(&mp);
+    let ds = lab.dataset("app");
+    ok("zfs", &["snapshot", &format!("{ds}@full")]);
+    sh(&format!("rm -rf {}/data {}/d", q(&mp), q(&mp)));
+    let config = lab.config("app", &json!({"enable": true, "sources": ["snapshot"]}));
+    let dry = lab.preseed(&config, "app", &["--dry-run"]);
+    assert!(text(&dry).contains(&format!("would restore from snapshot: newest snapshot {ds}@full")), "{}", text(&dry));
+    assert!(entries(&mp).is_empty(), "dry run changed nothing");
+    let out = lab.preseed(&config, "app", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(checksums(&mp), want);
+    assert_eq!(zfs_prop(&ds, "persistctl:restored-snapshot"), format!("{ds}@full"));
+    // Now the newest snapshot is empty and an older one holds data: refuse, destroy nothing.
+    sh(&format!("rm -rf {}/data {}/d", q(&mp), q(&mp)));
+    ok("zfs", &["snapshot", &format!("{ds}@empty")]);
+    let out = lab.preseed(&config, "app", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("never does"), "{}", text(&out));
+    let snaps = ok("zfs", &["list", "-H", "-o", "name", "-t", "snapshot", "-r", &ds]);
+    assert_eq!(snaps.lines().count(), 2, "{snaps}");
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn every_restic_failure_fails_closed_and_only_no_snapshot_allows_an_empty_start() {
+    let lab = Lab::new("pre3");
+    let src = lab.backup("/srv/app", "app", 1);
+    lab.empty_dataset("app");
+    let allow = json!({"allowEmptyBootstrap": true});
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "wrong password",
+            json!({"allowEmptyBootstrap": true, "restic": {"passwordFile": lab.dir.join("wrong-password").display().to_string()}}),
+            "wrong password",
+        ),
+        (
+            "unreachable",
+            json!({"allowEmptyBootstrap": true, "restic": {"repository": "/tmp/no such nas/repo"}}),
+            "restic snapshots failed",
+        ),
+        ("verify", json!({"allowEmptyBootstrap": true, "verifyCommand": ["false"]}), "verify command rejected"),
+        (
+            "timeout",
+            json!({"allowEmptyBootstrap": true, "sourceTimeout": 3, "verifyCommand": ["sh", "-c", "sleep 60", "verify"]}),
+            "timed out",
+        ),
+        ("no snapshot, not allowed", json!({"restic": {"tags": ["nope"]}}), "no source holds a backup"),
+    ];
+    for (name, extra, needle) in cases {
+        eprintln!("case: {name}");
+        let config = lab.config("app", &lab.restic_preseed(&src, &extra));
+        let started = Instant::now();
+        let out = lab.preseed(&config, "app", &[]);
+        assert_fails_closed(&lab, &out, "app", needle);
+        assert!(started.elapsed() < Duration::from_secs(60), "{name}");
+    }
+    let mut extra = allow;
+    extra["restic"] = json!({"tags": ["nope"]});
+    let config = lab.config("app", &lab.restic_preseed(&src, &extra));
+    let out = lab.preseed(&config, "app", &[]);
+    assert!(out.status.success() && text(&out).contains("starting empty"), "{}", text(&out));
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn a_corrupt_pack_file_fails_closed() {
+    let lab = Lab::new("pre4");
+    let src = lab.backup("/srv/app", "app", 3);
+    lab.empty_dataset("app");
+    // Damage the middle of every pack file (data/xx/<id>).
+    sh(&format!(
+        "find {}/data -type f | while read -r f; do s=$(stat -c %s \"$f\"); \
+         dd if=/dev/zero of=\"$f\" bs=1 seek=$((s/2)) count=4096 conv=notrunc status=none; done",
+        q(&lab.repo())
+    ));
+    let config = lab.config("app", &lab.restic_preseed(&src, &json!({"allowEmptyBootstrap": true})));
+    let out = lab.preseed(&config, "app", &[]);
+    assert_fails_closed(&lab, &out, "app", "restic restore failed");
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn names_with_spaces_and_dry_run_on_real_zfs() {
+    let lab = Lab::new("pre5");
+    let src = lab.backup("/old path/my app", "my app", 1);
+    let config = lab.config("my app", &lab.restic_preseed(&src, &json!({})));
+    let before = lab.history_len();
+    let out = lab.preseed(&config, "my app", &["--dry-run"]);
+    assert!(out.status.success() && text(&out).contains("would restore from restic"), "{}", text(&out));
+    assert_eq!(lab.history_len(), before, "dry run wrote nothing to the pool");
+    let out = lab.preseed(&config, "my app", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(checksums(&lab.mountpoint("my app")), checksums(&src));
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn preseed_and_apply_at_once_each_do_their_part_once() {
+    let lab = Lab::new("pre6");
+    let src = lab.backup("/srv/a", "a", 2);
+    let text_config = json!({"version": 1, "datasets": {"parentDataset": lab.parent(), "parentMount": lab.parent_mount(),
+        "services": {"a": {"preseed": lab.restic_preseed(&src, &json!({}))}, "b": {"compression": "lz4"}}}});
+    let config = lab.dir.join("both.json");
+    std::fs::write(&config, text_config.to_string()).unwrap();
+    let mut pre =
+        lab.command(&config, &["preseed", "a"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut app = lab.command(&config, &["apply"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (pre_st, app_st) = (pre.wait().unwrap(), app.wait().unwrap());
+    assert!(pre_st.success() && app_st.success());
+    assert_eq!(checksums(&lab.mountpoint("a")), checksums(&src));
+    let history = ok("zpool", &["history", &lab.pool]);
+    assert_eq!(
+        history.matches(&format!("zfs create -p -o mountpoint={}/a", lab.parent_mount())).count(),
+        1,
+        "{history}"
+    );
+    assert_eq!(zfs_prop(&lab.dataset("b"), "compression"), "lz4");
+}
+
+/// A small seeded generator (reproducible trials).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+/// Kills every process whose parent is this test process except `keep` (orphans of a killed persistctl
+/// are re-parented here because the test is a child subreaper), as systemd's cgroup kill would.
+fn kill_orphans() {
+    let me = std::process::id().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        if after.split_whitespace().nth(1) == Some(me.as_str()) {
+            let pid: i32 = entry.file_name().to_string_lossy().parse().unwrap();
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+    }
+}
+
+/// Runs `trials` kill -9 trials: reset, start preseed, kill it after a seeded random delay, rerun, compare.
+fn fault_injection(lab: &Lab, config: &Path, service: &str, want: &str, trials: u32, seed: u64, reset: &dyn Fn()) {
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
+    reset();
+    let started = Instant::now();
+    let out = lab.preseed(config, service, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let full = started.elapsed();
+    let mp = lab.mountpoint(service);
+    let mut rng = Rng(seed);
+    let (mut killed_mid_run, mut failures) = (0, 0);
+    for trial in 0..trials {
+        reset();
+        let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 12 / 10 + 1));
+        let mut child =
+            lab.command(config, &["preseed", service]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_run += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        kill_orphans();
+        let out = lab.preseed(config, service, &[]);
+        let got = checksums(&mp);
+        let staging: Vec<String> = entries(&mp).into_iter().filter(|e| e.starts_with(".persistctl-staging")).collect();
+        if !out.status.success() || got != want || !staging.is_empty() {
+            failures += 1;
+            eprintln!("trial {trial} (kill after {delay:?}): FAILED {}\nstaging: {staging:?}", text(&out));
+        }
+    }
+    println!(
+        "fault injection {service}: seed {seed}, {trials} trials ({killed_mid_run} killed mid-run), failures {failures}, \
+         full run {full:?}"
+    );
+    assert_eq!(failures, 0);
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn kill_9_during_a_restic_restore_then_rerun_gives_the_exact_data() {
+    let lab = Lab::new("pre7");
+    let src = lab.backup("/srv/app", "app", 2);
+    lab.empty_dataset("app");
+    let config = lab.config("app", &lab.restic_preseed(&src, &json!({})));
+    let mp = lab.mountpoint("app");
+    let reset = || {
+        sh(&format!("cd {} && find . -mindepth 1 -maxdepth 1 ! -name .zfs -exec rm -rf {{}} +", q(&mp)));
+    };
+    let trials = std::env::var("PRESEED_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(50);
+    fault_injection(&lab, &config, "app", &checksums(&src), trials, 0x5eed_0001, &reset);
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn kill_9_during_a_snapshot_rollback_then_rerun_gives_the_exact_data() {
+    let lab = Lab::new("pre8");
+    lab.empty_dataset("app");
+    let mp = lab.mountpoint("app");
+    sh(&format!("head -c 2M /dev/urandom > {}/data && mkdir {}/d && echo x > {}/d/y", q(&mp), q(&mp), q(&mp)));
+    let want = checksums(&mp);
+    ok("zfs", &["snapshot", &format!("{}@s", lab.dataset("app"))]);
+    let config = lab.config("app", &json!({"enable": true, "sources": ["snapshot"]}));
+    let reset = || {
+        sh(&format!("cd {} && find . -mindepth 1 -maxdepth 1 ! -name .zfs -exec rm -rf {{}} +", q(&mp)));
+    };
+    let trials = std::env::var("PRESEED_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(50);
+    fault_injection(&lab, &config, "app", &want, trials, 0x5eed_0002, &reset);
+}

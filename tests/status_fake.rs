@@ -1,0 +1,285 @@
+//! `persistctl status` against the fake `zfs` (tests/fakes/zfs) and fake `restic` (tests/fakes/restic):
+//! Nagios exit codes, worst-first table, JSON, the Prometheus textfile, the state file and its notify hook,
+//! and how many zfs processes one run costs. The same on real OpenZFS, sanoid, syncoid and restic:
+//! `status_real.rs`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+const NOW: i64 = 1_800_000_000;
+const H: i64 = 3600;
+
+struct Fake {
+    dir: tempfile::TempDir,
+}
+
+impl Fake {
+    /// tank/persist with `a` (auto-snapshot, two snapshots, replicated to backup/a) and `b` (nothing).
+    fn new(snapshot_age: i64, common_age: i64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Self { dir };
+        let mount = fake.path("persist");
+        std::fs::create_dir_all(mount.join("a")).unwrap();
+        std::fs::create_dir_all(mount.join("b")).unwrap();
+        let datasets = json!({
+            "tank": { "local": {} },
+            "tank/persist": { "local": { "mountpoint": mount.display().to_string() } },
+            "tank/persist/a": {
+                "local": { "mountpoint": mount.join("a").display().to_string(), "com.sun:auto-snapshot": "true" },
+                "mounted": true,
+                "snapshots": ["synced", "newest"],
+                "snapshot_info": {
+                    "synced": { "creation": NOW - common_age, "guid": "g1" },
+                    "newest": { "creation": NOW - snapshot_age, "guid": "g2" }
+                }
+            },
+            "tank/persist/b": { "local": { "mountpoint": mount.join("b").display().to_string() }, "mounted": true },
+            "backup": { "local": {} },
+            "backup/a": { "local": {}, "snapshots": ["synced"], "snapshot_info": { "synced": { "creation": NOW - common_age, "guid": "g1" } } }
+        });
+        std::fs::write(fake.path("state.json"), json!({ "datasets": datasets }).to_string()).unwrap();
+        std::fs::write(fake.path("log"), "").unwrap();
+        std::fs::create_dir_all(fake.path("repo")).unwrap();
+        std::fs::write(fake.path("password"), "pw\n").unwrap();
+        fake.backup_at(NOW - H);
+        fake
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn backup_at(&self, time: i64) {
+        let stamp =
+            Command::new("date").args(["-u", "-d", &format!("@{time}"), "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
+        let repo = json!({ "password": "pw", "snapshots": [{
+            "id": "0123456789abcdef", "time": String::from_utf8(stamp.stdout).unwrap().trim(), "tags": ["a"],
+            "paths": [self.path("persist/a").display().to_string()], "hostname": "forge", "tree": self.path("persist/a").display().to_string()
+        }]});
+        std::fs::write(self.path("repo/repo.json"), repo.to_string()).unwrap();
+    }
+
+    fn config(&self, monitoring: &Value) -> PathBuf {
+        let mut m = json!({
+            "replication": { "a": { "dataset": "backup/a" } },
+            "backups": { "a": { "repository": self.path("repo").display().to_string(),
+                                "passwordFile": self.path("password").display().to_string() } },
+            "preseedStatusFile": self.path("preseed.json").display().to_string()
+        });
+        for (k, v) in monitoring.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        let config = json!({
+            "version": 1,
+            "datasets": { "parentDataset": "tank/persist", "parentMount": self.path("persist").display().to_string(),
+                          "services": { "a": { "properties": { "com.sun:auto-snapshot": "true" } }, "b": {} } },
+            "monitoring": m
+        });
+        let path = self.path("config.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        path
+    }
+
+    fn status(&self, config: &Path, args: &[&str]) -> Output {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        Command::new(env!("CARGO_BIN_EXE_persistctl"))
+            .arg("--config")
+            .arg(config)
+            .arg("status")
+            .args(["--now", &NOW.to_string()])
+            .args(args)
+            .env("PERSISTCTL_ZFS", root.join("tests/fakes/zfs"))
+            .env("PERSISTCTL_RESTIC", root.join("tests/fakes/restic"))
+            .env("PERSISTCTL_LOCK", self.path("lock"))
+            .env("FAKE_ZFS_STATE", self.path("state.json"))
+            .env("FAKE_ZFS_LOG", self.path("log"))
+            .env_remove("PERSISTCTL_NOW")
+            .env_remove("PERSISTCTL_PRESEED_STATUS")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, config: &Path) -> (i32, Value) {
+        let out = self.status(config, &["--json"]);
+        (
+            out.status.code().unwrap(),
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out))),
+        )
+    }
+
+    fn calls(&self) -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(self.path("log")).unwrap();
+        std::fs::write(self.path("log"), "").unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn state_of<'a>(json: &'a Value, service: &str, check: &str) -> &'a str {
+    json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["service"] == service && c["check"] == check)
+        .and_then(|c| c["state"].as_str())
+        .unwrap_or_else(|| panic!("no {check} for {service}: {json:#}"))
+}
+
+#[test]
+fn all_fresh_is_ok_and_exit_0() {
+    let fake = Fake::new(H, H);
+    let config = fake.config(&json!({}));
+    let (code, json) = fake.json(&config);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["state"], "ok");
+    assert_eq!(state_of(&json, "a", "replication-lag"), "ok");
+    assert_eq!(state_of(&json, "a", "backup-age"), "ok");
+    let a = &json["datasets"][0];
+    assert_eq!(
+        a["replication"],
+        json!({ "kind": "common", "target": "backup/a", "snapshot": "synced", "creation": NOW - H })
+    );
+    assert_eq!(a["snapshots"]["count"], 2);
+    assert_eq!(a["backup"]["kind"], "newest");
+}
+
+#[test]
+fn each_level_maps_to_its_nagios_exit_code() {
+    // (snapshot age, lag, thresholds, exit code, state)
+    let cases: &[(i64, i64, Value, i32, &str)] = &[
+        (H, 13 * H, json!({}), 1, "warning"),
+        (H, 25 * H, json!({}), 2, "critical"),
+        (
+            49 * H,
+            49 * H,
+            json!({ "thresholds": { "replicationLag": { "warning": null, "critical": null } } }),
+            1,
+            "warning",
+        ),
+        (H, 2 * H, json!({ "thresholds": { "replicationLag": { "warning": 3600, "critical": null } } }), 1, "warning"),
+    ];
+    for (snapshot_age, lag, monitoring, code, state) in cases {
+        let fake = Fake::new(*snapshot_age, *lag);
+        let (got, json) = fake.json(&fake.config(monitoring));
+        assert_eq!((got, json["state"].as_str().unwrap()), (*code, *state), "{monitoring} {lag}: {json:#}");
+    }
+}
+
+#[test]
+fn a_repository_that_does_not_answer_is_unknown_never_no_backup() {
+    let fake = Fake::new(H, H);
+    std::fs::write(fake.path("password"), "wrong\n").unwrap();
+    let (code, json) = fake.json(&fake.config(&json!({})));
+    assert_eq!(state_of(&json, "a", "backup-age"), "unknown", "{json:#}");
+    assert_eq!(code, 3);
+}
+
+#[test]
+fn the_table_is_worst_first_after_the_nagios_line() {
+    let fake = Fake::new(H, 13 * H);
+    std::fs::write(fake.path("preseed.json"), "{\"service\":\"b\",\"event\":\"failed\",\"detail\":\"no source\"}\n")
+        .unwrap();
+    let out = fake.status(&fake.config(&json!({})), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("CRITICAL: 1 critical, 1 warning, 6 ok — b preseed"), "{stdout}");
+    let states: Vec<&str> =
+        lines[3..].iter().take_while(|l| !l.is_empty()).map(|l| l.split_whitespace().next().unwrap()).collect();
+    let mut sorted = states.clone();
+    let rank = |s: &&str| ["CRITICAL", "WARNING", "UNKNOWN", "OK"].iter().position(|x| x == s).unwrap();
+    sorted.sort_by_key(rank);
+    assert_eq!(states, sorted, "{stdout}");
+    assert!(stdout.contains("DATASET"), "{stdout}");
+}
+
+#[test]
+fn one_run_is_two_zfs_gets_one_snapshot_list_and_one_per_replica() {
+    let fake = Fake::new(H, H);
+    let config = fake.config(&json!({}));
+    let _ = fake.calls();
+    fake.json(&config);
+    let calls = fake.calls();
+    let verbs: Vec<String> = calls.iter().map(|c| format!("{} {}", c[0], c.last().unwrap())).collect();
+    assert_eq!(verbs, ["get tank/persist", "get tank/persist", "list tank/persist", "list backup/a"], "{calls:?}");
+    assert_eq!(calls[1][8], "used,available,quota,com.sun:auto-snapshot", "the second get is narrow");
+    assert!(calls.iter().all(|c| c[0] == "get" || c[0] == "list"), "status never writes");
+}
+
+#[test]
+fn prometheus_textfile_is_written_and_parses() {
+    let fake = Fake::new(H, 13 * H);
+    let prom = fake.path("textfile/persistctl.prom");
+    std::fs::create_dir_all(prom.parent().unwrap()).unwrap();
+    let out = fake.status(&fake.config(&json!({})), &["--prometheus", prom.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let text = std::fs::read_to_string(&prom).unwrap();
+    for line in [
+        "persistctl_status_state 1",
+        &format!("persistctl_status_timestamp_seconds {NOW}"),
+        r#"persistctl_replication_lag_seconds{service="a",dataset="tank/persist/a",target="backup/a"} 46800"#,
+        r#"persistctl_backup_age_seconds{service="a",dataset="tank/persist/a"} 3600"#,
+        r#"persistctl_check_state{service="a",dataset="tank/persist/a",check="replication-lag"} 1"#,
+        r#"persistctl_snapshot_count{service="b",dataset="tank/persist/b"} 0"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+    let leftovers: Vec<_> =
+        std::fs::read_dir(prom.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+}
+
+#[test]
+fn the_notify_hook_runs_on_a_change_of_state_only() {
+    let fake = Fake::new(H, H);
+    let config = fake.config(&json!({}));
+    let state = fake.path("state/status-state.json");
+    let log = fake.path("notified");
+    let hook = format!("echo \"$PERSISTCTL_STATUS_PREVIOUS->$PERSISTCTL_STATUS_STATE\" >> {}", log.display());
+    let run = |fake: &Fake| {
+        fake.status(
+            &config,
+            &[
+                "--state-file",
+                state.to_str().unwrap(),
+                "--notify-command",
+                "sh",
+                "--notify-command",
+                "-c",
+                "--notify-command",
+                &hook,
+            ],
+        )
+    };
+    run(&fake); // OK on the first run: nothing to say
+    assert!(!log.exists());
+    std::fs::write(fake.path("preseed.json"), "{\"service\":\"a\",\"event\":\"failed\",\"detail\":\"x\"}\n").unwrap();
+    run(&fake);
+    run(&fake); // still critical: no second notification
+    std::fs::remove_file(fake.path("preseed.json")).unwrap();
+    run(&fake);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "OK->CRITICAL\nCRITICAL->OK\n");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!((saved["state"].as_str(), saved["lastRun"].as_i64()), (Some("ok"), Some(NOW)));
+}
+
+#[test]
+fn failures_of_status_itself_are_unknown_exit_3() {
+    let fake = Fake::new(H, H);
+    let missing = fake.path("nonexistent.json");
+    let out = fake.status(&missing, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("UNKNOWN: Failed to read config"), "{}", text(&out));
+    // zfs failing is UNKNOWN too, never OK and never 1 (which would read as WARNING).
+    let config = fake.config(&json!({}));
+    std::fs::write(fake.path("state.json"), "not json").unwrap();
+    assert_eq!(fake.status(&config, &[]).status.code(), Some(3));
+}
