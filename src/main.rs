@@ -147,7 +147,8 @@ enum Command {
         /// /var/lib/persistctl/preseed.json).
         #[arg(long, env = "PERSISTCTL_PRESEED_STATUS", value_name = "FILE")]
         preseed_status_file: Option<PathBuf>,
-        /// Remember the state here and run --notify-command only when it changes.
+        /// Remember the state here; only when it changes, send the `status-change` notification
+        /// (modules.notifications) and run --notify-command.
         #[arg(long, value_name = "FILE")]
         state_file: Option<PathBuf>,
         /// Hook run on a change of state (with --state-file), one argv element per use; gets
@@ -395,7 +396,22 @@ fn status_cmd(config_path: &Path, args: &StatusArgs) -> u8 {
     };
     if let Some(path) = &args.state_file {
         match status::state::record(path, state, now, &summary) {
-            Ok(Some(change)) => status::state::notify(&args.notify_command, &change, &summary),
+            Ok(Some(change)) => {
+                status::state::notify(&args.notify_command, &change, &summary);
+                // Through modules.notifications, when configured; never changes the exit code.
+                let notifications = config::load(config_path).ok().and_then(|v| v.config.notifications);
+                let vars: notify::Vars = [
+                    ("state", change.current.label().to_string()),
+                    ("previous", change.previous.map_or("NONE", status::State::label).to_string()),
+                    ("summary", summary.clone()),
+                    ("hostname", notify::hostname()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+                let _ =
+                    notify::send_logged(notifications.as_ref(), "status-change", &vars, status::state::NOTIFY_TIMEOUT);
+            }
             Ok(None) => {}
             Err(e) => tracing::error!("{e:#}"),
         }

@@ -1000,10 +1000,10 @@ fn replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks() {
     for part in [
         "status --state-file /var/lib/persistctl/status-state.json",
         "--prometheus /var/lib/node-exporter/persistctl.prom",
-        "--notify-command notify@persistctl-status.service",
     ] {
         assert!(exec.contains(part), "{part} not in {exec}");
     }
+    assert!(!exec.contains("--notify-command"), "status notifies through the config, not a hook: {exec}");
     assert_eq!(got["timers"]["persistctl-status"]["OnCalendar"], "*:0/15");
     assert_eq!(got["timers"]["persistctl-status-deadman"]["OnBootSec"], "2h");
     assert_eq!(got["monitoring"]["replication"]["sonarr"]["dataset"], "backup/replica/sonarr");

@@ -283,3 +283,32 @@ fn failures_of_status_itself_are_unknown_exit_3() {
     std::fs::write(fake.path("state.json"), "not json").unwrap();
     assert_eq!(fake.status(&config, &[]).status.code(), Some(3));
 }
+
+#[test]
+fn a_change_of_state_is_sent_through_the_configured_notifications() {
+    let fake = Fake::new(H, H);
+    let config_path = fake.config(&json!({}));
+    let out = fake.path("sent");
+    let hook = fake.path("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nprintf '%s|%s\\n' \"$PERSISTCTL_NOTIFY_TEMPLATE\" \"$PERSISTCTL_NOTIFY_TITLE\" >> {}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["notifications"] =
+        json!({ "backends": { "command": { "log": { "command": [hook.display().to_string()] } } } });
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let state = fake.path("state/status-state.json");
+    let args = ["--state-file", state.to_str().unwrap()];
+    fake.status(&config_path, &args); // OK: nothing to say
+    std::fs::write(fake.path("preseed.json"), "{\"service\":\"a\",\"event\":\"failed\",\"detail\":\"x\"}\n").unwrap();
+    let run = fake.status(&config_path, &args);
+    assert_eq!(run.status.code(), Some(2), "critical: {}", text(&run));
+    fake.status(&config_path, &args); // unchanged: not sent again
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "status-change|Storage status: CRITICAL\n");
+}

@@ -23,6 +23,8 @@ let
   stateDir = "/var/lib/persistctl";
   stateFile = "${stateDir}/status-state.json";
 
+  # On a change of state, status sends the `status-change` notification itself, through the
+  # config's `notifications` section (modules.notifications), with the state and the summary.
   statusArgv = [
     persistctl
     "status"
@@ -32,20 +34,7 @@ let
   ++ lib.optionals (cfg.monitoring.prometheusFile != null) [
     "--prometheus"
     cfg.monitoring.prometheusFile
-  ]
-  # On a change of state: the notifications module's hook, by name only.
-  ++ lib.concatMap
-    (a: [
-      "--notify-command"
-      a
-    ])
-    [
-      # NixOS puts systemd and coreutils on every service's PATH.
-      "systemctl"
-      "start"
-      "--no-block"
-      "notify@persistctl-status.service"
-    ];
+  ];
 
   deadmanSeconds = cfg.monitoring.deadmanHours * 3600;
   deadmanScript = pkgs.writeShellScript "persistctl-status-deadman" ''
