@@ -403,7 +403,8 @@ const ALLOWED_VALUES: &[(&str, &str, (u32, u32))] = &[
     ("recordsize", "16k", (2, 0)),
     ("recordsize", "128KiB", (2, 0)),
     ("recordsize", "1M", (2, 0)),
-    ("recordsize", "16M", (2, 0)),
+    // 2.1's zfs_max_recordsize is 1M (16M from 2.2): there zfs itself refuses, with a clear error.
+    ("recordsize", "16M", (2, 2)),
     ("compression", "on", (2, 0)),
     ("compression", "off", (2, 0)),
     ("compression", "lz4", (2, 0)),
