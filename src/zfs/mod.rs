@@ -83,7 +83,12 @@ impl Default for Zfs {
 /// `zfs create` arguments: `-p`, then every property as `-o k=v`, then the dataset.
 #[must_use]
 pub fn create_args(dataset: &str, properties: &[(String, String)]) -> Vec<String> {
-    let mut args = vec!["create".to_string(), "-p".to_string()];
+    with_properties(&["create", "-p"], properties, dataset)
+}
+
+/// `<verb...> -o k=v ... <dataset>`: how `create` and `receive` take properties.
+fn with_properties(verb: &[&str], properties: &[(String, String)], dataset: &str) -> Vec<String> {
+    let mut args: Vec<String> = verb.iter().map(|s| (*s).to_string()).collect();
     for (key, value) in properties {
         args.push("-o".into());
         args.push(format!("{key}={value}"));
@@ -141,13 +146,7 @@ pub fn send_args(snapshot: &str) -> Vec<String> {
 /// `zfs receive -u -o k=v ... target`: never mounts on receipt.
 #[must_use]
 pub fn receive_args(target: &str, properties: &[(String, String)]) -> Vec<String> {
-    let mut args = vec!["receive".to_string(), "-u".to_string()];
-    for (key, value) in properties {
-        args.push("-o".into());
-        args.push(format!("{key}={value}"));
-    }
-    args.push(target.to_string());
-    args
+    with_properties(&["receive", "-u"], properties, target)
 }
 
 impl Zfs {
