@@ -330,16 +330,18 @@ pub fn canonical_live(name: &str, value: &str) -> String {
 
 /// Whether a live value (as `zfs get -p` prints it) satisfies a wanted canonical value.
 ///
-/// `zfs_version` is the loaded module's (major, minor): since OpenZFS 2.2 `xattr=on` means
-/// system-attribute xattrs, and 2.3 reads `sa` back as `on`; on 2.1 `on` still means directory xattrs.
+/// `zfs_version` is the loaded module's (major, minor). `xattr=on` is an alias whose meaning moved:
+/// up to 2.1 it means directory xattrs and 2.1 reads `dir` back as `on`; from 2.2 it means
+/// system-attribute xattrs and `sa` reads back as `on` (both seen on real ZFS).
 #[must_use]
 pub fn in_sync(name: &str, wanted_canonical: &str, live_value: &str, zfs_version: Option<(u32, u32)>) -> bool {
     let live = canonical_live(name, live_value);
     if live == wanted_canonical {
         return true;
     }
-    let sa_is_on = zfs_version.is_some_and(|v| v >= (2, 2));
-    name == "xattr" && sa_is_on && [live.as_str(), wanted_canonical] == ["on", "sa"]
+    let Some(version) = zfs_version else { return false };
+    let on_means = if version >= (2, 2) { "sa" } else { "dir" };
+    name == "xattr" && live == "on" && wanted_canonical == on_means
 }
 
 /// `gzip` is `gzip-6` and `zstd` is `zstd-3`: ZFS reads both back as the short name.
@@ -578,6 +580,8 @@ mod tests {
         assert!(in_sync("xattr", "sa", "on", Some((2, 3))));
         assert!(in_sync("xattr", "sa", "on", Some((2, 2))));
         assert!(!in_sync("xattr", "sa", "on", Some((2, 1))), "on 2.1, on means directory xattrs");
+        assert!(in_sync("xattr", "dir", "on", Some((2, 1))), "2.1 reads dir back as on");
+        assert!(!in_sync("xattr", "dir", "on", Some((2, 3))));
         assert!(!in_sync("xattr", "sa", "on", None));
         assert!(!in_sync("xattr", "on", "sa", Some((2, 3))));
         assert!(in_sync("xattr", "sa", "sa", Some((2, 1))));
