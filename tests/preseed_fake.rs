@@ -433,3 +433,201 @@ fn a_dataset_that_exists_but_is_not_mounted_fails_closed() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("not mounted"), "{}", text(&out));
 }
+
+/// Adds a replica pool `backup` with `backup/replica/<service>` holding `snapshots`, each with `files`.
+fn with_replica(fake: &Fake, service: &str, snapshots: &[(&str, &[(&str, &str)])]) -> String {
+    let path = fake.path("state.json");
+    let mut state: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let replica = format!("backup/replica/{service}");
+    let mnt = fake.path("replica-mnt");
+    state["datasets"]["backup"] = json!({"local": {"mountpoint": "none"}});
+    state["datasets"]["backup/replica"] = json!({"local": {}});
+    let names: Vec<&str> = snapshots.iter().map(|(n, _)| *n).collect();
+    state["datasets"][&replica] =
+        json!({"local": {"mountpoint": mnt.display().to_string()}, "mounted": false, "snapshots": names});
+    for (snap, files) in snapshots {
+        let dir = mnt.join(".zfs/snapshot").join(snap);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in *files {
+            std::fs::create_dir_all(dir.join(name).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+    }
+    std::fs::write(&path, state.to_string()).unwrap();
+    replica
+}
+
+fn replica_preseed(replica: &str, extra: &Value) -> Value {
+    let mut p = json!({"enable": true, "sources": ["snapshot", "replica"],
+        "replica": {"dataset": replica, "host": null, "sshKey": null}});
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    p
+}
+
+fn state_datasets(fake: &Fake) -> Value {
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(fake.path("state.json")).unwrap()).unwrap();
+    state["datasets"].clone()
+}
+
+#[test]
+fn replica_is_received_beside_the_target_verified_and_swapped_in_keeping_the_empty_one() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let replica = with_replica(&fake, "sonarr", &[("r0", &[("old", "x")]), ("r1", &[("db", "v1"), ("sub/f", "2")])]);
+    let seen = fake.path("seen");
+    let verify = json!({"verifyCommand": ["sh", "-c", format!("ls \"$1\" > '{}'", seen.display()), "v"]});
+    let config = fake.config("sonarr", &replica_preseed(&replica, &verify));
+    let dry = fake.preseed(&config, "sonarr", &["--dry-run"], &[]);
+    assert!(text(&dry).contains("would restore from replica: newest of 2 snapshot(s)"), "{}", text(&dry));
+    assert!(writes(&fake.zfs_calls()).is_empty(), "dry run writes nothing");
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("lineage is kept"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "db\nsub\n", "verified at a private mountpoint");
+    assert_eq!(fake.entries("sonarr"), ["db", "sub"]);
+    let calls = fake.zfs_calls();
+    let send = calls.iter().find(|c| c[0] == "send").unwrap();
+    assert_eq!(send, &["send", "-L", "-e", "-c", "backup/replica/sonarr@r1"]);
+    let recv = calls.iter().find(|c| c[0] == "receive").unwrap();
+    assert_eq!(recv[..6], ["receive", "-u", "-o", "canmount=noauto", "-o", "mountpoint=none"]);
+    assert_eq!(recv.last().unwrap(), "tank/persist/sonarr.persistctl-staging");
+    let ds = state_datasets(&fake);
+    let aside: Vec<&String> =
+        ds.as_object().unwrap().keys().filter(|k| k.starts_with("tank/persist/sonarr.persistctl-empty-")).collect();
+    assert_eq!(aside.len(), 1, "{ds}");
+    assert_eq!(ds[aside[0]]["local"]["canmount"], "noauto");
+    assert_eq!(ds[aside[0]]["local"]["mountpoint"], "none");
+    assert!(text(&out).contains(aside[0].as_str()), "the note names the kept dataset: {}", text(&out));
+    assert!(ds.get("tank/persist/sonarr.persistctl-staging").is_none());
+    let props = fake.local_props(DS);
+    assert_eq!(props["persistctl:restored-from"], "replica");
+    assert_eq!(props["persistctl:restored-snapshot"], "backup/replica/sonarr@r1");
+    assert!(props.get("persistctl:staging").is_none() && props.get("canmount").is_none(), "{props}");
+    assert_eq!(props["mountpoint"], fake.mountpoint("sonarr").display().to_string());
+    assert_eq!(state_datasets(&fake)[DS]["snapshots"], json!(["r1"]), "lineage: the replica's snapshot");
+    let again = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(again.status.success() && text(&again).contains("skipped"), "{}", text(&again));
+}
+
+#[test]
+fn replica_restores_a_missing_dataset_without_creating_an_empty_one_first() {
+    let fake = Fake::new("sonarr", None);
+    std::fs::remove_dir(fake.mountpoint("sonarr")).unwrap();
+    let replica = with_replica(&fake, "sonarr", &[("r1", &[("db", "v1")])]);
+    let config = fake.config("sonarr", &replica_preseed(&replica, &json!({})));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fake.entries("sonarr"), ["db"]);
+    let calls = fake.zfs_calls();
+    assert!(!calls.iter().any(|c| c[0] == "create"), "{calls:?}");
+    assert!(!state_datasets(&fake).as_object().unwrap().keys().any(|k| k.contains("persistctl-empty")));
+}
+
+#[test]
+fn replica_missing_fails_closed_and_no_snapshots_is_no_backup() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let allow = json!({"allowEmptyBootstrap": true, "sources": ["replica"]});
+    let config = fake.config("sonarr", &replica_preseed("backup/replica/sonarr", &allow));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    fails_closed(&fake, &out, "does not exist");
+    with_replica(&fake, "sonarr", &[]);
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success() && text(&out).contains("has no snapshots"), "{}", text(&out));
+    assert!(text(&out).contains("starting empty"), "{}", text(&out));
+}
+
+#[test]
+fn a_killed_replica_swap_is_finished_from_each_leftover_state() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let replica = with_replica(&fake, "sonarr", &[("r1", &[("db", "v1")])]);
+    let config = fake.config("sonarr", &replica_preseed(&replica, &json!({"sources": ["replica"]})));
+    let snap = "backup/replica/sonarr@r1";
+    let staging_props = |state: &str| {
+        json!({"canmount": "noauto", "mountpoint": "none", "persistctl:staging": state,
+               "persistctl:staging-snapshot": snap})
+    };
+    let put = |name: &str, entry: Value| {
+        let path = fake.path("state.json");
+        let mut state: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        if entry.is_null() {
+            state["datasets"].as_object_mut().unwrap().remove(name);
+        } else {
+            state["datasets"][name] = entry;
+        }
+        std::fs::write(&path, state.to_string()).unwrap();
+    };
+    let store = |name: &str| {
+        let dir = fake.path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("db"), "v1").unwrap();
+        dir.display().to_string()
+    };
+    let st = "tank/persist/sonarr.persistctl-staging";
+    // 1. Verified staging beside an empty target: swapped in without receiving again.
+    put(st, json!({"local": staging_props("verified"), "mounted": false, "snapshots": ["r1"], "store": store("s1")}));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success() && text(&out).contains("swap in the verified"), "{}", text(&out));
+    assert!(!fake.zfs_calls().iter().any(|c| c[0] == "send"));
+    assert_eq!(fake.entries("sonarr"), ["db"]);
+    // 2. Renamed into place but not settled (unmounted, mountpoint=none, still marked).
+    put(DS, json!({"local": staging_props("verified"), "mounted": false, "snapshots": ["r1"], "store": store("s2")}));
+    std::fs::remove_dir_all(fake.mountpoint("sonarr")).unwrap();
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success() && text(&out).contains("finish the replica restore"), "{}", text(&out));
+    assert_eq!(fake.entries("sonarr"), ["db"]);
+    assert_eq!(fake.local_props(DS)["persistctl:restored-from"], "replica");
+    // 3. Target marked aside and unmounted, staging only received: unmarked, then received again and used.
+    let mp = fake.mountpoint("sonarr").display().to_string();
+    std::fs::remove_dir_all(fake.mountpoint("sonarr")).unwrap();
+    std::fs::create_dir_all(fake.path("s3")).unwrap();
+    put(
+        DS,
+        json!({"local": {"mountpoint": mp, "canmount": "noauto", "persistctl:empty-aside": "x"}, "mounted": false,
+               "store": fake.path("s3").display().to_string()}),
+    );
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success() && text(&out).contains("unmark"), "{}", text(&out));
+    assert_eq!(fake.entries("sonarr"), ["db"]);
+    // 4. A dataset with the staging name that persistctl did not mark is never touched.
+    put(DS, json!({"local": {"mountpoint": mp}, "mounted": true}));
+    std::fs::remove_file(fake.mountpoint("sonarr").join("db")).unwrap();
+    put(st, json!({"local": {}, "mounted": false, "snapshots": ["r1"]}));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not a persistctl staging dataset"), "{}", text(&out));
+    assert!(state_datasets(&fake).get(st).is_some());
+}
+
+#[test]
+fn outcomes_go_out_through_the_notifications_section_and_a_failing_backend_changes_nothing() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let replica = with_replica(&fake, "sonarr", &[("r1", &[("db", "v1")])]);
+    let log = fake.path("notified");
+    let record = format!(
+        "echo \"$PERSISTCTL_NOTIFY_TEMPLATE|$PERSISTCTL_NOTIFY_TITLE|$PERSISTCTL_NOTIFY_VARS\" >> '{}'",
+        log.display()
+    );
+    let mut text_config: Value = serde_json::from_str(
+        &std::fs::read_to_string(fake.config("sonarr", &replica_preseed(&replica, &json!({})))).unwrap(),
+    )
+    .unwrap();
+    text_config["notifications"] = json!({"timeout": 5, "attempts": 1, "retryDelay": 0, "backends": {"command": {
+        "log": {"command": ["sh", "-c", record]},
+        "broken": {"command": ["sh", "-c", "exit 3"]}}}});
+    let config = fake.path("notify.json");
+    std::fs::write(&config, text_config.to_string()).unwrap();
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "a failing backend never changes the result: {}", text(&out));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("preseed-success|Data Restored: sonarr|"), "{}", lines[0]);
+    let vars: Value = serde_json::from_str(lines[0].splitn(3, '|').nth(2).unwrap()).unwrap();
+    assert_eq!(vars["restoreSource"], "replica");
+    assert_eq!(vars["snapshot"], "backup/replica/sonarr@r1");
+    assert!(vars["note"].as_str().unwrap().contains("lineage is kept"), "{vars}");
+    assert!(lines[1].starts_with("preseed-skipped|"), "{}", lines[1]);
+}

@@ -158,6 +158,168 @@ pub fn choose_restic(listing: &Result<Vec<ResticSnapshot>, ResticError>) -> Prob
     }
 }
 
+/// The dataset a replica is received into, beside the target (same parent, so the swap is a rename).
+pub const STAGING_DATASET_SUFFIX: &str = ".persistctl-staging";
+/// An empty target moved aside by a replica swap is renamed `<target>.persistctl-empty-<UTC stamp>` and kept.
+pub const ASIDE_INFIX: &str = ".persistctl-empty-";
+/// On a staging dataset (and on the target between the swap and the end of the run): `received`, then
+/// `verified` once the verify step passed.
+pub const PROP_STAGING: &str = "persistctl:staging";
+/// On a staging dataset: the replica snapshot it was received from.
+pub const PROP_STAGING_SNAPSHOT: &str = "persistctl:staging-snapshot";
+/// On an empty target about to be moved aside (and on the aside dataset afterwards): its new name.
+pub const PROP_EMPTY_ASIDE: &str = "persistctl:empty-aside";
+
+/// The staging dataset of `target`.
+#[must_use]
+pub fn staging_dataset(target: &str) -> String {
+    format!("{target}{STAGING_DATASET_SUFFIX}")
+}
+
+/// The name an empty `target` is moved aside to; `stamp` is a UTC time like `20240501T120000Z`.
+#[must_use]
+pub fn aside_dataset(target: &str, stamp: &str) -> String {
+    format!("{target}{ASIDE_INFIX}{stamp}")
+}
+
+/// The replica's snapshot listing: `None` when the replica dataset does not exist. A missing replica
+/// dataset or an unreachable host is a failed source (it may hold the only copy), never "no backup";
+/// only an existing replica with no snapshot is "no backup".
+#[must_use]
+pub fn choose_replica(replica: &str, listing: &Result<Option<Vec<String>>, String>) -> Probe<String> {
+    match listing {
+        Err(why) => Probe::Failed(format!("cannot list the snapshots of replica {replica}: {why}")),
+        Ok(None) => Probe::Failed(format!(
+            "the replica dataset {replica} does not exist (wrong name, or the replica pool is not imported)"
+        )),
+        Ok(Some(list)) => match list.last() {
+            None => Probe::NoBackup(format!("the replica {replica} has no snapshots")),
+            Some(newest) => Probe::Use {
+                what: newest.clone(),
+                why: format!("newest of {} snapshot(s) of replica {replica}: {newest}", list.len()),
+            },
+        },
+    }
+}
+
+/// A staging dataset as found, by its user properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StagingFacts {
+    /// No staging dataset.
+    Missing,
+    /// A dataset with the staging name that persistctl did not mark: never touched.
+    NotOurs,
+    /// Received completely (ZFS discards partial receives), not yet verified.
+    Received {
+        /// The replica snapshot it holds.
+        snapshot: String,
+    },
+    /// Received and verified: ready to be swapped in.
+    Verified {
+        /// The replica snapshot it holds.
+        snapshot: String,
+    },
+}
+
+/// What the replica source does with the staging place before it can verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StagingPlan {
+    /// `zfs send | zfs receive` into a new staging dataset.
+    Receive,
+    /// A killed run already received this snapshot: verify it (again) and use it.
+    Reuse,
+    /// Something is in the way: the source fails (persistctl never destroys a dataset).
+    Blocked(String),
+}
+
+/// Decides what to do with the staging dataset `name` before restoring replica snapshot `newest`.
+#[must_use]
+pub fn plan_staging(name: &str, facts: &StagingFacts, newest: &str) -> StagingPlan {
+    match facts {
+        StagingFacts::Missing => StagingPlan::Receive,
+        StagingFacts::NotOurs => StagingPlan::Blocked(format!(
+            "{name} exists but is not a persistctl staging dataset ({PROP_STAGING} is not set); not touching it"
+        )),
+        StagingFacts::Received { snapshot } | StagingFacts::Verified { snapshot } if snapshot == newest => {
+            StagingPlan::Reuse
+        }
+        StagingFacts::Received { snapshot } | StagingFacts::Verified { snapshot } => StagingPlan::Blocked(format!(
+            "the staging dataset {name} left by an earlier run holds {snapshot}, but the replica's newest snapshot is \
+             now {newest}; persistctl never destroys a dataset: check it, remove it (zfs destroy -r '{name}'), rerun"
+        )),
+    }
+}
+
+/// Whether the received replica snapshot can be used. `has_data`: whether its root holds any data entry;
+/// `snapshots`: how many snapshots the replica has. An empty newest snapshot with older ones behind it may
+/// hide older data: a failed source (restore by hand), never "no backup".
+#[must_use]
+pub fn replica_content(snapshot: &str, has_data: &Result<bool, String>, snapshots: usize) -> Probe<()> {
+    match has_data {
+        Err(why) => Probe::Failed(format!("cannot look into the received {snapshot}: {why}")),
+        Ok(true) => Probe::Use { what: (), why: format!("{snapshot} holds data") },
+        Ok(false) if snapshots <= 1 => Probe::NoBackup(format!("the replica's only snapshot {snapshot} is empty")),
+        Ok(false) => Probe::Failed(format!(
+            "the replica's newest snapshot {snapshot} is empty and older ones may hold data; restore one by hand \
+             (docs/restore-procedures.md)"
+        )),
+    }
+}
+
+/// What the target carries from an interrupted replica swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetMark {
+    /// Nothing: an ordinary dataset (or none).
+    Plain,
+    /// It is a staging dataset already renamed into place (`persistctl:staging` set).
+    Staged,
+    /// It is the empty target, marked to be moved aside to this name.
+    Aside(String),
+}
+
+/// What to do about an interrupted replica swap, decided before anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// Nothing is in flight: decide as usual.
+    Nothing,
+    /// The restored dataset is in place: set its properties as apply would, mount it, record provenance.
+    Settle,
+    /// A verified staging dataset waits and the target is empty, missing or marked aside: swap it in.
+    SwapIn,
+    /// The target was marked aside but there is no verified staging any more: unmark it, decide as usual.
+    Unmark,
+    /// Cannot continue safely.
+    Refuse(String),
+}
+
+/// Decides how to resume. `target`: the target as found; `mark`: what it carries; `staging`: the staging
+/// dataset as found.
+#[must_use]
+pub fn resume(target: &DatasetFacts, mark: &TargetMark, staging: &StagingFacts, ignore: &[String]) -> Resume {
+    let has_data = |entries: &[String]| entries.iter().any(|e| is_data(e, ignore));
+    match (mark, staging, target) {
+        (TargetMark::Staged, _, _) => Resume::Settle,
+        (TargetMark::Aside(_), StagingFacts::Verified { .. }, DatasetFacts::Mounted { entries, .. })
+            if has_data(entries) =>
+        {
+            Resume::Refuse(
+                "the target was found empty and marked to be moved aside, but holds data now; not moving it \
+                 (check it, then clear persistctl:empty-aside with zfs inherit)"
+                    .into(),
+            )
+        }
+        (TargetMark::Aside(_), StagingFacts::Verified { .. }, _)
+        | (TargetMark::Plain, StagingFacts::Verified { .. }, DatasetFacts::Missing) => Resume::SwapIn,
+        (TargetMark::Aside(_), _, _) => Resume::Unmark,
+        (TargetMark::Plain, StagingFacts::Verified { .. }, DatasetFacts::Mounted { entries, complete_staging })
+            if !has_data(entries) && complete_staging.is_empty() =>
+        {
+            Resume::SwapIn
+        }
+        _ => Resume::Nothing,
+    }
+}
+
 /// How one source went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
@@ -294,6 +456,82 @@ mod tests {
             ResticError::NotRun("ENOENT".into()),
         ] {
             assert!(matches!(choose_restic(&Err(e.clone())), Probe::Failed(_)), "{e}");
+        }
+    }
+
+    #[test]
+    fn replica_choices() {
+        let list = |names: &[&str]| Ok(Some(names.iter().map(|s| (*s).to_string()).collect()));
+        assert!(matches!(choose_replica("b/r", &list(&[])), Probe::NoBackup(_)));
+        assert!(matches!(choose_replica("b/r", &Ok(None)), Probe::Failed(w) if w.contains("does not exist")));
+        assert!(matches!(choose_replica("b/r", &Err("ssh: connect refused".into())), Probe::Failed(_)));
+        let Probe::Use { what, .. } = choose_replica("b/r", &list(&["b/r@a", "b/r@b"])) else { panic!() };
+        assert_eq!(what, "b/r@b", "the newest (listed last, by createtxg)");
+    }
+
+    #[test]
+    fn staging_plans() {
+        let received = |s: &str| StagingFacts::Received { snapshot: s.into() };
+        let verified = |s: &str| StagingFacts::Verified { snapshot: s.into() };
+        let cases: Vec<(StagingFacts, &str)> = vec![
+            (StagingFacts::Missing, "receive"),
+            (StagingFacts::NotOurs, "blocked"),
+            (received("b/r@b"), "reuse"),
+            (verified("b/r@b"), "reuse"),
+            (received("b/r@a"), "blocked"),
+            (verified("b/r@a"), "blocked"),
+        ];
+        for (facts, want) in cases {
+            let got = match plan_staging("t/p/a.persistctl-staging", &facts, "b/r@b") {
+                StagingPlan::Receive => "receive",
+                StagingPlan::Reuse => "reuse",
+                StagingPlan::Blocked(_) => "blocked",
+            };
+            assert_eq!(got, want, "{facts:?}");
+        }
+        assert_eq!(staging_dataset("t/p/my app"), "t/p/my app.persistctl-staging");
+        assert_eq!(aside_dataset("t/p/a", "20240501T120000Z"), "t/p/a.persistctl-empty-20240501T120000Z");
+    }
+
+    #[test]
+    fn replica_contents() {
+        assert!(matches!(replica_content("r@s", &Ok(true), 5), Probe::Use { .. }));
+        assert!(matches!(replica_content("r@s", &Ok(false), 1), Probe::NoBackup(_)));
+        assert!(matches!(replica_content("r@s", &Ok(false), 2), Probe::Failed(_)));
+        assert!(matches!(replica_content("r@s", &Err("EIO".into()), 2), Probe::Failed(_)));
+    }
+
+    #[test]
+    fn resume_decisions() {
+        let ignore = vec!["lost+found".to_string()];
+        let verified = StagingFacts::Verified { snapshot: "b/r@s".into() };
+        let received = StagingFacts::Received { snapshot: "b/r@s".into() };
+        let aside = TargetMark::Aside("t/p/a.persistctl-empty-x".into());
+        let cases: Vec<(DatasetFacts, TargetMark, StagingFacts, &str)> = vec![
+            (mounted(&["db"], &[]), TargetMark::Plain, StagingFacts::Missing, "nothing"),
+            (mounted(&[], &[]), TargetMark::Plain, StagingFacts::Missing, "nothing"),
+            (mounted(&[], &[]), TargetMark::Plain, received.clone(), "nothing"),
+            (mounted(&["db"], &[]), TargetMark::Plain, verified.clone(), "nothing"),
+            (mounted(&["lost+found"], &[]), TargetMark::Plain, verified.clone(), "swap"),
+            (DatasetFacts::Missing, TargetMark::Plain, verified.clone(), "swap"),
+            (DatasetFacts::NotMounted, TargetMark::Plain, verified.clone(), "nothing"),
+            (DatasetFacts::NotMounted, TargetMark::Staged, StagingFacts::Missing, "settle"),
+            (mounted(&["db"], &[]), TargetMark::Staged, StagingFacts::Missing, "settle"),
+            (DatasetFacts::NotMounted, aside.clone(), verified.clone(), "swap"),
+            (mounted(&[], &[]), aside.clone(), verified.clone(), "swap"),
+            (mounted(&["db"], &[]), aside.clone(), verified, "refuse"),
+            (DatasetFacts::NotMounted, aside.clone(), received, "unmark"),
+            (mounted(&[], &[]), aside, StagingFacts::Missing, "unmark"),
+        ];
+        for (target, mark, staging, want) in cases {
+            let got = match resume(&target, &mark, &staging, &ignore) {
+                Resume::Nothing => "nothing",
+                Resume::Settle => "settle",
+                Resume::SwapIn => "swap",
+                Resume::Unmark => "unmark",
+                Resume::Refuse(_) => "refuse",
+            };
+            assert_eq!(got, want, "{target:?} {mark:?} {staging:?}");
         }
     }
 

@@ -21,9 +21,13 @@ use serde::Serialize;
 use crate::apply;
 use crate::config::{DatasetSpec, PreseedConfig, ResticConfig, SourceKind, Validated};
 use crate::lock;
+use crate::notify;
 use crate::restic::{self, Restic, ResticSnapshot};
-use crate::zfs::{TreeRead, Zfs, props};
-use decide::{Attempt, Conclusion, DatasetFacts, Probe, STAGING_PREFIX, Start};
+use crate::zfs::{LiveDataset, PropertySource, TreeRead, Zfs, props};
+use decide::{
+    Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume,
+    STAGING_PREFIX, StagingFacts, StagingPlan, Start, TargetMark,
+};
 use staging::{CopyOwnership, SwapJournal};
 
 /// The default status file: one JSON object per line, one line per run that did something.
@@ -31,6 +35,13 @@ pub const DEFAULT_STATUS_FILE: &str = "/var/lib/persistctl/preseed.json";
 
 /// How long a notify hook may run.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest a notification may hold up the end of a run.
+const NOTIFICATION_BUDGET: Duration = Duration::from_secs(120);
+
+/// What the result says after a replica restore.
+pub const REPLICA_LINEAGE_NOTE: &str = "restored by zfs send | zfs receive: ZFS send lineage is kept (the dataset \
+now holds the replica's snapshot with the same GUID), so syncoid continues incrementally";
 
 /// What the result says after a restic restore.
 pub const LINEAGE_NOTE: &str = "restored from restic: ZFS send lineage is broken (the dataset shares no snapshot with \
@@ -148,6 +159,7 @@ struct Run<'a> {
     spec: &'a DatasetSpec,
     preseed: &'a PreseedConfig,
     opts: &'a Options,
+    started: Instant,
     deadline: Instant,
 }
 
@@ -174,6 +186,7 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
         spec,
         preseed,
         opts,
+        started: Instant::now(),
         deadline: Instant::now() + Duration::from_secs(preseed.timeout),
     };
     let report = match run.execute() {
@@ -215,12 +228,26 @@ impl Run<'_> {
 
     /// The dataset as it is now; the mountpoint when mounted.
     fn facts(&self) -> anyhow::Result<(DatasetFacts, Option<PathBuf>)> {
+        self.target().map(|(facts, mountpoint, _)| (facts, mountpoint))
+    }
+
+    /// The dataset as it is now, its mountpoint when mounted, and what an interrupted replica swap left on it.
+    fn target(&self) -> anyhow::Result<(DatasetFacts, Option<PathBuf>, TargetMark)> {
         let tree = self.zfs.get_tree(&self.spec.dataset)?;
-        let TreeRead::Found(tree) = tree else { return Ok((DatasetFacts::Missing, None)) };
-        let Some(live) = tree.get(&self.spec.dataset) else { return Ok((DatasetFacts::Missing, None)) };
+        let TreeRead::Found(tree) = tree else { return Ok((DatasetFacts::Missing, None, TargetMark::Plain)) };
+        let Some(live) = tree.get(&self.spec.dataset) else {
+            return Ok((DatasetFacts::Missing, None, TargetMark::Plain));
+        };
+        let mark = if local_value(live, PROP_STAGING).is_some() {
+            TargetMark::Staged
+        } else if let Some(aside) = local_value(live, PROP_EMPTY_ASIDE) {
+            TargetMark::Aside(aside.to_string())
+        } else {
+            TargetMark::Plain
+        };
         let mountpoint = live.value("mountpoint").filter(|mp| mp.starts_with('/'));
         let (true, Some(mountpoint)) = (live.is_mounted(), mountpoint) else {
-            return Ok((DatasetFacts::NotMounted, None));
+            return Ok((DatasetFacts::NotMounted, None, mark));
         };
         let mountpoint = PathBuf::from(props::canonical_live("mountpoint", mountpoint));
         let entries = staging::list_entries(&mountpoint)?;
@@ -229,11 +256,60 @@ impl Run<'_> {
             .filter(|e| e.starts_with(STAGING_PREFIX) && staging::is_complete(&mountpoint.join(e)))
             .cloned()
             .collect();
-        Ok((DatasetFacts::Mounted { entries, complete_staging }, Some(mountpoint)))
+        Ok((DatasetFacts::Mounted { entries, complete_staging }, Some(mountpoint), mark))
+    }
+
+    /// The replica staging dataset as found (and whether it is mounted).
+    fn staging_facts(&self) -> anyhow::Result<(StagingFacts, bool)> {
+        let name = decide::staging_dataset(&self.spec.dataset);
+        let TreeRead::Found(tree) = self.zfs.get_tree(&name)? else { return Ok((StagingFacts::Missing, false)) };
+        let Some(live) = tree.get(&name) else { return Ok((StagingFacts::Missing, false)) };
+        let snapshot = local_value(live, PROP_STAGING_SNAPSHOT).map(String::from);
+        let facts = match (local_value(live, PROP_STAGING), snapshot) {
+            (Some("verified"), Some(snapshot)) => StagingFacts::Verified { snapshot },
+            (Some("received"), Some(snapshot)) => StagingFacts::Received { snapshot },
+            _ => StagingFacts::NotOurs,
+        };
+        Ok((facts, live.is_mounted()))
     }
 
     fn execute(&self) -> anyhow::Result<Report> {
-        let (facts, mountpoint) = self.facts()?;
+        let (mut facts, mut mountpoint, mark) = self.target()?;
+        let data_present = mark == TargetMark::Plain
+            && matches!(&facts, DatasetFacts::Mounted { entries, .. }
+                if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)));
+        // An interrupted replica swap is finished first (the skip path never looks: no extra zfs call).
+        if !data_present && self.preseed.replica.is_some() {
+            let (staging, _) = self.staging_facts()?;
+            let resume = decide::resume(&facts, &mark, &staging, &self.preseed.ignore);
+            let what = match &resume {
+                Resume::Nothing => None,
+                Resume::Refuse(reason) => {
+                    return Ok(self.report(Event::Failed, None, None, reason.clone(), Vec::new(), None));
+                }
+                Resume::Settle => Some("finish the replica restore a killed run had renamed into place"),
+                Resume::SwapIn => Some("swap in the verified replica staging dataset a killed run left"),
+                Resume::Unmark => Some("unmark the empty dataset a killed run had marked to be moved aside"),
+            };
+            if let (Some(what), true) = (what, self.opts.dry_run) {
+                return Ok(self.report(Event::DryRun, None, None, format!("would {what}"), Vec::new(), None));
+            }
+            if let Some(what) = what {
+                tracing::warn!(dataset = %self.spec.dataset, "{what}");
+            }
+            match resume {
+                Resume::Settle => return self.replica_report(what.unwrap_or_default(), Vec::new()),
+                Resume::SwapIn => {
+                    self.replica_swap_in(&facts, &mark)?;
+                    return self.replica_report(what.unwrap_or_default(), Vec::new());
+                }
+                Resume::Unmark => {
+                    self.unmark_aside()?;
+                    (facts, mountpoint, _) = self.target()?;
+                }
+                Resume::Nothing | Resume::Refuse(_) => {}
+            }
+        }
         match decide::start(&facts, &self.preseed.ignore) {
             Start::Skip { reason } => Ok(self.report(Event::Skipped, None, None, reason, Vec::new(), None)),
             Start::Refuse { reason } => Ok(self.report(Event::Failed, None, None, reason, Vec::new(), None)),
@@ -249,7 +325,6 @@ impl Run<'_> {
             }
             Start::Restore { create, stale_staging, reason } => {
                 tracing::info!(dataset = %self.spec.dataset, "{reason}: restoring");
-                let mut mountpoint = mountpoint;
                 if !self.opts.dry_run {
                     if let Some(mp) = &mountpoint {
                         for name in &stale_staging {
@@ -257,17 +332,31 @@ impl Run<'_> {
                             staging::remove(&mp.join(name))?;
                         }
                     }
-                    if create {
-                        mountpoint = Some(self.create_dataset()?);
-                    }
                 }
-                self.chain(mountpoint.as_deref(), &reason)
+                // A missing dataset is created (as apply would) only when a source needs it mounted: the
+                // replica source renames its received dataset into place instead.
+                self.chain(mountpoint, create, &reason)
             }
         }
     }
 
     /// Creates the dataset exactly as `apply` would (only this service's spec), then checks it is mounted and empty.
     fn create_dataset(&self) -> anyhow::Result<PathBuf> {
+        self.apply_spec()?;
+        match self.facts()? {
+            (DatasetFacts::Mounted { entries, .. }, Some(mp)) => {
+                if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)) {
+                    bail!("the new dataset {} is not empty at {}", self.spec.dataset, mp.display());
+                }
+                Ok(mp)
+            }
+            _ => bail!("the new dataset {} is not mounted", self.spec.dataset),
+        }
+    }
+
+    /// Plans and executes `apply` for this service's spec only: creates the dataset or sets its properties
+    /// (mountpoint included) and its root's owner and mode, exactly as `apply` would.
+    fn apply_spec(&self) -> anyhow::Result<()> {
         let mut one = self.validated.clone();
         one.specs.retain(|s| s.service == self.spec.service);
         let plan = apply::make_plan(&self.zfs, &one)?;
@@ -285,17 +374,9 @@ impl Run<'_> {
         }
         let report = apply::execute(&self.zfs, plan);
         if report.has_failures() {
-            bail!("Failed to create {} (see the errors above)", self.spec.dataset);
+            bail!("Failed to create or set up {} as apply would (see the errors above)", self.spec.dataset);
         }
-        match self.facts()? {
-            (DatasetFacts::Mounted { entries, .. }, Some(mp)) => {
-                if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)) {
-                    bail!("the new dataset {} is not empty at {}", self.spec.dataset, mp.display());
-                }
-                Ok(mp)
-            }
-            _ => bail!("the new dataset {} is not mounted", self.spec.dataset),
-        }
+        Ok(())
     }
 
     fn source_deadline(&self) -> Instant {
@@ -303,8 +384,8 @@ impl Run<'_> {
         (Instant::now() + Duration::from_secs(per)).min(self.deadline)
     }
 
-    /// Tries the sources in order.
-    fn chain(&self, mountpoint: Option<&Path>, reason: &str) -> anyhow::Result<Report> {
+    /// Tries the sources in order. `create`: the dataset does not exist yet (created when a source needs it).
+    fn chain(&self, mut mountpoint: Option<PathBuf>, mut create: bool, reason: &str) -> anyhow::Result<Report> {
         let mut attempts: Vec<AttemptRecord> = Vec::new();
         let mut done: Option<(SourceKind, String, Option<String>)> = None;
         for &kind in &self.preseed.sources {
@@ -315,12 +396,14 @@ impl Run<'_> {
                 continue;
             }
             let deadline = self.source_deadline();
+            if kind == SourceKind::Restic && create && !self.opts.dry_run {
+                mountpoint = Some(self.create_dataset()?);
+                create = false;
+            }
             let attempt = match kind {
-                SourceKind::Snapshot => self.try_snapshot(mountpoint, deadline),
-                SourceKind::Replica => {
-                    SourceTry::Failed("the replica source is not implemented in this persistctl yet".into())
-                }
-                SourceKind::Restic => self.try_restic(mountpoint, deadline),
+                SourceKind::Snapshot => self.try_snapshot(mountpoint.as_deref(), deadline),
+                SourceKind::Replica => self.try_replica(deadline),
+                SourceKind::Restic => self.try_restic(mountpoint.as_deref(), deadline),
             };
             match attempt {
                 SourceTry::Would { snapshot, why } => {
@@ -347,8 +430,8 @@ impl Run<'_> {
                 SourceTry::Failed(why) => {
                     tracing::error!(source = %kind, "source failed: {why}");
                     attempts.push(AttemptRecord { source: kind, attempt: Attempt::Failed(why) });
-                    if !self.opts.dry_run && mountpoint.is_some() {
-                        self.still_untouched(kind)?;
+                    if !self.opts.dry_run {
+                        self.still_untouched(kind, create)?;
                     }
                 }
             }
@@ -365,6 +448,9 @@ impl Run<'_> {
                 Ok(self.report(Event::DryRun, Some("empty".into()), None, detail, attempts, None))
             }
             Conclusion::Empty => {
+                if create {
+                    self.create_dataset()?;
+                }
                 let detail = format!("{reason}; no source holds a backup: starting empty (allowEmptyBootstrap)");
                 self.set_provenance("empty", "-")?;
                 Ok(self.report(Event::EmptyBootstrap, Some("empty".into()), None, detail, attempts, None))
@@ -378,9 +464,10 @@ impl Run<'_> {
 
     /// After a failed source: the dataset must still be empty with no verified staging, or no further source
     /// may write into it (a rerun finishes or cleans up what the failed one left).
-    fn still_untouched(&self, kind: SourceKind) -> anyhow::Result<()> {
-        match self.facts()? {
-            (DatasetFacts::Mounted { entries, complete_staging }, _)
+    fn still_untouched(&self, kind: SourceKind, missing: bool) -> anyhow::Result<()> {
+        match self.target()? {
+            (DatasetFacts::Missing, _, _) if missing => Ok(()),
+            (DatasetFacts::Mounted { entries, complete_staging }, _, TargetMark::Plain)
                 if complete_staging.is_empty() && !entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)) =>
             {
                 Ok(())
@@ -447,6 +534,224 @@ impl Run<'_> {
             format!("the data was rolled back but its provenance was not recorded: {e:#}")
         });
         SourceTry::Restored { detail: format!("rolled back to {name}"), snapshot: name, note }
+    }
+
+    /// The replica source: the newest snapshot of the syncoid target, received beside the target into a
+    /// staging dataset that never mounts on its own, verified at a private mountpoint, then renamed into place.
+    fn try_replica(&self, deadline: Instant) -> SourceTry {
+        let Some(config) = &self.preseed.replica else {
+            return SourceTry::Failed("no replica settings in the config".into());
+        };
+        let remote = config.host.as_deref().map(|host| self.zfs.over_ssh(host, config.ssh_key.as_deref()));
+        let source = remote.as_ref().unwrap_or(&self.zfs);
+        let listing = source.snapshots_if_exists(&config.dataset).map_err(|e| e.to_string());
+        let count = listing.as_ref().ok().and_then(Option::as_ref).map_or(0, Vec::len);
+        let (newest, why) = match decide::choose_replica(&config.dataset, &listing) {
+            Probe::NoBackup(why) => return SourceTry::NoBackup(why),
+            Probe::Failed(why) => return SourceTry::Failed(why),
+            Probe::Use { what, why } => (what, why),
+        };
+        if self.opts.dry_run {
+            return SourceTry::Would { snapshot: newest, why };
+        }
+        let staging = decide::staging_dataset(&self.spec.dataset);
+        match self.receive_replica(source, &newest, count, deadline) {
+            Ok(None) => {}
+            Ok(Some(SourceTry::NoBackup(why))) => {
+                return SourceTry::NoBackup(format!("{why} (the staging dataset {staging} is kept)"));
+            }
+            Ok(Some(other)) => return other,
+            Err(e) => {
+                return SourceTry::Failed(format!(
+                    "{e:#} (persistctl never destroys a dataset: a staging dataset {staging} it received is kept; \
+                     a rerun re-verifies and uses it)"
+                ));
+            }
+        }
+        // Verified: from here on a failure is no longer "this source failed" but an interrupted swap that a
+        // rerun finishes (the chain then stops: the target is no longer untouched).
+        let swapped = (|| -> anyhow::Result<(String, Option<String>)> {
+            let (facts, _, mark) = self.target()?;
+            self.replica_swap_in(&facts, &mark)?;
+            let snapshot = self.settle_replica()?;
+            Ok((snapshot, Some(self.replica_note())))
+        })();
+        match swapped {
+            Ok((snapshot, note)) => SourceTry::Restored {
+                detail: format!("received replica snapshot {snapshot} beside the target and renamed it into place"),
+                snapshot,
+                note,
+            },
+            Err(e) => SourceTry::Failed(format!("{e:#}")),
+        }
+    }
+
+    /// Receives `newest` into the staging dataset (or reuses the one a killed run received), checks that it
+    /// holds data and runs the verify hook on it, then marks it verified. `Ok(Some(..))`: the source's
+    /// verdict when it cannot be used; `Ok(None)`: verified.
+    fn receive_replica(
+        &self,
+        source: &Zfs,
+        newest: &str,
+        count: usize,
+        deadline: Instant,
+    ) -> anyhow::Result<Option<SourceTry>> {
+        let staging = decide::staging_dataset(&self.spec.dataset);
+        let (facts, mounted) = self.staging_facts()?;
+        match decide::plan_staging(&staging, &facts, newest) {
+            StagingPlan::Blocked(why) => return Ok(Some(SourceTry::Failed(why))),
+            StagingPlan::Reuse => tracing::warn!("reusing {staging}, received by a killed run from {newest}"),
+            StagingPlan::Receive => {
+                let props: Vec<(String, String)> = [
+                    ("canmount", "noauto"),
+                    ("mountpoint", "none"),
+                    (PROP_STAGING, "received"),
+                    (PROP_STAGING_SNAPSHOT, newest),
+                ]
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect();
+                tracing::info!("receiving {newest} into {staging}");
+                if let Err(e) = source.send_receive(newest, &self.zfs, &staging, &props, deadline) {
+                    return Ok(Some(SourceTry::Failed(e.to_string())));
+                }
+            }
+        }
+        if mounted {
+            self.zfs.unmount(&staging)?;
+        }
+        let dir = private_dir()?;
+        let checked = (|| -> anyhow::Result<Probe<()>> {
+            self.zfs.set(&staging, &[("mountpoint".to_string(), dir.display().to_string())])?;
+            self.zfs.mount(&staging)?;
+            let probe = decide::replica_content(newest, &self.has_data(&dir), count);
+            Ok(match probe {
+                Probe::Use { what, why } => match self.verify(&dir, deadline) {
+                    Ok(()) => Probe::Use { what, why },
+                    Err(why) => Probe::Failed(why),
+                },
+                other => other,
+            })
+        })();
+        // Always back to unmounted, mountpoint=none (checked: a failure here fails the source).
+        let unmounted = self
+            .zfs
+            .unmount(&staging)
+            .or_else(|e| if self.staging_facts().is_ok_and(|(_, mounted)| !mounted) { Ok(()) } else { Err(e) });
+        let reset = unmounted.and_then(|()| self.zfs.set(&staging, &[("mountpoint".into(), "none".into())]));
+        if let Err(e) = std::fs::remove_dir(&dir) {
+            tracing::warn!("could not remove {}: {e}", dir.display());
+        }
+        let checked = checked?;
+        reset?;
+        match checked {
+            Probe::Use { .. } => {}
+            Probe::NoBackup(why) => return Ok(Some(SourceTry::NoBackup(why))),
+            Probe::Failed(why) => return Ok(Some(SourceTry::Failed(why))),
+        }
+        self.zfs.set(&staging, &[(PROP_STAGING.to_string(), "verified".to_string())])?;
+        Ok(None)
+    }
+
+    /// Moves the empty target aside (kept, never destroyed) and renames the verified staging dataset into
+    /// place. Each step leaves a state a rerun recognises by the datasets' user properties.
+    fn replica_swap_in(&self, facts: &DatasetFacts, mark: &TargetMark) -> anyhow::Result<()> {
+        let target = &self.spec.dataset;
+        let aside = match (facts, mark) {
+            (DatasetFacts::Missing, _) => None,
+            (_, TargetMark::Aside(name)) => Some(name.clone()),
+            _ => {
+                let name = decide::aside_dataset(target, &utc_stamp(SystemTime::now()));
+                self.zfs.set(target, &[(PROP_EMPTY_ASIDE.to_string(), name.clone())])?;
+                Some(name)
+            }
+        };
+        if let Some(aside) = &aside {
+            if matches!(facts, DatasetFacts::Mounted { .. }) {
+                self.zfs.unmount(target)?;
+            }
+            // Unmounted first, so this mounts nothing; the aside dataset never mounts on its own again.
+            self.zfs.set(target, &[("canmount".into(), "noauto".into()), ("mountpoint".into(), "none".into())])?;
+            tracing::warn!("moving the empty {target} aside to {aside} (kept: remove it by hand)");
+            self.zfs.rename(target, aside)?;
+        }
+        let staging = decide::staging_dataset(target);
+        self.zfs.rename(&staging, target)?;
+        Ok(())
+    }
+
+    /// The restored dataset is in place: canmount back to its default, properties, mountpoint and root
+    /// ownership exactly as `apply` sets them (which mounts it), provenance, then the staging marks go.
+    fn settle_replica(&self) -> anyhow::Result<String> {
+        let target = &self.spec.dataset;
+        let TreeRead::Found(tree) = self.zfs.get_tree(target)? else { bail!("{target} disappeared") };
+        let snapshot = tree
+            .get(target)
+            .and_then(|live| local_value(live, PROP_STAGING_SNAPSHOT))
+            .map(String::from)
+            .with_context(|| format!("{target} lacks {PROP_STAGING_SNAPSHOT}"))?;
+        self.zfs.inherit("canmount", target, true)?;
+        self.apply_spec()?;
+        if matches!(self.facts()?.0, DatasetFacts::NotMounted) {
+            self.zfs.mount(target)?;
+        }
+        match self.facts()? {
+            (DatasetFacts::Mounted { entries, .. }, _)
+                if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)) => {}
+            (DatasetFacts::Mounted { .. }, Some(mp)) => {
+                bail!("the restored {target} shows no data at {}", mp.display());
+            }
+            _ => bail!("the restored {target} is not mounted"),
+        }
+        self.set_provenance("replica", &snapshot)?;
+        self.zfs.inherit(PROP_STAGING_SNAPSHOT, target, false)?;
+        self.zfs.inherit(PROP_STAGING, target, false)?;
+        Ok(snapshot)
+    }
+
+    /// Undoes a mark a killed run left on the empty target when there is no verified staging to swap in.
+    fn unmark_aside(&self) -> anyhow::Result<()> {
+        let target = &self.spec.dataset;
+        self.zfs.inherit("canmount", target, true)?;
+        self.apply_spec()?;
+        if matches!(self.facts()?.0, DatasetFacts::NotMounted) {
+            self.zfs.mount(target)?;
+        }
+        self.zfs.inherit(PROP_EMPTY_ASIDE, target, false).map_err(Into::into)
+    }
+
+    /// The lineage note plus every empty dataset a replica swap moved aside (found by their user property).
+    fn replica_note(&self) -> String {
+        let parent = &self.validated.config.datasets.parent_dataset;
+        let prefix = format!("{}{}", self.spec.dataset, decide::ASIDE_INFIX);
+        let asides: Vec<String> = match self.zfs.get_properties_tree(parent, &[PROP_EMPTY_ASIDE]) {
+            Ok(TreeRead::Found(tree)) => tree
+                .into_iter()
+                .filter(|(name, live)| name.starts_with(&prefix) && local_value(live, PROP_EMPTY_ASIDE).is_some())
+                .map(|(name, _)| name)
+                .collect(),
+            Ok(TreeRead::Missing) => Vec::new(),
+            Err(e) => {
+                tracing::error!("could not look for datasets moved aside: {e}");
+                vec![format!("(unknown: {e})")]
+            }
+        };
+        if asides.is_empty() {
+            return REPLICA_LINEAGE_NOTE.to_string();
+        }
+        format!(
+            "{REPLICA_LINEAGE_NOTE}. The empty dataset that was in place is kept as {} (canmount=noauto, \
+             mountpoint=none); remove it when satisfied: zfs destroy <name>",
+            asides.join(", ")
+        )
+    }
+
+    /// The report of a replica restore finished on a rerun.
+    fn replica_report(&self, what: &str, attempts: Vec<AttemptRecord>) -> anyhow::Result<Report> {
+        let snapshot = self.settle_replica()?;
+        let detail = format!("{what}: restored from replica ({snapshot})");
+        let note = Some(self.replica_note());
+        Ok(self.report(Event::Restored, Some("replica".into()), Some(snapshot), detail, attempts, note))
     }
 
     fn restic_config(&self) -> Result<&ResticConfig, String> {
@@ -560,13 +865,47 @@ impl Run<'_> {
         }
     }
 
-    /// Appends the status line and calls the notify hook; failures are logged, never change the result.
+    /// Appends the status line, sends the notification and calls the notify hook; failures are logged,
+    /// never change the result.
     fn record(&self, report: &Report) {
         if let Err(e) = append_status(&self.opts.status_file, report) {
             tracing::error!("{e:#}");
         }
+        if let Some((template, vars)) = notification(report, self.started.elapsed()) {
+            let config = self.validated.config.notifications.as_ref();
+            let budget = config.map_or(Duration::ZERO, notify::worst_case).min(NOTIFICATION_BUDGET);
+            let sent = notify::send_logged(config, template, &vars, budget);
+            if config.is_some() && !sent.delivered() && sent.skipped.is_none() {
+                tracing::error!("notification {template} was not delivered to every backend (the result stands)");
+            }
+        }
         notify(&self.opts.notify_command, report);
     }
+}
+
+/// A property's value when it is set locally (persistctl's marks are never trusted when inherited).
+fn local_value<'a>(live: &'a LiveDataset, property: &str) -> Option<&'a str> {
+    live.properties
+        .get(property)
+        .filter(|v| v.source == PropertySource::Local && v.value != "-")
+        .map(|v| v.value.as_str())
+}
+
+/// A UTC time for dataset names: `20240501T120000Z`.
+fn utc_stamp(time: SystemTime) -> String {
+    rfc3339_utc(time).replace(['-', ':'], "")
+}
+
+/// A fresh private (0700) directory to mount a staging dataset at for verification.
+fn private_dir() -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!("persistctl-verify-{}-{nanos}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("Failed to create the verification mountpoint {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// How one source went, before the conclusion.
@@ -590,6 +929,35 @@ pub fn append_status(path: &Path, report: &Report) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("Failed to open status file {}", path.display()))?;
     file.write_all(&line).with_context(|| format!("Failed to append to status file {}", path.display()))
+}
+
+/// The built-in template and its variables for a run's outcome (`None` for a dry run).
+#[must_use]
+pub fn notification(report: &Report, duration: Duration) -> Option<(&'static str, notify::Vars)> {
+    let template = match report.event {
+        Event::Restored => "preseed-success",
+        Event::Skipped => "preseed-skipped",
+        Event::Failed => "preseed-failure",
+        Event::EmptyBootstrap => "preseed-empty-bootstrap",
+        Event::DryRun => return None,
+    };
+    let mut vars = notify::Vars::new();
+    vars.insert("serviceName".into(), report.service.clone());
+    vars.insert("dataset".into(), report.dataset.clone());
+    vars.insert("duration".into(), format!("{} s", duration.as_secs()));
+    if let Some(source) = &report.source {
+        vars.insert("restoreSource".into(), source.clone());
+    }
+    if let Some(snapshot) = &report.snapshot {
+        vars.insert("snapshot".into(), snapshot.clone());
+    }
+    if let Some(note) = &report.note {
+        vars.insert("note".into(), note.clone());
+    }
+    if report.event == Event::Failed {
+        vars.insert("errorMessage".into(), report.detail.clone());
+    }
+    Some((template, vars))
 }
 
 /// The notify hook's arguments after its argv prefix: the event, then `key=value` pairs.
@@ -635,6 +1003,45 @@ mod tests {
         assert_eq!(at(951_868_800), "2000-03-01T00:00:00Z");
         assert_eq!(at(1_714_564_800 + 3661), "2024-05-01T13:01:01Z");
         assert_eq!(restic::parse_rfc3339(&at(1_709_164_799)), Some(1_709_164_799_000_000_000));
+    }
+
+    #[test]
+    fn each_outcome_has_its_template_and_variables() {
+        let mut report = Report {
+            service: "my app".into(),
+            dataset: "tank/persist/my app".into(),
+            event: Event::Restored,
+            source: Some("replica".into()),
+            snapshot: Some("b/r@s".into()),
+            detail: "restored".into(),
+            attempts: vec![],
+            note: Some("lineage kept".into()),
+            at: "x".into(),
+        };
+        let (template, vars) = notification(&report, Duration::from_secs(75)).unwrap();
+        assert_eq!(template, "preseed-success");
+        assert_eq!(vars["serviceName"], "my app");
+        assert_eq!(vars["restoreSource"], "replica");
+        assert_eq!(vars["snapshot"], "b/r@s");
+        assert_eq!(vars["duration"], "75 s");
+        assert_eq!(vars["note"], "lineage kept");
+        assert!(!vars.contains_key("errorMessage"));
+        for (event, want) in [
+            (Event::Skipped, "preseed-skipped"),
+            (Event::EmptyBootstrap, "preseed-empty-bootstrap"),
+            (Event::Failed, "preseed-failure"),
+        ] {
+            report.event = event;
+            assert_eq!(notification(&report, Duration::ZERO).unwrap().0, want);
+        }
+        assert_eq!(notification(&report, Duration::ZERO).unwrap().1["errorMessage"], "restored");
+        report.event = Event::DryRun;
+        assert!(notification(&report, Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn aside_names_carry_a_compact_utc_stamp() {
+        assert_eq!(utc_stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(1_714_564_800)), "20240501T120000Z");
     }
 
     #[test]

@@ -33,6 +33,12 @@ for suite in $SUITES; do
     payload+=" echo '== suite $suite'; /host${TESTBIN[$suite]} --ignored --test-threads=1 $TEST_FILTER;"
 done
 
+# Knobs the suites read inside the guest, passed through when set on the host.
+for knob in PRESEED_TRIALS PRESEED_REPLICA_TRIALS; do
+    [ -n "${!knob:-}" ] && VM_ENV="${VM_ENV:-} $knob"
+done
+export VM_ENV=${VM_ENV:-}
+
 failed=()
 for line in $LINES; do
     echo "== OpenZFS $line: booting one VM for: $SUITES"
