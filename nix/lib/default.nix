@@ -1,7 +1,7 @@
 # The flake's `lib` output: helpers for host configurations. Needs nixpkgs' lib only.
 { lib }:
 let
-  types' = import ./types.nix { inherit lib; };
+  types' = import ./checked-types.nix { inherit lib; };
 in
 {
   /**

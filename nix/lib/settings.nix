@@ -1,7 +1,7 @@
 # config.modules.storage.datasets -> the object written to /etc/persistctl/config.json
 # (docs/config-format.md, version 1). Pure lib: no pkgs.
 #
-# Field-level mistakes are caught by the option types (nix/lib/types.nix). What a type cannot see —
+# Field-level mistakes are caught by the option types (nix/lib/checked-types.nix). What a type cannot see —
 # service names, property names against the property table, sources without their settings, two
 # services on one mountpoint — is checked here, and every problem is reported at once, each line
 # naming the option, before any JSON exists.
@@ -21,7 +21,7 @@ let
     optional
     optionals
     ;
-  types' = import ./types.nix { inherit lib; };
+  types' = import ./checked-types.nix { inherit lib; };
   props = import ./properties.nix { inherit lib; };
 
   prefix = "modules.storage.datasets";

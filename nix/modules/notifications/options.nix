@@ -11,7 +11,7 @@ let
     mkOption
     types
     ;
-  t = import ../../lib/types.nix { inherit lib; };
+  t = import ../../lib/checked-types.nix { inherit lib; };
   cfg = config.modules.notifications;
   prefix = "modules.notifications";
 

@@ -12,7 +12,7 @@ let
     mkOption
     types
     ;
-  t = import ../../lib/types.nix { inherit lib; };
+  t = import ../../lib/checked-types.nix { inherit lib; };
   settingsLib = import ../../lib/settings.nix { inherit lib; };
   cfg = config.modules.storage.datasets;
 
