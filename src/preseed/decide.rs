@@ -41,6 +41,8 @@ pub enum Start {
     Skip {
         /// Why.
         reason: String,
+        /// Leftovers of our own restore staging (a kill after the swap, before the clean-up): removed.
+        stale_staging: Vec<String>,
     },
     /// A previous run was killed while swapping a verified restore in: finish it.
     FinishSwap {
@@ -91,7 +93,7 @@ pub fn start(facts: &DatasetFacts, ignore: &[String]) -> Start {
             } else {
                 let shown: Vec<&str> = data.iter().take(3).map(|s| s.as_str()).collect();
                 let more = if data.len() > 3 { format!(" and {} more", data.len() - 3) } else { String::new() };
-                Start::Skip { reason: format!("data present ({}{more})", shown.join(", ")) }
+                Start::Skip { reason: format!("data present ({}{more})", shown.join(", ")), stale_staging: stale }
             }
         }
     }
@@ -397,6 +399,8 @@ mod tests {
             (mounted(&["lost+found"], &[]), "restore"),
             (mounted(&["lost+found", st], &[]), "restore stale"),
             (mounted(&["db.sqlite"], &[]), "skip"),
+            // killed after the swap, before the staging was removed: data present, leftovers cleaned
+            (mounted(&["db.sqlite", st], &[]), "skip stale"),
             (mounted(&[".hidden"], &[]), "skip"),
             (mounted(&[".zfs", "lost+found"], &[]), "restore"),
             (mounted(&["db.sqlite", st], &[st]), "finish"),
@@ -404,6 +408,7 @@ mod tests {
         ];
         for (facts, want) in cases {
             let got = match start(&facts, &ignore) {
+                Start::Skip { stale_staging, .. } if !stale_staging.is_empty() => "skip stale",
                 Start::Skip { .. } => "skip",
                 Start::FinishSwap { .. } => "finish",
                 Start::Restore { create: true, .. } => "restore create",
@@ -417,7 +422,7 @@ mod tests {
 
     #[test]
     fn skip_names_what_it_found() {
-        let Start::Skip { reason } = start(&mounted(&["a", "b", "c", "d", "e"], &[]), &[]) else { panic!() };
+        let Start::Skip { reason, .. } = start(&mounted(&["a", "b", "c", "d", "e"], &[]), &[]) else { panic!() };
         assert_eq!(reason, "data present (a, b, c and 2 more)");
     }
 

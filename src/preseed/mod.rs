@@ -311,7 +311,17 @@ impl Run<'_> {
             }
         }
         match decide::start(&facts, &self.preseed.ignore) {
-            Start::Skip { reason } => Ok(self.report(Event::Skipped, None, None, reason, Vec::new(), None)),
+            Start::Skip { reason, stale_staging } => {
+                if !self.opts.dry_run {
+                    if let Some(mp) = &mountpoint {
+                        for name in &stale_staging {
+                            tracing::warn!("removing staging {name} that a killed run left after its swap");
+                            staging::remove(&mp.join(name))?;
+                        }
+                    }
+                }
+                Ok(self.report(Event::Skipped, None, None, reason, Vec::new(), None))
+            }
             Start::Refuse { reason } => Ok(self.report(Event::Failed, None, None, reason, Vec::new(), None)),
             Start::FinishSwap { staging } => {
                 let mountpoint = mountpoint.context("a mounted dataset has a mountpoint")?;
