@@ -193,8 +193,11 @@ fn empty_dataset_rolls_back_to_its_newest_snapshot() {
     assert_eq!(std::fs::read_to_string(fake.mountpoint("sonarr").join("db")).unwrap(), "new");
     let calls = fake.zfs_calls();
     let w = writes(&calls);
-    assert_eq!(w[0], &["rollback", &format!("{DS}@new")]);
-    assert_eq!(w[1][0], "set");
+    let mark = format!("persistctl:rolling-back={DS}@new");
+    assert_eq!(w[0], &["set", mark.as_str(), DS], "marked before the rollback");
+    assert_eq!(w[1], &["rollback", &format!("{DS}@new")]);
+    assert_eq!(w[2][0], "set");
+    assert_eq!(w[3], &["inherit", "persistctl:rolling-back", DS], "the mark goes once provenance is recorded");
     let props = fake.local_props(DS);
     assert_eq!(props["persistctl:restored-from"], "snapshot");
     assert_eq!(props["persistctl:restored-snapshot"], format!("{DS}@new"));
@@ -630,4 +633,102 @@ fn outcomes_go_out_through_the_notifications_section_and_a_failing_backend_chang
     assert_eq!(vars["snapshot"], "backup/replica/sonarr@r1");
     assert!(vars["note"].as_str().unwrap().contains("lineage is kept"), "{vars}");
     assert!(lines[1].starts_with("preseed-skipped|"), "{}", lines[1]);
+}
+
+/// Kills persistctl right after each changing zfs call of a restore in turn (the fake's
+/// `FAKE_ZFS_KILL_AT`), then reruns it: every rerun must end with the exact data, nothing of ours left
+/// over, and a third run that changes nothing. `setup` builds the scenario; `check` judges the result.
+fn every_kill_point(setup: impl Fn() -> (Fake, PathBuf), check: impl Fn(&Fake)) -> usize {
+    use std::os::unix::process::ExitStatusExt as _;
+    let (fake, config) = setup();
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "uninterrupted run: {}", text(&out));
+    check(&fake);
+    let changes: usize = std::fs::read_to_string(fake.path("state.json.changes")).unwrap().parse().unwrap();
+    assert!(changes > 0, "the restore changes something");
+    for kill_at in 1..=changes {
+        let (fake, config) = setup();
+        let nth = kill_at.to_string();
+        let killed = fake.preseed(&config, "sonarr", &[], &[("FAKE_ZFS_KILL_AT", &nth)]);
+        assert_eq!(killed.status.signal(), Some(9), "killed after change {kill_at}: {}", text(&killed));
+        let rerun = fake.preseed(&config, "sonarr", &[], &[]);
+        assert!(rerun.status.success(), "rerun after a kill at change {kill_at}: {}", text(&rerun));
+        check(&fake);
+        fake.zfs_calls();
+        let third = fake.preseed(&config, "sonarr", &[], &[]);
+        assert!(text(&third).contains("skipped"), "kill at {kill_at}, third run: {}", text(&third));
+        assert!(writes(&fake.zfs_calls()).is_empty(), "kill at {kill_at}: the third run changes nothing");
+    }
+    changes
+}
+
+/// The data is `db` = `v1`, and no staging of ours is left in the dataset or beside it.
+fn restored_exactly(fake: &Fake, from: &str, snapshot: &str) {
+    assert_eq!(fake.entries("sonarr"), ["db"]);
+    assert_eq!(std::fs::read_to_string(fake.mountpoint("sonarr").join("db")).unwrap(), "v1");
+    let props = fake.local_props(DS);
+    assert_eq!(props["persistctl:restored-from"], from, "{props}");
+    assert_eq!(props["persistctl:restored-snapshot"], snapshot, "{props}");
+    for leftover in ["persistctl:staging", "persistctl:staging-snapshot", "persistctl:empty-aside", "canmount"] {
+        assert!(props.get(leftover).is_none(), "{leftover} left on the target: {props}");
+    }
+    let datasets = state_datasets(fake);
+    assert!(datasets.get(format!("{DS}.persistctl-staging")).is_none(), "{datasets}");
+    for (name, entry) in datasets.as_object().unwrap().iter().filter(|(n, _)| n.contains(".persistctl-empty-")) {
+        assert_eq!(entry["local"]["canmount"], "noauto", "{name} kept aside, never mounting: {entry}");
+        assert_eq!(entry["local"]["mountpoint"], "none", "{name}: {entry}");
+    }
+}
+
+#[test]
+fn a_kill_after_any_step_of_a_replica_restore_into_an_empty_dataset_is_finished_by_the_rerun() {
+    let setup = || {
+        let fake = Fake::new("sonarr", Some(&[]));
+        let replica = with_replica(&fake, "sonarr", &[("r1", &[("db", "v1")])]);
+        let config = fake.config("sonarr", &replica_preseed(&replica, &json!({"sources": ["replica"]})));
+        (fake, config)
+    };
+    let changes = every_kill_point(setup, |fake| {
+        restored_exactly(fake, "replica", "backup/replica/sonarr@r1");
+        let asides = state_datasets(fake).as_object().unwrap().keys().filter(|n| n.contains("-empty-")).count();
+        assert!(asides <= 1, "at most the one empty dataset is kept aside");
+    });
+    assert!(changes >= 8, "receive, verify mount, swap and settle are separate steps ({changes})");
+}
+
+#[test]
+fn a_kill_after_any_step_of_a_replica_restore_of_a_missing_dataset_is_finished_by_the_rerun() {
+    let setup = || {
+        let fake = Fake::new("sonarr", None);
+        std::fs::remove_dir(fake.mountpoint("sonarr")).unwrap();
+        let replica = with_replica(&fake, "sonarr", &[("r1", &[("db", "v1")])]);
+        let config = fake.config("sonarr", &replica_preseed(&replica, &json!({})));
+        (fake, config)
+    };
+    every_kill_point(setup, |fake| restored_exactly(fake, "replica", "backup/replica/sonarr@r1"));
+}
+
+#[test]
+fn a_kill_after_any_step_of_a_snapshot_rollback_is_finished_by_the_rerun() {
+    let setup = || {
+        let fake = Fake::new("sonarr", Some(&["s1"]));
+        fake.snapshot_contents("sonarr", "s1", &[("db", "v1")]);
+        let config = fake.config("sonarr", &json!({"enable": true, "sources": ["snapshot"]}));
+        (fake, config)
+    };
+    every_kill_point(setup, |fake| restored_exactly(fake, "snapshot", "tank/persist/sonarr@s1"));
+}
+
+#[test]
+fn a_kill_after_any_step_of_a_restic_restore_of_a_missing_dataset_is_finished_by_the_rerun() {
+    let setup = || {
+        let fake = Fake::new("sonarr", None);
+        std::fs::remove_dir(fake.mountpoint("sonarr")).unwrap();
+        let repo = fake.repo("right", &[("abc123", T2, &["sonarr"], "/var/lib/sonarr", &[("db", "v1")])]);
+        let preseed =
+            fake.restic_preseed(&repo, &json!({"sources": ["restic"], "restic": {"path": "/var/lib/sonarr"}}));
+        let config = fake.config("sonarr", &preseed);
+        (fake, config)
+    };
+    every_kill_point(setup, |fake| restored_exactly(fake, "restic", "abc123"));
 }

@@ -171,6 +171,32 @@ pub const PROP_STAGING: &str = "persistctl:staging";
 pub const PROP_STAGING_SNAPSHOT: &str = "persistctl:staging-snapshot";
 /// On an empty target about to be moved aside (and on the aside dataset afterwards): its new name.
 pub const PROP_EMPTY_ASIDE: &str = "persistctl:empty-aside";
+/// On a dataset while it is rolled back to one of its snapshots (the snapshot): a run killed after the
+/// rollback leaves it, and the rerun, finding the data back, records the provenance.
+pub const PROP_ROLLING_BACK: &str = "persistctl:rolling-back";
+/// Provenance, on a restored dataset: the source (`snapshot`, `replica`, `restic`, `empty-bootstrap`).
+pub const PROP_RESTORED_FROM: &str = "persistctl:restored-from";
+/// Provenance: when (RFC 3339, UTC).
+pub const PROP_RESTORED_AT: &str = "persistctl:restored-at";
+/// Provenance: the snapshot restored from.
+pub const PROP_RESTORED_SNAPSHOT: &str = "persistctl:restored-snapshot";
+
+/// The replica snapshot a dataset renamed into place was received from, when settling it.
+///
+/// Settling records provenance and only then clears `persistctl:staging-snapshot`, then
+/// `persistctl:staging` (one `zfs inherit` each): a run killed between the two leaves the dataset marked
+/// but without the staging snapshot, and the provenance already written names it.
+#[must_use]
+pub fn settled_snapshot(
+    staging_snapshot: Option<&str>,
+    restored_from: Option<&str>,
+    restored_snapshot: Option<&str>,
+) -> Option<String> {
+    match (staging_snapshot, restored_from, restored_snapshot) {
+        (Some(snapshot), _, _) | (None, Some("replica"), Some(snapshot)) => Some(snapshot.to_string()),
+        _ => None,
+    }
+}
 
 /// The staging dataset of `target`.
 #[must_use]
@@ -504,6 +530,24 @@ mod tests {
         assert!(matches!(replica_content("r@s", &Ok(false), 1), Probe::NoBackup(_)));
         assert!(matches!(replica_content("r@s", &Ok(false), 2), Probe::Failed(_)));
         assert!(matches!(replica_content("r@s", &Err("EIO".into()), 2), Probe::Failed(_)));
+    }
+
+    #[test]
+    fn settled_snapshot_falls_back_to_the_provenance_only_of_a_replica_restore() {
+        type Opt = Option<&'static str>;
+        let cases: [(Opt, Opt, Opt, Opt); 6] = [
+            (Some("b/r@s2"), None, None, Some("b/r@s2")),
+            // The staging mark wins over an older provenance from a previous restore.
+            (Some("b/r@s2"), Some("replica"), Some("b/r@s1"), Some("b/r@s2")),
+            // Killed between clearing staging-snapshot and staging: provenance was written first.
+            (None, Some("replica"), Some("b/r@s2"), Some("b/r@s2")),
+            (None, Some("restic"), Some("abc123"), None),
+            (None, Some("replica"), None, None),
+            (None, None, None, None),
+        ];
+        for (staging, from, snapshot, want) in cases {
+            assert_eq!(settled_snapshot(staging, from, snapshot).as_deref(), want, "{staging:?} {from:?} {snapshot:?}");
+        }
     }
 
     #[test]

@@ -25,8 +25,9 @@ use crate::notify;
 use crate::restic::{self, Restic, ResticSnapshot};
 use crate::zfs::{LiveDataset, PropertySource, TreeRead, Zfs, props};
 use decide::{
-    Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume,
-    STAGING_PREFIX, StagingFacts, StagingPlan, Start, TargetMark,
+    Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT,
+    PROP_ROLLING_BACK, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, STAGING_PREFIX, StagingFacts, StagingPlan,
+    Start, TargetMark,
 };
 use staging::{CopyOwnership, SwapJournal};
 
@@ -233,11 +234,15 @@ impl Run<'_> {
 
     /// The dataset as it is now, its mountpoint when mounted, and what an interrupted replica swap left on it.
     fn target(&self) -> anyhow::Result<(DatasetFacts, Option<PathBuf>, TargetMark)> {
-        let tree = self.zfs.get_tree(&self.spec.dataset)?;
-        let TreeRead::Found(tree) = tree else { return Ok((DatasetFacts::Missing, None, TargetMark::Plain)) };
-        let Some(live) = tree.get(&self.spec.dataset) else {
-            return Ok((DatasetFacts::Missing, None, TargetMark::Plain));
-        };
+        self.read_target().map(|t| (t.facts, t.mountpoint, t.mark))
+    }
+
+    /// The dataset as it is now, with every mark a killed run can leave on it (one `zfs get`).
+    fn read_target(&self) -> anyhow::Result<Target> {
+        let missing =
+            || Target { facts: DatasetFacts::Missing, mountpoint: None, mark: TargetMark::Plain, rolling_back: None };
+        let TreeRead::Found(tree) = self.zfs.get_tree(&self.spec.dataset)? else { return Ok(missing()) };
+        let Some(live) = tree.get(&self.spec.dataset) else { return Ok(missing()) };
         let mark = if local_value(live, PROP_STAGING).is_some() {
             TargetMark::Staged
         } else if let Some(aside) = local_value(live, PROP_EMPTY_ASIDE) {
@@ -245,9 +250,10 @@ impl Run<'_> {
         } else {
             TargetMark::Plain
         };
+        let rolling_back = local_value(live, PROP_ROLLING_BACK).map(String::from);
         let mountpoint = live.value("mountpoint").filter(|mp| mp.starts_with('/'));
         let (true, Some(mountpoint)) = (live.is_mounted(), mountpoint) else {
-            return Ok((DatasetFacts::NotMounted, None, mark));
+            return Ok(Target { facts: DatasetFacts::NotMounted, mountpoint: None, mark, rolling_back });
         };
         let mountpoint = PathBuf::from(props::canonical_live("mountpoint", mountpoint));
         let entries = staging::list_entries(&mountpoint)?;
@@ -256,7 +262,8 @@ impl Run<'_> {
             .filter(|e| e.starts_with(STAGING_PREFIX) && staging::is_complete(&mountpoint.join(e)))
             .cloned()
             .collect();
-        Ok((DatasetFacts::Mounted { entries, complete_staging }, Some(mountpoint), mark))
+        let facts = DatasetFacts::Mounted { entries, complete_staging };
+        Ok(Target { facts, mountpoint: Some(mountpoint), mark, rolling_back })
     }
 
     /// The replica staging dataset as found (and whether it is mounted).
@@ -274,7 +281,7 @@ impl Run<'_> {
     }
 
     fn execute(&self) -> anyhow::Result<Report> {
-        let (mut facts, mut mountpoint, mark) = self.target()?;
+        let Target { mut facts, mut mountpoint, mark, rolling_back } = self.read_target()?;
         let data_present = mark == TargetMark::Plain
             && matches!(&facts, DatasetFacts::Mounted { entries, .. }
                 if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)));
@@ -320,7 +327,10 @@ impl Run<'_> {
                         }
                     }
                 }
-                Ok(self.report(Event::Skipped, None, None, reason, Vec::new(), None))
+                match rolling_back {
+                    Some(snapshot) if !self.opts.dry_run => self.settle_rollback(&snapshot, &reason),
+                    _ => Ok(self.report(Event::Skipped, None, None, reason, Vec::new(), None)),
+                }
             }
             Start::Refuse { reason } => Ok(self.report(Event::Failed, None, None, reason, Vec::new(), None)),
             Start::FinishSwap { staging } => {
@@ -336,6 +346,11 @@ impl Run<'_> {
             Start::Restore { create, stale_staging, reason } => {
                 tracing::info!(dataset = %self.spec.dataset, "{reason}: restoring");
                 if !self.opts.dry_run {
+                    if let Some(snapshot) = &rolling_back {
+                        // Still empty: that rollback never took effect (only a snapshot with data is used).
+                        tracing::warn!("clearing the mark of a rollback to {snapshot} a killed run never made");
+                        self.zfs.inherit(PROP_ROLLING_BACK, &self.spec.dataset, false)?;
+                    }
                     if let Some(mp) = &mountpoint {
                         for name in &stale_staging {
                             tracing::warn!("removing unverified staging {name} left by a killed run");
@@ -491,11 +506,26 @@ impl Run<'_> {
 
     fn set_provenance(&self, source: &str, snapshot: &str) -> anyhow::Result<()> {
         let props = [
-            ("persistctl:restored-from".to_string(), source.to_string()),
-            ("persistctl:restored-at".to_string(), rfc3339_utc(SystemTime::now())),
-            ("persistctl:restored-snapshot".to_string(), snapshot.to_string()),
+            (PROP_RESTORED_FROM.to_string(), source.to_string()),
+            (PROP_RESTORED_AT.to_string(), rfc3339_utc(SystemTime::now())),
+            (PROP_RESTORED_SNAPSHOT.to_string(), snapshot.to_string()),
         ];
         self.zfs.set(&self.spec.dataset, &props).context("Failed to record where the data came from")
+    }
+
+    /// Provenance of a rollback, then its mark goes.
+    fn record_rollback(&self, snapshot: &str) -> anyhow::Result<()> {
+        self.set_provenance("snapshot", snapshot)?;
+        self.zfs.inherit(PROP_ROLLING_BACK, &self.spec.dataset, false).map_err(Into::into)
+    }
+
+    /// The data is present and the dataset still carries a rollback mark: a killed run rolled back and
+    /// did not record it. Recorded now, and reported (and notified) as the restore it was.
+    fn settle_rollback(&self, snapshot: &str, reason: &str) -> anyhow::Result<Report> {
+        tracing::warn!(dataset = %self.spec.dataset, "recording the rollback to {snapshot} a killed run made");
+        self.record_rollback(snapshot)?;
+        let detail = format!("{reason}; a killed run had rolled back to {snapshot}: recorded it");
+        Ok(self.report(Event::Restored, Some("snapshot".into()), Some(snapshot.to_string()), detail, Vec::new(), None))
     }
 
     fn has_data(&self, path: &Path) -> Result<bool, String> {
@@ -535,11 +565,18 @@ impl Run<'_> {
         if let Err(why) = self.verify(&snapdir(&name), deadline) {
             return SourceTry::Failed(why);
         }
+        // Marked first, so a run killed right after the rollback leaves a rerun what to record.
+        if let Err(e) = self.zfs.set(&self.spec.dataset, &[(PROP_ROLLING_BACK.to_string(), name.clone())]) {
+            return SourceTry::Failed(e.to_string());
+        }
         if let Err(e) = self.zfs.rollback(&name) {
+            if let Err(unmark) = self.zfs.inherit(PROP_ROLLING_BACK, &self.spec.dataset, false) {
+                tracing::error!("{unmark}");
+            }
             return SourceTry::Failed(e.to_string());
         }
         // The data is back whatever happens next: a failed property write is reported, not a failed source.
-        let note = self.set_provenance("snapshot", &name).err().map(|e| {
+        let note = self.record_rollback(&name).err().map(|e| {
             tracing::error!("{e:#}");
             format!("the data was rolled back but its provenance was not recorded: {e:#}")
         });
@@ -695,11 +732,15 @@ impl Run<'_> {
     fn settle_replica(&self) -> anyhow::Result<String> {
         let target = &self.spec.dataset;
         let TreeRead::Found(tree) = self.zfs.get_tree(target)? else { bail!("{target} disappeared") };
-        let snapshot = tree
-            .get(target)
-            .and_then(|live| local_value(live, PROP_STAGING_SNAPSHOT))
-            .map(String::from)
-            .with_context(|| format!("{target} lacks {PROP_STAGING_SNAPSHOT}"))?;
+        let live = tree.get(target).with_context(|| format!("{target} disappeared"))?;
+        let snapshot = decide::settled_snapshot(
+            local_value(live, PROP_STAGING_SNAPSHOT),
+            local_value(live, PROP_RESTORED_FROM),
+            local_value(live, PROP_RESTORED_SNAPSHOT),
+        )
+        .with_context(|| {
+            format!("{target} is marked {PROP_STAGING} but names no replica snapshot ({PROP_STAGING_SNAPSHOT})")
+        })?;
         self.zfs.inherit("canmount", target, true)?;
         self.apply_spec()?;
         if matches!(self.facts()?.0, DatasetFacts::NotMounted) {
@@ -916,6 +957,16 @@ fn private_dir() -> anyhow::Result<PathBuf> {
         .create(&dir)
         .with_context(|| format!("Failed to create the verification mountpoint {}", dir.display()))?;
     Ok(dir)
+}
+
+/// The target as read at the start of a run.
+struct Target {
+    facts: DatasetFacts,
+    mountpoint: Option<PathBuf>,
+    /// What an interrupted replica swap left on it.
+    mark: TargetMark,
+    /// The snapshot an interrupted rollback was rolling back to (`persistctl:rolling-back`).
+    rolling_back: Option<String>,
 }
 
 /// How one source went, before the conclusion.
