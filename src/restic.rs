@@ -17,8 +17,8 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
+use crate::child::{self, ChildError};
 use crate::config::ResticConfig;
-use crate::preseed::child::{self, ChildError};
 
 /// Exit code of restic ≥ 0.17: the repository does not exist.
 pub const EXIT_NO_REPOSITORY: i32 = 10;
@@ -258,7 +258,7 @@ impl Restic {
     }
 
     fn run(&self, verb: &str, args: &[String], deadline: Instant) -> Result<child::Finished, ResticError> {
-        match child::run(self.command(args), deadline) {
+        match child::run(self.command(args), None, deadline) {
             Ok(done) if done.status.success() => Ok(done),
             Ok(done) => Err(classify(verb, done.status.code(), &done.stderr_text())),
             Err(ChildError::TimedOut { after, .. }) => {

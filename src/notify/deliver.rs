@@ -14,8 +14,8 @@ use super::config::{
     Backends, CommandBackend, EmailBackend, NotificationsConfig, NtfyBackend, PushoverBackend, WebhookBackend,
 };
 use super::message;
-use super::process;
 use super::template::Rendered;
+use crate::child;
 
 /// The most that is waited between two attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
@@ -262,12 +262,12 @@ fn read_secret(path: &str) -> Result<String, AttemptError> {
 
 fn run_program(cmd: Command, input: Option<Vec<u8>>, until: Instant) -> Result<(), AttemptError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let done = process::run(cmd, input, until).map_err(AttemptError::Transient)?;
+    let done = child::run(cmd, input, until).map_err(|e| AttemptError::Transient(e.to_string()))?;
     if done.status.success() {
         return Ok(());
     }
     let how = done.status.code().map_or_else(|| "killed by a signal".to_string(), |c| format!("exit {c}"));
-    let stderr = process::tail(&done.stderr, 500);
+    let stderr = child::tail(&done.stderr_text(), 500);
     Err(AttemptError::Transient(format!(
         "{program} failed ({how}){}",
         if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
@@ -325,7 +325,7 @@ fn post(
         .with_config()
         .limit(2000)
         .read_to_string()
-        .map(|t| process::tail(&t, 300))
+        .map(|t| child::tail(&t, 300))
         .unwrap_or_default();
     let what = format!("HTTP {status}{}", if answer.is_empty() { String::new() } else { format!(": {answer}") });
     if status >= 500 || status == 429 || status == 408 {

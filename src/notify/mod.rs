@@ -12,13 +12,14 @@ pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod message;
-pub mod process;
 pub mod template;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::child;
 
 pub use config::NotificationsConfig;
 pub use deliver::BackendOutcome;
@@ -122,11 +123,17 @@ pub fn unit_variables(unit: &str, deadline: Instant) -> Vars {
         Some(id) => cmd.arg(format!("_SYSTEMD_INVOCATION_ID={id}")),
         None => cmd.arg(format!("--unit={}", vars["unit"])),
     };
-    let message = match process::run(cmd, None, deadline) {
-        Ok(done) if done.status.success() && !done.stdout.trim().is_empty() => process::tail(&done.stdout, 3000),
+    let message = match child::run(cmd, None, deadline) {
+        Ok(done) if done.status.success() && !done.stdout_text().trim().is_empty() => {
+            child::tail(&done.stdout_text(), 3000)
+        }
         Ok(done) if done.status.success() => format!("(no journal lines; see journalctl -u {})", vars["unit"]),
         Ok(done) => {
-            format!("(journalctl failed: {}; see journalctl -u {})", process::tail(&done.stderr, 200), vars["unit"])
+            format!(
+                "(journalctl failed: {}; see journalctl -u {})",
+                child::tail(&done.stderr_text(), 200),
+                vars["unit"]
+            )
         }
         Err(e) => format!("({e}; see journalctl -u {})", vars["unit"]),
     };

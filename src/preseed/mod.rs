@@ -6,7 +6,6 @@
 //! the dataset, verify, and swap in by `rename(2)` ([`staging`]). Every source's failure is recorded;
 //! only "every source answered: no backup" plus `allowEmptyBootstrap` lets the service start empty.
 
-pub mod child;
 pub mod decide;
 pub mod staging;
 
@@ -19,6 +18,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 
 use crate::apply;
+use crate::child;
 use crate::config::{DatasetSpec, PreseedConfig, ResticConfig, SourceKind, Validated};
 use crate::lock;
 use crate::notify;
@@ -904,7 +904,7 @@ impl Run<'_> {
         let Some((program, rest)) = argv.split_first() else { return Ok(()) };
         let mut cmd = Command::new(program);
         cmd.args(rest).arg(path);
-        match child::run(cmd, deadline) {
+        match child::run(cmd, None, deadline) {
             Ok(done) if done.status.success() => Ok(()),
             Ok(done) => Err(format!(
                 "verify command rejected {} (exit {}): {}",
@@ -1046,7 +1046,7 @@ fn notify(prefix: &[String], report: &Report) {
     let Some((program, fixed)) = prefix.split_first() else { return };
     let mut cmd = Command::new(program);
     cmd.args(fixed).args(notify_args(report));
-    match child::run(cmd, Instant::now() + NOTIFY_TIMEOUT) {
+    match child::run(cmd, None, Instant::now() + NOTIFY_TIMEOUT) {
         Ok(done) if done.status.success() => {}
         Ok(done) => tracing::error!("notify command failed (exit {:?}): {}", done.status.code(), done.stderr_text()),
         Err(e) => tracing::error!("notify command: {e}"),

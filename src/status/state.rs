@@ -93,7 +93,7 @@ pub fn notify(argv: &[String], change: &Change, summary: &str) {
         .env("PERSISTCTL_STATUS_STATE", change.current.label())
         .env("PERSISTCTL_STATUS_PREVIOUS", change.previous.map_or("NONE", State::label))
         .env("PERSISTCTL_STATUS_SUMMARY", summary);
-    match crate::preseed::child::run(cmd, Instant::now() + NOTIFY_TIMEOUT) {
+    match crate::child::run(cmd, None, Instant::now() + NOTIFY_TIMEOUT) {
         Ok(done) if done.status.success() => tracing::info!("notified: state {}", change.current.label()),
         Ok(done) => tracing::warn!("notify command {program} failed ({}): {}", done.status, done.stderr_text()),
         Err(e) => tracing::warn!("notify command failed: {e}"),

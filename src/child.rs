@@ -1,0 +1,220 @@
+//! Running a child program (restic, a verify hook, a notify hook, a notification backend, journalctl)
+//! with optional input and a deadline. The one runner every such caller shares.
+//!
+//! The child gets its own process group, so a timeout kills it and everything it started
+//! (`killpg(SIGKILL)`), never persistctl itself; once it has exited, whatever it left in its group is
+//! killed too. Output is read by threads that are given up on (not joined) when a grandchild that left
+//! the group keeps a pipe open: the caller never waits much past the deadline. A timed-out child is an
+//! error, never "nothing found".
+
+use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// How long the output of an exited child is waited for (a grandchild outside its group may hold a pipe).
+const PIPE_GRACE: Duration = Duration::from_millis(500);
+
+/// A child that ran to completion (successfully or not).
+#[derive(Debug)]
+pub struct Finished {
+    /// How it exited.
+    pub status: ExitStatus,
+    /// Everything it printed on stdout.
+    pub stdout: Vec<u8>,
+    /// Everything it printed on stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl Finished {
+    /// stdout as text (lossy).
+    #[must_use]
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// stderr as text, trimmed and shortened to its last 2000 bytes (for errors and logs).
+    #[must_use]
+    pub fn stderr_text(&self) -> String {
+        tail(&String::from_utf8_lossy(&self.stderr), 2000)
+    }
+}
+
+/// Why a child did not run to completion.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    /// It could not be started.
+    #[error("could not start {program}: {error}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The deadline passed; its process group was killed.
+    #[error("{program} timed out after {:.1} s and was killed", .after.as_secs_f64())]
+    TimedOut {
+        /// The program.
+        program: String,
+        /// How long it ran.
+        after: Duration,
+    },
+    /// Waiting for it failed.
+    #[error("waiting for {program} failed: {error}")]
+    Wait {
+        /// The program.
+        program: String,
+        /// The OS error.
+        error: std::io::Error,
+    },
+}
+
+/// The last `max` bytes of `text` (on a char boundary), trimmed.
+#[must_use]
+pub fn tail(text: &str, max: usize) -> String {
+    let text = text.trim();
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    if start == 0 { text.to_string() } else { format!("...{}", &text[start..]) }
+}
+
+/// Reads a pipe to its end on a thread; the receiver gets everything once it closes.
+fn reader(pipe: Option<impl std::io::Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut pipe) = pipe {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+    }
+    rx
+}
+
+/// Runs `cmd` (stdout and stderr captured; `input` on its stdin, else /dev/null) until it exits or
+/// `deadline` passes.
+///
+/// # Errors
+/// It could not be started or waited for, or the deadline passed (its process group is then killed).
+pub fn run(mut cmd: Command, input: Option<Vec<u8>>, deadline: Instant) -> Result<Finished, ChildError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let started = Instant::now();
+    let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
+    cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = cmd.spawn().map_err(|error| ChildError::Spawn { program: program.clone(), error })?;
+    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), input) {
+        // A writer thread: a child that does not read must not block us past the deadline.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
+    let out = reader(child.stdout.take());
+    let err = reader(child.stderr.take());
+    let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let mut pause = Duration::from_millis(2);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(error) => {
+                let _ = killpg(pgid, Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(ChildError::Wait { program, error });
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            // The whole group: restic's own children (ssh, rclone) must not outlive it.
+            let _ = killpg(pgid, Signal::SIGKILL);
+            let _ = child.wait();
+            return Err(ChildError::TimedOut { program, after: started.elapsed() });
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    };
+    // The child is gone; whatever it left in its group goes too, so the pipes close.
+    let _ = killpg(pgid, Signal::SIGKILL);
+    let stdout = out.recv_timeout(PIPE_GRACE).unwrap_or_default();
+    let stderr = err.recv_timeout(PIPE_GRACE).unwrap_or_default();
+    Ok(Finished { status, stdout, stderr })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script);
+        cmd
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    #[test]
+    fn input_output_and_status_are_carried() {
+        let done = run(sh("cat; echo err >&2; exit 3"), Some(b"in".to_vec()), soon()).unwrap();
+        assert_eq!(done.status.code(), Some(3));
+        assert_eq!(done.stdout_text(), "in");
+        assert_eq!(done.stderr_text(), "err");
+        let done = run(sh("echo out"), None, soon()).unwrap();
+        assert!(done.status.success());
+        assert_eq!(done.stdout, b"out\n");
+    }
+
+    #[test]
+    fn a_child_that_does_not_read_its_input_does_not_block() {
+        let done = run(sh("exit 0"), Some(vec![b'x'; 1 << 20]), soon()).unwrap();
+        assert!(done.status.success());
+    }
+
+    #[test]
+    fn a_timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        let script = format!("(sleep 2; touch '{}') & sleep 30", marker.display());
+        let started = Instant::now();
+        let err = run(sh(&script), None, Instant::now() + Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(err, ChildError::TimedOut { .. }), "{err}");
+        assert!(err.to_string().contains("timed out after"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(!marker.exists(), "the grandchild was killed with its group");
+    }
+
+    #[test]
+    fn what_an_exited_child_left_in_its_group_is_killed_and_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        // The grandchild keeps stdout open; the child exits at once.
+        let script = format!("(sleep 2; touch '{}') & exit 0", marker.display());
+        let started = Instant::now();
+        let done = run(sh(&script), None, soon()).unwrap();
+        assert!(done.status.success());
+        assert!(started.elapsed() < Duration::from_millis(1500), "not waiting for the grandchild's pipe");
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(!marker.exists(), "the grandchild was killed with its group");
+    }
+
+    #[test]
+    fn a_missing_program_is_an_error_naming_it() {
+        let err = run(Command::new("/nonexistent/prog"), None, soon()).unwrap_err();
+        assert!(matches!(err, ChildError::Spawn { .. }));
+        assert!(err.to_string().contains("could not start /nonexistent/prog"), "{err}");
+    }
+
+    #[test]
+    fn tail_keeps_the_end() {
+        assert_eq!(tail("  abc  ", 10), "abc");
+        assert_eq!(tail("abcdef", 3), "...def");
+        assert_eq!(tail("aé", 1), "...");
+    }
+}
