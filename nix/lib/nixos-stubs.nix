@@ -2,8 +2,8 @@
 # (the presets read `services.<name>.enable/user/group` and set data directories), so that
 # nix/render.nix and nix/docs.nix can evaluate a host's storage settings with nixpkgs' lib alone.
 #
-# Defaults mirror nixpkgs. Only the services the presets follow exist here (enable, openFirewall and
-# their data-directory options); other top-level NixOS namespaces a host module may touch (boot,
+# Defaults mirror nixpkgs. Only the services the presets follow exist (nix/lib/nixpkgs-services.nix:
+# enable, openFirewall and their data-directory options); other top-level NixOS namespaces a host module may touch (boot,
 # networking, systemd, ...) are accepted and ignored. Everything under modules.storage.* is checked
 # in full: a typo there is an error, as in a real NixOS evaluation.
 { lib, ... }:
@@ -15,55 +15,12 @@ let
     default = { };
     description = "Ignored by nix/render.nix.";
   };
-
-  str = default: mkOption { type = types.str; inherit default; };
-
-  # A namespace of separate options, as in nixpkgs (one submodule option would make the presets'
-  # `services.<name>.dataDir` depend on `services.<name>.enable` through the same value).
-  nixpkgsService =
-    extra:
-    {
-      enable = mkOption {
-        type = types.bool;
-        default = false;
-      };
-      openFirewall = mkOption {
-        type = types.bool;
-        default = false;
-      };
-    }
-    // extra;
 in
 {
+  imports = [ ./nixpkgs-services.nix ];
+
   options = {
-    services = {
-      sonarr = nixpkgsService {
-        dataDir = str "/var/lib/sonarr/.config/NzbDrone";
-        user = str "sonarr";
-        group = str "sonarr";
-      };
-      radarr = nixpkgsService {
-        dataDir = str "/var/lib/radarr/.config/Radarr";
-        user = str "radarr";
-        group = str "radarr";
-      };
-      plex = nixpkgsService {
-        dataDir = str "/var/lib/plex";
-        user = str "plex";
-        group = str "plex";
-      };
-      home-assistant = nixpkgsService {
-        configDir = str "/var/lib/hass";
-      };
-      postgresql = nixpkgsService {
-        dataDir = str "/var/lib/postgresql";
-        initdbArgs = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-        };
-      };
-      restic.backups = anything;
-    };
+    services.restic.backups = anything;
     assertions = mkOption {
       type = types.listOf types.unspecified;
       default = [ ];

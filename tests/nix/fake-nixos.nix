@@ -155,48 +155,6 @@ let
       };
     };
 
-  # The nixpkgs services the presets follow, with nixpkgs' defaults.
-  nixpkgsServices =
-    { ... }:
-    let
-      str = default: mkOption { type = types.str; inherit default; };
-      enable = mkOption {
-        type = types.bool;
-        default = false;
-      };
-    in
-    {
-      options.services = {
-        sonarr = {
-          inherit enable;
-          dataDir = str "/var/lib/sonarr/.config/NzbDrone";
-          user = str "sonarr";
-          group = str "sonarr";
-        };
-        radarr = {
-          inherit enable;
-          dataDir = str "/var/lib/radarr/.config/Radarr";
-          user = str "radarr";
-          group = str "radarr";
-        };
-        plex = {
-          inherit enable;
-          dataDir = str "/var/lib/plex";
-          user = str "plex";
-          group = str "plex";
-        };
-        home-assistant = {
-          inherit enable;
-          configDir = str "/var/lib/hass";
-        };
-        postgresql = {
-          inherit enable;
-          dataDir = mkOption { type = types.path; default = "/var/lib/postgresql/17"; };
-          initdbArgs = listOfStr;
-        };
-      };
-    };
-
   utils.escapeSystemdExecArgs = lib.concatMapStringsSep " " (
     arg: if builtins.match "[A-Za-z0-9_./@:=-]+" arg != null then arg else builtins.toJSON arg
   );
@@ -204,7 +162,7 @@ in
 (lib.evalModules {
   modules = [
     nixosOptions
-    nixpkgsServices
+    ../../nix/lib/nixpkgs-services.nix
     ../../nix/modules/storage-datasets
     ../../nix/modules/notifications
     { _module.args = { inherit pkgs utils; }; }
