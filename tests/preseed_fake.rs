@@ -637,7 +637,7 @@ fn outcomes_go_out_through_the_notifications_section_and_a_failing_backend_chang
 
 /// Kills persistctl right after each changing zfs call of a restore in turn (the fake's
 /// `FAKE_ZFS_KILL_AT`), then reruns it: every rerun must end with the exact data, nothing of ours left
-/// over, and a third run that changes nothing. `setup` builds the scenario; `check` judges the result.
+/// over, and a third run that changes nothing. A dry run on each crash state changes nothing. `setup` builds the scenario; `check` judges the result.
 fn every_kill_point(setup: impl Fn() -> (Fake, PathBuf), check: impl Fn(&Fake)) -> usize {
     use std::os::unix::process::ExitStatusExt as _;
     let (fake, config) = setup();
@@ -651,6 +651,11 @@ fn every_kill_point(setup: impl Fn() -> (Fake, PathBuf), check: impl Fn(&Fake)) 
         let nth = kill_at.to_string();
         let killed = fake.preseed(&config, "sonarr", &[], &[("FAKE_ZFS_KILL_AT", &nth)]);
         assert_eq!(killed.status.signal(), Some(9), "killed after change {kill_at}: {}", text(&killed));
+        let before = std::fs::read_to_string(fake.path("state.json")).unwrap();
+        fake.zfs_calls();
+        let dry = fake.preseed(&config, "sonarr", &["--dry-run"], &[]);
+        assert!(writes(&fake.zfs_calls()).is_empty(), "kill at {kill_at}: a dry run writes nothing: {}", text(&dry));
+        assert_eq!(std::fs::read_to_string(fake.path("state.json")).unwrap(), before, "kill at {kill_at}");
         let rerun = fake.preseed(&config, "sonarr", &[], &[]);
         assert!(rerun.status.success(), "rerun after a kill at change {kill_at}: {}", text(&rerun));
         check(&fake);

@@ -328,8 +328,19 @@ impl Run<'_> {
                     }
                 }
                 match rolling_back {
-                    Some(snapshot) if !self.opts.dry_run => self.settle_rollback(&snapshot, &reason),
-                    _ => Ok(self.report(Event::Skipped, None, None, reason, Vec::new(), None)),
+                    Some(snapshot) if self.opts.dry_run => {
+                        let detail = format!("{reason}; would record the rollback to {snapshot} a killed run made");
+                        Ok(self.report(
+                            Event::DryRun,
+                            Some("snapshot".into()),
+                            Some(snapshot),
+                            detail,
+                            Vec::new(),
+                            None,
+                        ))
+                    }
+                    Some(snapshot) => self.settle_rollback(&snapshot, &reason),
+                    None => Ok(self.report(Event::Skipped, None, None, reason, Vec::new(), None)),
                 }
             }
             Start::Refuse { reason } => Ok(self.report(Event::Failed, None, None, reason, Vec::new(), None)),
