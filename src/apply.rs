@@ -200,3 +200,29 @@ fn log_outcome(action: &Action, outcome: &Outcome) {
         Outcome::NotRun(why) => tracing::warn!(%dataset, "not run ({why}): {}", action.describe()),
     }
 }
+
+/// Plans and executes `apply` for one service's spec only: creates the dataset or sets its properties
+/// (mountpoint included) and its root's owner and mode, exactly as `apply` would. Used by `preseed` and
+/// `migrate` before they put data in.
+///
+/// # Errors
+/// The pool is not imported, the plan has problems (each named), or a step failed.
+pub fn apply_service(zfs: &Zfs, config: &Validated, service: &str) -> anyhow::Result<()> {
+    let mut one = config.clone();
+    one.specs.retain(|s| s.service == service);
+    let Some(spec) = one.specs.first() else { anyhow::bail!("service {service:?} is not in the config") };
+    let dataset = spec.dataset.clone();
+    let plan = make_plan(zfs, &one)?;
+    if plan.has_skipped() {
+        anyhow::bail!("the pool of {} is not imported; cannot create {dataset}", plan.parent_dataset);
+    }
+    if plan.has_problems() {
+        let problems: Vec<String> =
+            plan.parent_problems.iter().chain(plan.datasets.iter().flat_map(|d| d.problems.iter())).cloned().collect();
+        anyhow::bail!("cannot create {dataset}: {}", problems.join("; "));
+    }
+    if execute(zfs, plan).has_failures() {
+        anyhow::bail!("Failed to create or set up {dataset} as apply would (see the errors above)");
+    }
+    Ok(())
+}

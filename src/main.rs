@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use persistctl::apply::{self, Report};
 use persistctl::config::{self, DEFAULT_CONFIG_PATH};
 use persistctl::lock::{self, DEFAULT_LOCK_PATH};
+use persistctl::migrate;
 use persistctl::notify;
 use persistctl::output;
 use persistctl::plan::Plan;
@@ -106,6 +107,25 @@ enum Command {
         /// with the event (preseed-skipped|restored|empty-bootstrap|failed) and key=value arguments.
         #[arg(long, allow_hyphen_values = true)]
         notify_command: Vec<String>,
+    },
+    /// Move a service's existing data into its dataset (in place or from another directory): copied with
+    /// `cp -a`, compared byte for byte, swapped in; the old data is kept. Exit 0 migrated (or already),
+    /// 1 refused or failed (nothing lost; a rerun finishes an interrupted run). See docs/migrate.md.
+    Migrate {
+        /// The service (a key of datasets.services).
+        service: String,
+        /// Where the data is now: another directory, or the dataset's own mountpoint (in place).
+        #[arg(long, value_name = "PATH")]
+        from: PathBuf,
+        /// Say what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Seconds the copy may take.
+        #[arg(long, default_value_t = 6 * 3600)]
+        timeout: u64,
     },
     /// Render a notification template and deliver it to every enabled backend (docs/notifications.md).
     /// Exit 0: every backend took it (or the template is disabled); 1: nothing sent (bad config, unknown
@@ -215,6 +235,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 lock_timeout: Duration::from_secs(cli.lock_timeout),
             };
             preseed_one(&cli.config, &opts, json)
+        }
+        Command::Migrate { service, from, dry_run, json, timeout } => {
+            let opts = migrate::Options {
+                service,
+                from,
+                dry_run,
+                lock_path: cli.lock_file.clone(),
+                lock_timeout: Duration::from_secs(cli.lock_timeout),
+                timeout: Duration::from_secs(timeout),
+            };
+            migrate_one(&cli.config, &opts, json)
         }
         Command::Status { json, prometheus, now, preseed_status_file, state_file, notify_command, restic_timeout } => {
             let args = StatusArgs {
@@ -352,6 +383,24 @@ fn preseed_one(config_path: &Path, opts: &preseed::Options, json: bool) -> anyho
         print_json(&report)?;
     } else {
         print!("{}", output_preseed(&report));
+    }
+    Ok(if report.failed() { EXIT_ERROR } else { EXIT_OK })
+}
+
+fn migrate_one(config_path: &Path, opts: &migrate::Options, json: bool) -> anyhow::Result<u8> {
+    let validated = config::load(config_path)?;
+    let report = migrate::run(&validated, opts)?;
+    if json {
+        print_json(&report)?;
+    } else {
+        let event = serde_json::to_value(report.event).ok().and_then(|v| v.as_str().map(String::from));
+        println!("{}: {}: {}", report.dataset, event.unwrap_or_default(), report.detail);
+        if let (Some(entries), Some(bytes)) = (report.entries, report.bytes) {
+            println!("  {entries} entries, {bytes} bytes of files, identical to the source");
+        }
+        if let Some(note) = &report.note {
+            println!("NOTE: {note}");
+        }
     }
     Ok(if report.failed() { EXIT_ERROR } else { EXIT_OK })
 }

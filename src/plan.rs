@@ -436,14 +436,18 @@ fn status_of(dp: &DatasetPlan) -> &'static str {
     }
 }
 
-/// Why a mountpoint cannot take a new mount, or `None` when it can.
-fn occupied(path: &str, live: &LiveState) -> Option<String> {
+/// Why a mountpoint cannot take a new mount, or `None` when it can. `service`: whose new dataset it is
+/// (then the files there can be migrated into it in place).
+fn occupied(path: &str, live: &LiveState, service: Option<&str>) -> Option<String> {
     match live.paths.get(path) {
         None | Some(PathProbe::Absent | PathProbe::Directory { empty: true, .. }) => None,
-        Some(PathProbe::Directory { empty: false, .. }) => Some(format!(
-            "{path} already holds files that mounting the dataset would hide; move them away or migrate them \
-             (persistctl migrate) first"
-        )),
+        Some(PathProbe::Directory { empty: false, .. }) => Some(match service {
+            Some(service) => format!(
+                "{path} already holds files that mounting the dataset would hide; migrate them into it first \
+                 (systemctl stop {service}; persistctl migrate {service} --from {path})"
+            ),
+            None => format!("{path} already holds files that mounting the dataset would hide; move them away first"),
+        }),
         Some(PathProbe::Symlink) => Some(format!("{path} is (or passes through) a symlink; refusing to mount there")),
         Some(PathProbe::NotADirectory) => Some(format!("{path} exists and is not a directory")),
         Some(PathProbe::Unreadable { error }) => Some(format!("cannot inspect {path}: {error}")),
@@ -476,7 +480,7 @@ fn resolve_ownership(spec: &OwnershipSpec, live: &LiveState, problems: &mut Vec<
 fn plan_create(spec: &DatasetSpec, live: &LiveState) -> DatasetPlan {
     let mut dp = new_dataset_plan(spec);
     let ownership = resolve_ownership(&spec.ownership, live, &mut dp.problems);
-    if let Some(why) = occupied(&spec.mountpoint, live) {
+    if let Some(why) = occupied(&spec.mountpoint, live, Some(&spec.service)) {
         dp.problems.push(why);
     }
     if !dp.problems.is_empty() {
@@ -516,7 +520,7 @@ fn plan_existing(spec: &DatasetSpec, live_ds: &LiveDataset, live: &LiveState) ->
             continue;
         }
         if wanted.name == "mountpoint" && live_ds.is_mounted() {
-            if let Some(why) = occupied(&wanted.canonical, live) {
+            if let Some(why) = occupied(&wanted.canonical, live, None) {
                 dp.problems.push(format!("cannot move the mountpoint: {why}"));
                 continue;
             }
@@ -753,6 +757,11 @@ mod tests {
         assert_eq!(p.datasets[0].status, "blocked");
         assert!(p.datasets[0].actions.is_empty());
         assert!(p.datasets[0].problems[0].contains("would hide"), "{:?}", p.datasets[0].problems);
+        assert!(
+            p.datasets[0].problems[0].contains("persistctl migrate sonarr --from /persist/sonarr"),
+            "names the command that moves them in: {:?}",
+            p.datasets[0].problems
+        );
         for probe in [PathProbe::Symlink, PathProbe::NotADirectory] {
             l.paths.insert("/persist/sonarr".into(), probe);
             assert_eq!(plan(PARENT, "/persist", false, &specs(SONARR), &l).datasets[0].status, "blocked");

@@ -390,29 +390,9 @@ impl Run<'_> {
         }
     }
 
-    /// Plans and executes `apply` for this service's spec only: creates the dataset or sets its properties
-    /// (mountpoint included) and its root's owner and mode, exactly as `apply` would.
+    /// `apply` for this service's spec only.
     fn apply_spec(&self) -> anyhow::Result<()> {
-        let mut one = self.validated.clone();
-        one.specs.retain(|s| s.service == self.spec.service);
-        let plan = apply::make_plan(&self.zfs, &one)?;
-        if plan.has_skipped() {
-            bail!("the pool of {} is not imported; cannot create {}", plan.parent_dataset, self.spec.dataset);
-        }
-        if plan.has_problems() {
-            let problems: Vec<String> = plan
-                .parent_problems
-                .iter()
-                .chain(plan.datasets.iter().flat_map(|d| d.problems.iter()))
-                .cloned()
-                .collect();
-            bail!("cannot create {}: {}", self.spec.dataset, problems.join("; "));
-        }
-        let report = apply::execute(&self.zfs, plan);
-        if report.has_failures() {
-            bail!("Failed to create or set up {} as apply would (see the errors above)", self.spec.dataset);
-        }
-        Ok(())
+        apply::apply_service(&self.zfs, self.validated, &self.spec.service)
     }
 
     fn source_deadline(&self) -> Instant {
@@ -946,7 +926,7 @@ impl Run<'_> {
 }
 
 /// A property's value when it is set locally (persistctl's marks are never trusted when inherited).
-fn local_value<'a>(live: &'a LiveDataset, property: &str) -> Option<&'a str> {
+pub(crate) fn local_value<'a>(live: &'a LiveDataset, property: &str) -> Option<&'a str> {
     live.properties
         .get(property)
         .filter(|v| v.source == PropertySource::Local && v.value != "-")

@@ -1,0 +1,241 @@
+//! `persistctl migrate` against the fake `zfs` (tests/fakes/zfs) and the real `cp`: from another
+//! directory and in place, already migrated, refusals (data in the dataset, a process using the source,
+//! a copy that differs, cp failing), dry run, and a kill after every changing zfs call. Fast and
+//! host-only; `real_zfs.rs` proves the same on real `OpenZFS`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+const DS: &str = "tank/persist/sonarr";
+
+struct Lab {
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// `tank/persist` mounted at `<tmp>/persist`; the old data at `<tmp>/persist/var/lib/sonarr`.
+    fn new(mountpoint: Option<&str>) -> Self {
+        let lab = Self { dir: tempfile::tempdir().unwrap() };
+        let datasets = json!({
+            "tank": {"local": {"mountpoint": "none"}},
+            "tank/persist": {"local": {"mountpoint": lab.path("persist")}, "mounted": true},
+        });
+        std::fs::write(lab.path("state.json"), json!({ "datasets": datasets }).to_string()).unwrap();
+        std::fs::write(lab.path("zfs.log"), "").unwrap();
+        let mut service = json!({});
+        if let Some(mp) = mountpoint {
+            service["mountpoint"] = json!(lab.path(mp));
+        }
+        let config = json!({"version": 1, "datasets": {"parentDataset": "tank/persist",
+            "parentMount": lab.path("persist"), "services": {"sonarr": service}}});
+        std::fs::write(lab.path("config.json"), config.to_string()).unwrap();
+        lab
+    }
+
+    fn path(&self, rel: &str) -> String {
+        self.dir.path().join(rel).display().to_string()
+    }
+
+    /// A service's data: a database, a nested file, a symlink, an odd mode.
+    fn old_data(&self, rel: &str) -> PathBuf {
+        let root = self.dir.path().join(rel);
+        std::fs::create_dir_all(root.join("Backups/daily")).unwrap();
+        std::fs::write(root.join("sonarr.db"), "sqlite").unwrap();
+        std::fs::write(root.join("Backups/daily/b.zip"), vec![3u8; 100_000]).unwrap();
+        std::os::unix::fs::symlink("sonarr.db", root.join("current.db")).unwrap();
+        std::fs::set_permissions(root.join("sonarr.db"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o750)).unwrap();
+        root
+    }
+
+    fn migrate(&self, from: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_persistctl"));
+        cmd.arg("--config").arg(self.path("config.json")).args(["migrate", "sonarr", "--from", from]).args(args);
+        cmd.env("PERSISTCTL_ZFS", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/zfs"))
+            .env("PERSISTCTL_LOCK", self.path("lock"))
+            .env("FAKE_ZFS_STATE", self.path("state.json"))
+            .env("FAKE_ZFS_LOG", self.path("zfs.log"))
+            .env_remove("RUST_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.path("state.json")).unwrap()).unwrap()
+    }
+
+    /// Changing zfs calls since the last look.
+    fn writes(&self) -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(self.path("zfs.log")).unwrap();
+        std::fs::write(self.path("zfs.log"), "").unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<Vec<String>>(l).unwrap())
+            .filter(|c| c[0] != "get" && c[0] != "list")
+            .collect()
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// `(relative path, mode, symlink target or contents)` of every entry, sorted.
+fn listing(root: &Path) -> Vec<(String, u32, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let what = if meta.is_symlink() {
+                std::fs::read_link(&path).unwrap().display().to_string()
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                "dir".into()
+            } else {
+                format!("{} bytes", std::fs::read(&path).unwrap().len())
+            };
+            out.push((rel, meta.permissions().mode() & 0o7777, what));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn data_from_another_directory_is_copied_checked_and_swapped_in_and_the_old_copy_kept() {
+    let lab = Lab::new(None);
+    let old = lab.old_data("persist/var/lib/sonarr");
+    let want = listing(&old);
+    let dry = lab.migrate(&old.display().to_string(), &["--dry-run"], &[]);
+    assert!(dry.status.success() && text(&dry).contains("would copy"), "{}", text(&dry));
+    assert!(lab.writes().is_empty(), "a dry run changes nothing");
+    let out = lab.migrate(&old.display().to_string(), &["--json"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["event"], "migrated");
+    assert_eq!(report["entries"], want.len());
+    assert_eq!(report["kept"], old.display().to_string());
+    let mp = PathBuf::from(lab.path("persist/sonarr"));
+    assert_eq!(listing(&mp), want, "same entries, modes, links and sizes");
+    assert_eq!(std::fs::metadata(&mp).unwrap().permissions().mode() & 0o7777, 0o750, "the root's mode too");
+    assert_eq!(listing(&old), want, "the old data is kept as it was");
+    let props = &lab.state()["datasets"][DS]["local"];
+    assert_eq!(props["persistctl:restored-from"], "migrate");
+    assert_eq!(props["persistctl:restored-snapshot"], old.display().to_string());
+    let writes = lab.writes();
+    assert_eq!(writes[0][0], "create", "{writes:?}");
+    let again = lab.migrate(&old.display().to_string(), &[], &[]);
+    assert!(again.status.success() && text(&again).contains("already-migrated"), "{}", text(&again));
+    assert!(lab.writes().is_empty(), "a rerun changes nothing");
+}
+
+#[test]
+fn in_place_the_old_directory_is_moved_aside_and_the_dataset_mounted_on_its_path() {
+    let lab = Lab::new(Some("srv/sonarr"));
+    let old = lab.old_data("srv/sonarr");
+    let want = listing(&old);
+    let out = lab.migrate(&old.display().to_string(), &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let aside = PathBuf::from(format!("{}.persistctl-migrated", old.display()));
+    assert_eq!(listing(&aside), want, "kept aside");
+    assert_eq!(listing(&old), want, "and the dataset, mounted on the old path, holds the same");
+    assert_eq!(lab.state()["datasets"][DS]["mounted"], true);
+    assert!(text(&out).contains(&aside.display().to_string()), "the note names the kept copy: {}", text(&out));
+    let again = lab.migrate(&old.display().to_string(), &[], &[]);
+    assert!(again.status.success() && text(&again).contains("already-migrated"), "{}", text(&again));
+}
+
+#[test]
+fn refusals_change_nothing() {
+    let lab = Lab::new(None);
+    let old = lab.old_data("persist/var/lib/sonarr");
+    let from = old.display().to_string();
+    // The dataset already holds other data (a preseed restore, say).
+    let mut state = lab.state();
+    state["datasets"][DS] = json!({"local": {}, "mounted": true});
+    std::fs::write(lab.path("state.json"), state.to_string()).unwrap();
+    std::fs::create_dir_all(lab.path("persist/sonarr")).unwrap();
+    std::fs::write(lab.path("persist/sonarr/restored.db"), "other").unwrap();
+    let out = lab.migrate(&from, &[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("already holds data that did not come from migrating"), "{}", text(&out));
+    assert!(lab.writes().is_empty());
+    std::fs::remove_file(lab.path("persist/sonarr/restored.db")).unwrap();
+    // A process is using the source.
+    let mut user = Command::new("sleep").arg("30").current_dir(old.join("Backups")).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = lab.migrate(&from, &[], &[]);
+    let _ = user.kill();
+    let _ = user.wait();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is in use (pid") && text(&out).contains("systemctl stop sonarr"), "{}", text(&out));
+    // Bad paths.
+    for (from, want) in [("relative/x", "not an absolute path"), ("/nonexistent/x", "does not exist")] {
+        let out = lab.migrate(from, &[], &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains(want), "{from}: {}", text(&out));
+    }
+    assert!(lab.writes().is_empty());
+    assert!(std::fs::read_dir(lab.path("persist/sonarr")).unwrap().next().is_none(), "no staging left");
+}
+
+#[test]
+fn a_copy_that_fails_or_differs_is_never_swapped_in() {
+    let lab = Lab::new(None);
+    let old = lab.old_data("persist/var/lib/sonarr");
+    let from = old.display().to_string();
+    let out = lab.migrate(&from, &[], &[("PERSISTCTL_CP", "false")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("failed (exit 1)"), "{}", text(&out));
+    // A "service" writing while the copy runs: cp, then a change to the source.
+    let racing = lab.path("racing-cp");
+    std::fs::write(&racing, format!("#!/bin/sh\ncp \"$@\" && echo more >> '{from}/sonarr.db'\n")).unwrap();
+    std::fs::set_permissions(&racing, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = lab.migrate(&from, &[], &[("PERSISTCTL_CP", &racing)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("sonarr.db: ") && text(&out).contains("differs from it"), "{}", text(&out));
+    let mp = PathBuf::from(lab.path("persist/sonarr"));
+    assert!(std::fs::read_dir(&mp).unwrap().next().is_none(), "nothing swapped in, no staging left");
+    assert!(lab.state()["datasets"][DS]["local"].get("persistctl:restored-from").is_none());
+    // With the writer gone, a rerun migrates.
+    let out = lab.migrate(&from, &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(listing(&mp), listing(&old));
+}
+
+#[test]
+fn a_kill_after_any_changing_zfs_call_is_finished_by_the_rerun() {
+    use std::os::unix::process::ExitStatusExt as _;
+    for in_place in [false, true] {
+        let setup = || {
+            let lab = Lab::new(in_place.then_some("srv/sonarr"));
+            let old = lab.old_data(if in_place { "srv/sonarr" } else { "persist/var/lib/sonarr" });
+            let want = listing(&old);
+            (lab, old, want)
+        };
+        let (lab, old, _) = setup();
+        assert!(lab.migrate(&old.display().to_string(), &[], &[]).status.success());
+        let changes: usize = std::fs::read_to_string(lab.path("state.json.changes")).unwrap().parse().unwrap();
+        for kill_at in 1..=changes {
+            let (lab, old, want) = setup();
+            let from = old.display().to_string();
+            let killed = lab.migrate(&from, &[], &[("FAKE_ZFS_KILL_AT", &kill_at.to_string())]);
+            assert_eq!(killed.status.signal(), Some(9), "in place {in_place}, kill at {kill_at}: {}", text(&killed));
+            let rerun = lab.migrate(&from, &[], &[]);
+            assert!(rerun.status.success(), "in place {in_place}, kill at {kill_at}: {}", text(&rerun));
+            let mp = PathBuf::from(if in_place { from.clone() } else { lab.path("persist/sonarr") });
+            assert_eq!(listing(&mp), want, "in place {in_place}, kill at {kill_at}");
+            let third = lab.migrate(&from, &[], &[]);
+            assert!(text(&third).contains("already-migrated"), "kill at {kill_at}: {}", text(&third));
+        }
+    }
+}
