@@ -585,3 +585,149 @@ fn nothing_is_created_under_a_legacy_parent_that_is_not_mounted() {
     pool.apply(&config);
     assert!(is_mountpoint(&format!("{}/sonarr", pool.parent_mount())));
 }
+
+/// `find -printf` of every entry below `root`: path, type, mode, owner, group, size, mtime, link target,
+/// sorted; plus the user xattrs of each file (what `cp -a` must carry over).
+fn tree_listing(root: &str) -> String {
+    let out = ok("find", &[root, "-mindepth", "1", "-printf", "%P %y %m %U %G %s %T@ %l\n"]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    let xattrs = ok(
+        "python3",
+        &[
+            "-c",
+            "import os,sys\nfor d,_,fs in sorted(os.walk(sys.argv[1])):\n for f in sorted(fs):\n  p=os.path.join(d,f)\n  print(os.path.relpath(p,sys.argv[1]),[(a,os.getxattr(p,a)) for a in sorted(os.listxattr(p))])",
+            root,
+        ],
+    );
+    format!("{}\n{xattrs}", lines.join("\n"))
+}
+
+/// A service's old data at `root`: owned by another uid, odd modes, a symlink, a hard link, a user
+/// xattr and 4 MB of random bytes.
+fn old_service_data(root: &str) {
+    let script = format!(
+        "set -e; mkdir -p '{root}/Backups/daily'; head -c 4M /dev/urandom > '{root}/Backups/daily/b.zip'; \
+         echo sqlite > '{root}/sonarr.db'; ln -s sonarr.db '{root}/current.db'; ln '{root}/sonarr.db' '{root}/hard.db'; \
+         chmod 640 '{root}/sonarr.db'; chmod 750 '{root}'; chown -R 1234:2345 '{root}'; \
+         python3 -c 'import os,sys; os.setxattr(sys.argv[1], \"user.origin\", b\"legacy\")' '{root}/sonarr.db'"
+    );
+    ok("sh", &["-c", &script]);
+}
+
+fn out_text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn migrate_moves_legacy_data_into_its_dataset_exactly_and_keeps_the_old_copy() {
+    let pool = Pool::with_legacy_parent("pcl-migrate");
+    let old = format!("{}/var/lib/sonarr", pool.parent_mount());
+    old_service_data(&old);
+    let want = tree_listing(&old);
+    let config = pool.config(&json!({ "sonarr": { "recordsize": "16K" } }));
+    let out = pool.persistctl(&config, &["migrate", "sonarr", "--from", &old, "--json"]);
+    assert!(out.status.success(), "{}", out_text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["event"], "migrated", "{report}");
+    let ds = format!("{}/sonarr", pool.parent());
+    let mp = format!("{}/sonarr", pool.parent_mount());
+    assert!(is_mountpoint(&mp));
+    assert_eq!(zfs_get(&ds, "recordsize").0, "16384", "created as apply would");
+    assert_eq!(tree_listing(&mp), want, "every entry, owner, mode, mtime, link and xattr");
+    let (a, b) =
+        (std::fs::metadata(format!("{mp}/sonarr.db")).unwrap(), std::fs::metadata(format!("{mp}/hard.db")).unwrap());
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "the hard link is still one file");
+    ok("cmp", &[&format!("{old}/Backups/daily/b.zip"), &format!("{mp}/Backups/daily/b.zip")]);
+    let root = std::fs::metadata(&mp).unwrap();
+    assert_eq!((root.uid(), root.gid(), root.mode() & 0o7777), (1234, 2345, 0o750), "the root's owner and mode");
+    assert_eq!(tree_listing(&old), want, "the old data is kept untouched");
+    assert_eq!(zfs_get(&ds, "persistctl:restored-from"), ("migrate".into(), "local".into()));
+    assert_eq!(zfs_get(&ds, "persistctl:restored-snapshot").0, old);
+    assert_eq!(pool.persistctl(&config, &["plan"]).status.code(), Some(0), "in sync afterwards");
+    let before = pool.history();
+    let again = pool.persistctl(&config, &["migrate", "sonarr", "--from", &old]);
+    assert!(again.status.success() && out_text(&again).contains("already-migrated"), "{}", out_text(&again));
+    assert_eq!(pool.history(), before, "a rerun writes nothing");
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn migrate_in_place_moves_the_directory_aside_and_mounts_the_dataset_on_its_path() {
+    let pool = Pool::with_legacy_parent("pcl-migrate-in-place");
+    let path = format!("{}/hass", pool.parent_mount());
+    old_service_data(&path);
+    let want = tree_listing(&path);
+    let config = pool.config(&json!({ "hass": { "recordsize": "16K" } }));
+    let refused = pool.persistctl(&config, &["apply"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", out_text(&refused));
+    assert!(out_text(&refused).contains(&format!("persistctl migrate hass --from {path}")), "{}", out_text(&refused));
+    // A process working in the directory blocks the migration; nothing moves.
+    let mut user = Command::new("sleep").arg("60").current_dir(&path).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let busy = pool.persistctl(&config, &["migrate", "hass", "--from", &path]);
+    let _ = user.kill();
+    let _ = user.wait();
+    assert_eq!(busy.status.code(), Some(1), "{}", out_text(&busy));
+    assert!(out_text(&busy).contains("is in use"), "{}", out_text(&busy));
+    assert_eq!(tree_listing(&path), want);
+    let out = pool.persistctl(&config, &["migrate", "hass", "--from", &path]);
+    assert!(out.status.success(), "{}", out_text(&out));
+    assert!(is_mountpoint(&path), "the dataset is mounted on the old path");
+    assert_eq!(tree_listing(&path), want);
+    assert_eq!(tree_listing(&format!("{path}.persistctl-migrated")), want, "the old directory is kept aside");
+    assert_eq!(pool.persistctl(&config, &["plan"]).status.code(), Some(0), "in sync afterwards");
+}
+
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn kill_9_during_a_migration_then_rerun_gives_the_exact_data() {
+    use std::time::{Duration, Instant};
+    let pool = Pool::with_legacy_parent("pcl-migrate-kill");
+    let old = format!("{}/var/lib/sonarr", pool.parent_mount());
+    old_service_data(&old);
+    let want = tree_listing(&old);
+    let config = pool.config(&json!({ "sonarr": {} }));
+    let ds = format!("{}/sonarr", pool.parent());
+    let mp = format!("{}/sonarr", pool.parent_mount());
+    let migrate = || {
+        let mut cmd = Command::new(persistctl_bin());
+        cmd.arg("--config").arg(&config).args(["migrate", "sonarr", "--from", &old]);
+        cmd.env("PERSISTCTL_LOCK", pool.dir.join("lock")).stdout(std::process::Stdio::null());
+        cmd.stderr(std::process::Stdio::null());
+        cmd
+    };
+    let started = Instant::now();
+    assert!(migrate().status().unwrap().success());
+    let full = started.elapsed();
+    let trials: u64 = std::env::var("MIGRATE_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(12);
+    let mut seed: u64 = 0x5eed_0004;
+    let mut failures = 0;
+    for trial in 0..trials {
+        // Test-only reset (persistctl never destroys a dataset).
+        ok("zfs", &["destroy", "-r", &ds]);
+        let _ = std::fs::remove_dir(&mp);
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let span = u64::try_from(full.as_micros()).unwrap_or(u64::MAX) * 12 / 10 + 1;
+        let delay = Duration::from_micros((seed >> 33) % span);
+        let mut child = migrate().spawn().unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = pool.persistctl(&config, &["migrate", "sonarr", "--from", &old]);
+        let staging: Vec<String> = std::fs::read_dir(&mp)
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        let staging: Vec<&String> = staging.iter().filter(|n| n.starts_with(".persistctl")).collect();
+        if out.status.success() && tree_listing(&mp) == want && staging.is_empty() {
+            eprintln!("trial {trial}/{trials} (kill after {delay:?}): ok");
+        } else {
+            failures += 1;
+            eprintln!("trial {trial} (kill after {delay:?}): FAILED {} staging {staging:?}", out_text(&out));
+        }
+    }
+    println!("fault injection migrate: {trials} trials, failures {failures}, full run {full:?}");
+    assert_eq!(failures, 0);
+    assert_eq!(tree_listing(&old), want, "the source is never changed");
+}
