@@ -34,7 +34,7 @@ for suite in $SUITES; do
 done
 
 # Knobs the suites read inside the guest, passed through when set on the host.
-for knob in PRESEED_TRIALS PRESEED_REPLICA_TRIALS; do
+for knob in PRESEED_TRIALS PRESEED_REPLICA_TRIALS MIGRATE_TRIALS; do
     [ -n "${!knob:-}" ] && VM_ENV="${VM_ENV:-} $knob"
 done
 export VM_ENV=${VM_ENV:-}
