@@ -143,7 +143,8 @@ fn in_place_the_old_directory_is_moved_aside_and_the_dataset_mounted_on_its_path
     let lab = Lab::new(Some("srv/sonarr"));
     let old = lab.old_data("srv/sonarr");
     let want = listing(&old);
-    let out = lab.migrate(&old.display().to_string(), &[], &[]);
+    // A trailing slash names the same directory (the kept copy is beside it, not inside it).
+    let out = lab.migrate(&format!("{}/", old.display()), &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     let aside = PathBuf::from(format!("{}.persistctl-migrated", old.display()));
     assert_eq!(listing(&aside), want, "kept aside");
@@ -178,8 +179,14 @@ fn refusals_change_nothing() {
     let _ = user.wait();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("is in use (pid") && text(&out).contains("systemctl stop sonarr"), "{}", text(&out));
-    // Bad paths.
-    for (from, want) in [("relative/x", "not an absolute path"), ("/nonexistent/x", "does not exist")] {
+    // Bad paths, and an empty source (a wrong --from, most likely).
+    std::fs::create_dir_all(lab.path("empty")).unwrap();
+    let empty = lab.path("empty");
+    for (from, want) in [
+        ("relative/x", "not an absolute path"),
+        ("/nonexistent/x", "does not exist"),
+        (empty.as_str(), "holds no data; nothing to migrate"),
+    ] {
         let out = lab.migrate(from, &[], &[]);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         assert!(text(&out).contains(want), "{from}: {}", text(&out));

@@ -110,6 +110,8 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
         .get(&opts.service)
         .and_then(|s| s.preseed.as_ref())
         .map_or_else(|| vec!["lost+found".to_string()], |p| p.ignore.clone());
+    // `/a/b/` and `/a//b` are `/a/b`: the aside name and the provenance are built from this.
+    let opts = &Options { from: opts.from.components().collect(), ..opts.clone() };
     let run = Run { zfs: Zfs::new(), validated, spec, opts, ignore };
     Ok(run.execute().unwrap_or_else(|e| run.report(Event::Failed, format!("{e:#}"))))
 }
@@ -183,14 +185,21 @@ impl Run<'_> {
             Decision::Refuse { reason } => return Ok(self.report(Event::Failed, reason)),
             Decision::Copy { source, rename_aside } => (source, rename_aside),
         };
-        let in_use = busy::users_of(if rename_aside { from } else { &source });
+        let current = if rename_aside { from } else { &source };
+        if !staging::list_entries(current)?.iter().any(|e| is_data(e, &self.ignore)) {
+            return Ok(self.report(
+                Event::Failed,
+                format!("{} holds no data; nothing to migrate (is --from the right path?)", current.display()),
+            ));
+        }
+        let in_use = busy::users_of(current);
         if !in_use.is_empty() {
             let users: Vec<String> = in_use.iter().take(5).map(ToString::to_string).collect();
             return Ok(self.report(
                 Event::Failed,
                 format!(
                     "{} is in use ({}); stop the service first (systemctl stop {}), then rerun",
-                    if rename_aside { from } else { &source }.display(),
+                    current.display(),
                     users.join("; "),
                     self.spec.service
                 ),
