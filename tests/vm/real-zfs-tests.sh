@@ -30,7 +30,8 @@ BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;
 
 payload="set -e; cd /tmp; export PERSISTCTL_BIN=/host$BIN RUST_BACKTRACE=1; zfs version | head -n1;"
 for suite in $SUITES; do
-    payload+=" echo '== suite $suite'; /host${TESTBIN[$suite]} --ignored --test-threads=1 $TEST_FILTER;"
+    # --show-output: the fault-injection figures (trials, killed mid-run, failures) reach the log.
+    payload+=" echo '== suite $suite'; /host${TESTBIN[$suite]} --ignored --test-threads=1 --show-output $TEST_FILTER;"
 done
 
 # Knobs the suites read inside the guest, passed through when set on the host.
