@@ -244,6 +244,25 @@ pub struct Validated {
     pub specs: Vec<DatasetSpec>,
 }
 
+impl Validated {
+    /// The dataset spec of `service`.
+    ///
+    /// # Errors
+    /// No such service in the config (the error names it).
+    pub fn spec(&self, service: &str) -> anyhow::Result<&DatasetSpec> {
+        self.specs
+            .iter()
+            .find(|s| s.service == service)
+            .with_context(|| format!("Service {service:?} is not in the config"))
+    }
+
+    /// The preseed settings of `service`, when it has them.
+    #[must_use]
+    pub fn preseed(&self, service: &str) -> Option<&PreseedConfig> {
+        self.config.datasets.services.get(service).and_then(|s| s.preseed.as_ref())
+    }
+}
+
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path) -> anyhow::Result<Validated> {
     let text = std::fs::read_to_string(path).with_context(|| format!("Failed to read config {}", path.display()))?;

@@ -98,18 +98,8 @@ impl Report {
 /// # Errors
 /// The service is not in the config.
 pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
-    let spec = validated
-        .specs
-        .iter()
-        .find(|s| s.service == opts.service)
-        .with_context(|| format!("Service {:?} is not in the config", opts.service))?;
-    let ignore = validated
-        .config
-        .datasets
-        .services
-        .get(&opts.service)
-        .and_then(|s| s.preseed.as_ref())
-        .map_or_else(|| vec!["lost+found".to_string()], |p| p.ignore.clone());
+    let spec = validated.spec(&opts.service)?;
+    let ignore = validated.preseed(&opts.service).map_or_else(|| vec!["lost+found".to_string()], |p| p.ignore.clone());
     // `/a/b/` and `/a//b` are `/a/b`: the aside name and the provenance are built from this.
     let opts = &Options { from: opts.from.components().collect(), ..opts.clone() };
     let run = Run { zfs: Zfs::new(), validated, spec, opts, ignore };

@@ -167,17 +167,9 @@ struct Run<'a> {
 /// Runs `preseed` for one service. An `Err` is an error before any decision (bad service name, ...);
 /// a fail-closed decision is an `Ok` report with [`Event::Failed`]. Either way the caller exits non-zero.
 pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
-    let spec = validated
-        .specs
-        .iter()
-        .find(|s| s.service == opts.service)
-        .with_context(|| format!("Service {:?} is not in the config", opts.service))?;
+    let spec = validated.spec(&opts.service)?;
     let preseed = validated
-        .config
-        .datasets
-        .services
-        .get(&opts.service)
-        .and_then(|s| s.preseed.as_ref())
+        .preseed(&opts.service)
         .filter(|p| p.enable)
         .with_context(|| format!("preseed is not enabled for service {:?}", opts.service))?;
     let _guard = if opts.dry_run { None } else { Some(lock::acquire(&opts.lock_path, opts.lock_timeout)?) };
