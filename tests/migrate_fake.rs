@@ -1,6 +1,6 @@
 //! `persistctl migrate` against the fake `zfs` (tests/fakes/zfs) and the real `cp`: from another
 //! directory and in place, already migrated, refusals (data in the dataset, a process using the source,
-//! a copy that differs, cp failing), dry run, and a kill after every changing zfs call. Fast and
+//! a copy that differs, cp failing), dry run, and a kill before and after every changing zfs call. Fast and
 //! host-only; `real_zfs.rs` proves the same on real `OpenZFS`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
@@ -220,7 +220,7 @@ fn a_copy_that_fails_or_differs_is_never_swapped_in() {
 }
 
 #[test]
-fn a_kill_after_any_changing_zfs_call_is_finished_by_the_rerun() {
+fn a_kill_before_or_after_any_changing_zfs_call_is_finished_by_the_rerun() {
     use std::os::unix::process::ExitStatusExt as _;
     for in_place in [false, true] {
         let setup = || {
@@ -232,10 +232,11 @@ fn a_kill_after_any_changing_zfs_call_is_finished_by_the_rerun() {
         let (lab, old, _) = setup();
         assert!(lab.migrate(&old.display().to_string(), &[], &[]).status.success());
         let changes: usize = std::fs::read_to_string(lab.path("state.json.changes")).unwrap().parse().unwrap();
-        for kill_at in 1..=changes {
+        for (when, n) in (1..=changes).flat_map(|n| [("FAKE_ZFS_KILL_BEFORE", n), ("FAKE_ZFS_KILL_AT", n)]) {
+            let kill_at = format!("{when}={n}");
             let (lab, old, want) = setup();
             let from = old.display().to_string();
-            let killed = lab.migrate(&from, &[], &[("FAKE_ZFS_KILL_AT", &kill_at.to_string())]);
+            let killed = lab.migrate(&from, &[], &[(when, &n.to_string())]);
             assert_eq!(killed.status.signal(), Some(9), "in place {in_place}, kill at {kill_at}: {}", text(&killed));
             let rerun = lab.migrate(&from, &[], &[]);
             assert!(rerun.status.success(), "in place {in_place}, kill at {kill_at}: {}", text(&rerun));

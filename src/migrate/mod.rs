@@ -166,6 +166,21 @@ impl Run<'_> {
         let in_place = from == wanted;
         let aside = decide::aside_of(from);
         let read = self.read()?;
+        // A killed run's verified copy, swap begun: finished before anything is judged (the entries it
+        // already moved in look like data that is not this migration's until provenance is written).
+        if let (Some(name), Some(mountpoint)) = (read.complete_staging.first(), read.mountpoint.as_deref()) {
+            let journal = staging::read_journal(&mountpoint.join(name))?;
+            if journal.source == SOURCE_NAME && Path::new(&journal.snapshot) == from.as_path() {
+                if self.opts.dry_run {
+                    let detail =
+                        format!("would finish the swap a killed run left in {}", mountpoint.join(name).display());
+                    return Ok(self.report(Event::DryRun, detail));
+                }
+                let _guard = lock::acquire(&self.opts.lock_path, self.opts.lock_timeout)?;
+                let source = if in_place { aside } else { from.clone() };
+                return self.finish(mountpoint, &mountpoint.join(name), &source);
+            }
+        }
         let found = Found { from: entry(from)?, aside: entry(&aside)?, target: read.target.clone() };
         let (source, rename_aside) = match decide::decide(from, in_place, &found) {
             Decision::Done if read.complete_staging.is_empty() && read.stale_staging.is_empty() => {
