@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "common/orphans.rs"]
+mod orphans;
+use orphans::kill_orphans;
+
 fn persistctl_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("PERSISTCTL_BIN") {
         return bin.into();
@@ -353,21 +357,6 @@ impl Rng {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
-    }
-}
-
-/// Kills every process whose parent is this test process except `keep` (orphans of a killed persistctl
-/// are re-parented here because the test is a child subreaper), as systemd's cgroup kill would.
-fn kill_orphans() {
-    let me = std::process::id().to_string();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        if after.split_whitespace().nth(1) == Some(me.as_str()) {
-            let pid: i32 = entry.file_name().to_string_lossy().parse().unwrap();
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        }
     }
 }
 

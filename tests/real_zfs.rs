@@ -13,6 +13,9 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
+#[path = "common/orphans.rs"]
+mod orphans;
+
 /// The persistctl binary: `$PERSISTCTL_BIN`, or cargo's path (seen under /host inside the VM).
 fn persistctl_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("PERSISTCTL_BIN") {
@@ -684,6 +687,7 @@ fn migrate_in_place_moves_the_directory_aside_and_mounts_the_dataset_on_its_path
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn kill_9_during_a_migration_then_rerun_gives_the_exact_data() {
     use std::time::{Duration, Instant};
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
     let pool = Pool::with_legacy_parent("pcl-migrate-kill");
     let old = format!("{}/var/lib/sonarr", pool.parent_mount());
     old_service_data(&old);
@@ -718,6 +722,9 @@ fn kill_9_during_a_migration_then_rerun_gives_the_exact_data() {
         }
         let _ = child.kill();
         let _ = child.wait();
+        // Its cp too, as systemd's cgroup kill or a power loss would (a kill -9 of persistctl alone
+        // leaves cp reading the source, and the rerun refuses: "in use by pid N (cp)").
+        orphans::kill_orphans();
         let out = pool.persistctl(&config, &["migrate", "sonarr", "--from", &old]);
         let staging: Vec<String> = std::fs::read_dir(&mp)
             .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
