@@ -247,3 +247,41 @@ fn a_kill_before_or_after_any_changing_zfs_call_is_finished_by_the_rerun() {
         }
     }
 }
+
+#[test]
+fn a_dataset_created_but_not_mounted_by_a_killed_zfs_create_is_mounted_then_filled() {
+    for in_place in [false, true] {
+        let lab = Lab::new(in_place.then_some("srv/sonarr"));
+        let old = lab.old_data(if in_place { "srv/sonarr" } else { "persist/var/lib/sonarr" });
+        let want = listing(&old);
+        let from = old.display().to_string();
+        let mp = if in_place {
+            // The killed run had moved the old directory aside already.
+            let aside = format!("{from}.persistctl-migrated");
+            std::fs::rename(&old, &aside).unwrap();
+            from.clone()
+        } else {
+            lab.path("persist/sonarr")
+        };
+        let mut state = lab.state();
+        let local = if in_place { json!({"mountpoint": mp}) } else { json!({}) };
+        state["datasets"][DS] = json!({"local": local, "mounted": false});
+        std::fs::write(lab.path("state.json"), state.to_string()).unwrap();
+        let out = lab.migrate(&from, &[], &[]);
+        assert!(out.status.success(), "in place {in_place}: {}", text(&out));
+        assert!(text(&out).contains("created but not mounted"), "{}", text(&out));
+        assert_eq!(listing(Path::new(&mp)), want, "in place {in_place}");
+        // Not on a path that holds files, though.
+        let lab = Lab::new(None);
+        let old = lab.old_data("persist/var/lib/sonarr");
+        let mut state = lab.state();
+        state["datasets"][DS] = json!({"local": {}, "mounted": false});
+        std::fs::write(lab.path("state.json"), state.to_string()).unwrap();
+        std::fs::create_dir_all(lab.path("persist/sonarr")).unwrap();
+        std::fs::write(lab.path("persist/sonarr/stray"), "x").unwrap();
+        let out = lab.migrate(&old.display().to_string(), &[], &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains("not mounted and"), "{}", text(&out));
+        assert!(!lab.writes().iter().any(|c| c[0] == "mount"), "never mounted over files");
+    }
+}

@@ -128,15 +128,16 @@ pub fn decide(from: &Path, in_place: bool, found: &Found) -> Decision {
     }
     if in_place {
         match (&found.target, found.from, found.aside) {
-            (Target::NotMounted, _, _) => refuse(format!(
+            (_, _, Entry::Other) => refuse(format!("{} exists but is not a directory", aside.display())),
+            (Target::NotMounted, _, Entry::Missing) => refuse(format!(
                 "the dataset exists but is not mounted, so it cannot be checked for data before it replaces \
                  {}; mount it elsewhere (zfs set mountpoint=...) and look, or destroy it if it is empty",
                 from.display()
             )),
-            (_, _, Entry::Other) => refuse(format!("{} exists but is not a directory", aside.display())),
-            (Target::Mounted { .. }, _, Entry::Dir) | (Target::Missing, Entry::Missing, Entry::Dir) => {
-                Decision::Copy { source: aside, rename_aside: false }
-            }
+            // Moved aside by us, so the dataset was created afterwards (by a killed run's `zfs create`,
+            // which creates before it mounts): it is mounted (on a free path only) and checked next.
+            (Target::NotMounted | Target::Mounted { .. }, _, Entry::Dir)
+            | (Target::Missing, Entry::Missing, Entry::Dir) => Decision::Copy { source: aside, rename_aside: false },
             (Target::Missing, Entry::Dir | Entry::Other, Entry::Dir) => refuse(format!(
                 "both {} and {} exist: an earlier migration moved the old data aside and something was \
                  put back; sort them out by hand",
@@ -242,6 +243,8 @@ mod tests {
             (found(true, false, mounted(true, mine)), "done"),
             (found(true, true, Target::Missing), "refuse: both"),
             (found(true, false, Target::NotMounted), "refuse: the dataset exists but is not mounted"),
+            // Killed inside `zfs create` (created, not yet mounted) after the rename.
+            (found(false, true, Target::NotMounted), aside),
             (found(true, false, mounted(false, None)), "refuse: /var/lib/hass is already the dataset's"),
             (found(false, false, Target::Missing), "refuse: /var/lib/hass does not exist"),
             (

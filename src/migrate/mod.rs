@@ -23,7 +23,9 @@ use serde::Serialize;
 use crate::apply;
 use crate::config::{DatasetSpec, Validated};
 use crate::lock;
-use crate::preseed::decide::{PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, STAGING_PREFIX, is_data};
+use crate::preseed::decide::{
+    PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, STAGING_PREFIX, ZFS_CTLDIR, is_data,
+};
 use crate::preseed::staging::{self, CopyOwnership, SwapJournal};
 use crate::preseed::{local_value, rfc3339_utc};
 use crate::zfs::{TreeRead, Zfs, props};
@@ -233,8 +235,7 @@ impl Run<'_> {
                 .with_context(|| format!("Failed to rename {} to {}", from.display(), aside.display()))?;
             sync_parent(&aside)?;
         }
-        apply::apply_service(&self.zfs, self.validated, &self.spec.service)?;
-        let read = self.read()?;
+        let read = self.set_up_target()?;
         let Some(mountpoint) = read.mountpoint.clone() else {
             bail!("{} is not mounted after apply", self.spec.dataset);
         };
@@ -257,6 +258,29 @@ impl Run<'_> {
             staging::remove(&mountpoint.join(name))?;
         }
         self.copy_in(&mountpoint, &source)
+    }
+
+    /// Creates or sets up the dataset exactly as `apply` would, mounted; reads it back.
+    fn set_up_target(&self) -> anyhow::Result<Read> {
+        apply::apply_service(&self.zfs, self.validated, &self.spec.service)?;
+        let mut read = self.read()?;
+        if read.target == Target::NotMounted {
+            // `apply` never mounts an existing dataset; a run killed inside `zfs create` (which creates,
+            // then mounts) leaves one. Mounted here, and only on a free path: nothing is ever hidden.
+            let wanted = Path::new(&self.spec.mountpoint);
+            let free = match entry(wanted)? {
+                Entry::Missing => true,
+                Entry::Dir => !staging::list_entries(wanted)?.iter().any(|e| e != ZFS_CTLDIR),
+                Entry::Other => false,
+            };
+            if !free {
+                bail!("{} is not mounted and {} is not an empty directory", self.spec.dataset, wanted.display());
+            }
+            tracing::warn!("mounting {}, created but not mounted by a killed run", self.spec.dataset);
+            self.zfs.mount(&self.spec.dataset)?;
+            read = self.read()?;
+        }
+        Ok(read)
     }
 
     /// Copies `source` into a staging directory, compares, journals, swaps in.
