@@ -426,15 +426,34 @@ fn the_notify_hook_gets_the_event_and_its_failure_changes_nothing() {
 }
 
 #[test]
-fn a_dataset_that_exists_but_is_not_mounted_fails_closed() {
+fn a_dataset_that_exists_but_is_not_mounted_is_mounted_only_where_nothing_is_hidden() {
     let fake = Fake::new("sonarr", Some(&[]));
     let mut state: Value = serde_json::from_str(&std::fs::read_to_string(fake.path("state.json")).unwrap()).unwrap();
     state["datasets"][DS]["mounted"] = json!(false);
     std::fs::write(fake.path("state.json"), state.to_string()).unwrap();
     let config = fake.config("sonarr", &json!({"enable": true, "sources": [], "allowEmptyBootstrap": true}));
+    // Files at the mountpoint: mounting would hide them, so it fails closed and mounts nothing.
+    std::fs::write(fake.mountpoint("sonarr").join("stray"), "x").unwrap();
     let out = fake.preseed(&config, "sonarr", &[], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("not mounted"), "{}", text(&out));
+    assert!(writes(&fake.zfs_calls()).is_empty(), "nothing mounted or changed");
+    // A free mountpoint (a run killed inside `zfs create` leaves this): mounted, then judged as usual.
+    std::fs::remove_file(fake.mountpoint("sonarr").join("stray")).unwrap();
+    let dry = fake.preseed(&config, "sonarr", &["--dry-run"], &[]);
+    assert!(dry.status.success() && text(&dry).contains("would mount it at"), "{}", text(&dry));
+    assert!(writes(&fake.zfs_calls()).is_empty(), "a dry run mounts nothing");
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success() && text(&out).contains("starting empty"), "{}", text(&out));
+    assert_eq!(writes(&fake.zfs_calls())[0], &["mount", DS]);
+    // canmount=noauto is the owner's choice: never mounted by preseed.
+    let mut state: Value = serde_json::from_str(&std::fs::read_to_string(fake.path("state.json")).unwrap()).unwrap();
+    state["datasets"][DS]["mounted"] = json!(false);
+    state["datasets"][DS]["local"]["canmount"] = json!("noauto");
+    std::fs::write(fake.path("state.json"), state.to_string()).unwrap();
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!writes(&fake.zfs_calls()).iter().any(|c| c[0] == "mount"));
 }
 
 /// Adds a replica pool `backup` with `backup/replica/<service>` holding `snapshots`, each with `files`.

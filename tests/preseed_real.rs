@@ -254,6 +254,32 @@ fn an_empty_dataset_rolls_back_to_its_newest_snapshot_and_an_empty_newest_one_bl
     assert_eq!(snaps.lines().count(), 2, "{snaps}");
 }
 
+/// `zfs create` creates, then mounts: a kill between leaves the dataset unmounted. Preseed mounts it when
+/// nothing would be hidden (then restores as usual), and fails closed when files are in the way.
+#[test]
+#[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
+fn an_unmounted_dataset_is_mounted_where_nothing_is_hidden_then_restored() {
+    let lab = Lab::new("pre11");
+    lab.empty_dataset("app");
+    let mp = lab.mountpoint("app");
+    sh(&format!("head -c 1M /dev/urandom > {}/data", q(&mp)));
+    let want = checksums(&mp);
+    let ds = lab.dataset("app");
+    ok("zfs", &["snapshot", &format!("{ds}@full")]);
+    sh(&format!("rm -f {}/data", q(&mp)));
+    ok("zfs", &["unmount", &ds]);
+    let config = lab.config("app", &json!({"enable": true, "sources": ["snapshot"]}));
+    sh(&format!("echo stray > {}/stray", q(&mp)));
+    let out = lab.preseed(&config, "app", &[]);
+    assert_eq!(out.status.code(), Some(1), "files in the way: {}", text(&out));
+    assert_eq!(zfs_prop(&ds, "mounted"), "no", "not mounted over the stray file");
+    sh(&format!("rm {}/stray", q(&mp)));
+    let out = lab.preseed(&config, "app", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(zfs_prop(&ds, "mounted"), "yes");
+    assert_eq!(checksums(&mp), want);
+}
+
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn every_restic_failure_fails_closed_and_only_no_snapshot_allows_an_empty_start() {

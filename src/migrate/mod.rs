@@ -23,9 +23,7 @@ use serde::Serialize;
 use crate::apply;
 use crate::config::{DatasetSpec, Validated};
 use crate::lock;
-use crate::preseed::decide::{
-    PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, STAGING_PREFIX, ZFS_CTLDIR, is_data,
-};
+use crate::preseed::decide::{PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, STAGING_PREFIX, is_data};
 use crate::preseed::staging::{self, CopyOwnership, SwapJournal};
 use crate::preseed::{local_value, rfc3339_utc};
 use crate::zfs::{TreeRead, Zfs, props};
@@ -268,12 +266,7 @@ impl Run<'_> {
             // `apply` never mounts an existing dataset; a run killed inside `zfs create` (which creates,
             // then mounts) leaves one. Mounted here, and only on a free path: nothing is ever hidden.
             let wanted = Path::new(&self.spec.mountpoint);
-            let free = match entry(wanted)? {
-                Entry::Missing => true,
-                Entry::Dir => !staging::list_entries(wanted)?.iter().any(|e| e != ZFS_CTLDIR),
-                Entry::Other => false,
-            };
-            if !free {
+            if !staging::is_free_mountpoint(wanted)? {
                 bail!("{} is not mounted and {} is not an empty directory", self.spec.dataset, wanted.display());
             }
             tracing::warn!("mounting {}, created but not mounted by a killed run", self.spec.dataset);

@@ -231,8 +231,13 @@ impl Run<'_> {
 
     /// The dataset as it is now, with every mark a killed run can leave on it (one `zfs get`).
     fn read_target(&self) -> anyhow::Result<Target> {
-        let missing =
-            || Target { facts: DatasetFacts::Missing, mountpoint: None, mark: TargetMark::Plain, rolling_back: None };
+        let missing = || Target {
+            facts: DatasetFacts::Missing,
+            mountpoint: None,
+            mark: TargetMark::Plain,
+            rolling_back: None,
+            unmounted_at: None,
+        };
         let TreeRead::Found(tree) = self.zfs.get_tree(&self.spec.dataset)? else { return Ok(missing()) };
         let Some(live) = tree.get(&self.spec.dataset) else { return Ok(missing()) };
         let mark = if local_value(live, PROP_STAGING).is_some() {
@@ -245,7 +250,10 @@ impl Run<'_> {
         let rolling_back = local_value(live, PROP_ROLLING_BACK).map(String::from);
         let mountpoint = live.value("mountpoint").filter(|mp| mp.starts_with('/'));
         let (true, Some(mountpoint)) = (live.is_mounted(), mountpoint) else {
-            return Ok(Target { facts: DatasetFacts::NotMounted, mountpoint: None, mark, rolling_back });
+            let unmounted_at = mountpoint
+                .filter(|_| live.value("canmount") == Some("on"))
+                .map(|mp| PathBuf::from(props::canonical_live("mountpoint", mp)));
+            return Ok(Target { facts: DatasetFacts::NotMounted, mountpoint: None, mark, rolling_back, unmounted_at });
         };
         let mountpoint = PathBuf::from(props::canonical_live("mountpoint", mountpoint));
         let entries = staging::list_entries(&mountpoint)?;
@@ -255,7 +263,25 @@ impl Run<'_> {
             .cloned()
             .collect();
         let facts = DatasetFacts::Mounted { entries, complete_staging };
-        Ok(Target { facts, mountpoint: Some(mountpoint), mark, rolling_back })
+        Ok(Target { facts, mountpoint: Some(mountpoint), mark, rolling_back, unmounted_at: None })
+    }
+
+    /// The target, first mounted if it exists unmounted (a run killed inside `zfs create`, which creates,
+    /// then mounts) and mounting hides nothing; otherwise it stays as found and is refused later.
+    /// `Err`: the dry run's report.
+    fn read_target_mounted(&self) -> anyhow::Result<Result<Target, Report>> {
+        let target = self.read_target()?;
+        let (Some(at), TargetMark::Plain) = (&target.unmounted_at, &target.mark) else { return Ok(Ok(target)) };
+        if !staging::is_free_mountpoint(at)? {
+            return Ok(Ok(target));
+        }
+        if self.opts.dry_run {
+            let detail = format!("{} exists but is not mounted: would mount it at {}", self.spec.dataset, at.display());
+            return Ok(Err(self.report(Event::DryRun, None, None, detail, Vec::new(), None)));
+        }
+        tracing::warn!(dataset = %self.spec.dataset, "mounting it at {}: it exists but is not mounted", at.display());
+        self.zfs.mount(&self.spec.dataset)?;
+        self.read_target().map(Ok)
     }
 
     /// The replica staging dataset as found (and whether it is mounted).
@@ -273,7 +299,10 @@ impl Run<'_> {
     }
 
     fn execute(&self) -> anyhow::Result<Report> {
-        let Target { mut facts, mut mountpoint, mark, rolling_back } = self.read_target()?;
+        let (mut facts, mut mountpoint, mark, rolling_back) = match self.read_target_mounted()? {
+            Ok(t) => (t.facts, t.mountpoint, t.mark, t.rolling_back),
+            Err(dry_run) => return Ok(dry_run),
+        };
         let data_present = mark == TargetMark::Plain
             && matches!(&facts, DatasetFacts::Mounted { entries, .. }
                 if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)));
@@ -950,6 +979,8 @@ struct Target {
     mark: TargetMark,
     /// The snapshot an interrupted rollback was rolling back to (`persistctl:rolling-back`).
     rolling_back: Option<String>,
+    /// Not mounted, though `canmount=on` and its mountpoint is a path: where it would mount.
+    unmounted_at: Option<PathBuf>,
 }
 
 /// How one source went, before the conclusion.

@@ -51,6 +51,17 @@ pub fn list_entries(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Whether a dataset can be mounted on `path` without hiding anything: nothing is there, or an empty
+/// directory (not a symlink).
+pub fn is_free_mountpoint(path: &Path) -> anyhow::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e).with_context(|| format!("Failed to stat {}", path.display())),
+        Ok(meta) if meta.is_dir() => Ok(list_entries(path)?.is_empty()),
+        Ok(_) => Ok(false),
+    }
+}
+
 /// Whether a staging directory holds a swap journal.
 #[must_use]
 pub fn is_complete(staging: &Path) -> bool {
