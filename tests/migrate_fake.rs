@@ -179,6 +179,15 @@ fn refusals_change_nothing() {
     let _ = user.wait();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("is in use (pid") && text(&out).contains("systemctl stop sonarr"), "{}", text(&out));
+    // Named through a symlinked parent directory: the user is still seen (its /proc paths are real).
+    std::os::unix::fs::symlink(lab.path("persist/var/lib"), lab.path("lib-link")).unwrap();
+    let mut user = Command::new("sleep").arg("30").current_dir(old.join("Backups")).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = lab.migrate(&lab.path("lib-link/sonarr"), &[], &[]);
+    let _ = user.kill();
+    let _ = user.wait();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains(&format!("{from} is in use (pid")), "{}", text(&out));
     // Bad paths, and an empty source (a wrong --from, most likely).
     std::fs::create_dir_all(lab.path("empty")).unwrap();
     let empty = lab.path("empty");

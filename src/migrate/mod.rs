@@ -100,8 +100,7 @@ impl Report {
 pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
     let spec = validated.spec(&opts.service)?;
     let ignore = validated.preseed(&opts.service).map_or_else(|| vec!["lost+found".to_string()], |p| p.ignore.clone());
-    // `/a/b/` and `/a//b` are `/a/b`: the aside name and the provenance are built from this.
-    let opts = &Options { from: opts.from.components().collect(), ..opts.clone() };
+    let opts = &Options { from: plain_path(&opts.from), ..opts.clone() };
     let run = Run { zfs: Zfs::new(), validated, spec, opts, ignore };
     Ok(run.execute().unwrap_or_else(|e| run.report(Event::Failed, format!("{e:#}"))))
 }
@@ -390,6 +389,22 @@ impl Run<'_> {
             Some(if Path::new(&self.spec.mountpoint) == self.opts.from { aside } else { self.opts.from.clone() })
                 .filter(|p| p.exists());
         report
+    }
+}
+
+/// `--from` as the kernel names it: `/a/b/` and `/a//b` are `/a/b` (the aside name and the provenance are
+/// built from it), and symlinks in its parent directories are resolved, so that `/proc`'s paths of the
+/// processes using it compare. The last component is never followed; a relative path or one with
+/// `.`/`..` is left for `decide::check_paths` to refuse.
+fn plain_path(from: &Path) -> PathBuf {
+    use std::path::Component;
+    let from: PathBuf = from.components().collect();
+    if !from.is_absolute() || from.components().any(|c| matches!(c, Component::CurDir | Component::ParentDir)) {
+        return from;
+    }
+    match (from.parent(), from.file_name()) {
+        (Some(parent), Some(name)) => std::fs::canonicalize(parent).map_or(from.clone(), |p| p.join(name)),
+        _ => from,
     }
 }
 
