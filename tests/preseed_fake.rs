@@ -764,3 +764,24 @@ fn a_kill_after_any_step_of_a_restic_restore_of_a_missing_dataset_is_finished_by
     };
     every_kill_point(setup, |fake| restored_exactly(fake, "restic", "abc123"));
 }
+
+#[test]
+fn a_failed_rollback_whose_mark_cannot_be_cleared_stops_the_chain_and_the_rerun_clears_it() {
+    let fake = Fake::new("sonarr", Some(&["s1"]));
+    fake.snapshot_contents("sonarr", "s1", &[("db", "v1")]);
+    let repo = fake.repo("right", &[("abc123", T2, &["sonarr"], "/var/lib/sonarr", &[("db", "old")])]);
+    let preseed = fake.restic_preseed(&repo, &json!({"restic": {"path": "/var/lib/sonarr"}}));
+    let config = fake.config("sonarr", &preseed);
+    let fail = format!("rollback:{DS}@s1,inherit:{DS}");
+    let out = fake.preseed(&config, "sonarr", &[], &[("FAKE_ZFS_FAIL", &fail)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not trying further sources"), "{}", text(&out));
+    assert!(fake.restic_calls().is_empty(), "restic is not asked once the dataset carries a stale mark");
+    assert_eq!(fake.local_props(DS)["persistctl:rolling-back"], format!("{DS}@s1"));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(fake.mountpoint("sonarr").join("db")).unwrap(), "v1");
+    let props = fake.local_props(DS);
+    assert!(props.get("persistctl:rolling-back").is_none(), "{props}");
+    assert_eq!(props["persistctl:restored-from"], "snapshot");
+}

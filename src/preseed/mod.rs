@@ -502,9 +502,11 @@ impl Run<'_> {
     /// After a failed source: the dataset must still be empty with no verified staging, or no further source
     /// may write into it (a rerun finishes or cleans up what the failed one left).
     fn still_untouched(&self, kind: SourceKind, missing: bool) -> anyhow::Result<()> {
-        match self.target()? {
+        let target = self.read_target()?;
+        match (target.facts, target.mark, target.rolling_back) {
             (DatasetFacts::Missing, _, _) if missing => Ok(()),
-            (DatasetFacts::Mounted { entries, complete_staging }, _, TargetMark::Plain)
+            // A rollback mark left (its removal failed too) would be taken for a restore later: stop.
+            (DatasetFacts::Mounted { entries, complete_staging }, TargetMark::Plain, None)
                 if complete_staging.is_empty() && !entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)) =>
             {
                 Ok(())
