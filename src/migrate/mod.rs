@@ -15,7 +15,7 @@ pub mod copy;
 pub mod decide;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde::Serialize;
@@ -23,9 +23,9 @@ use serde::Serialize;
 use crate::apply;
 use crate::config::{DatasetSpec, Validated};
 use crate::lock;
-use crate::preseed::decide::{PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, STAGING_PREFIX, is_data};
-use crate::preseed::staging::{self, CopyOwnership, SwapJournal};
-use crate::preseed::{local_value, rfc3339_utc};
+use crate::preseed::decide::{PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, STAGING_PREFIX, is_data};
+use crate::preseed::staging::{self, SwapJournal};
+use crate::preseed::{self, local_value};
 use crate::zfs::{TreeRead, Zfs, props};
 use decide::{Decision, Entry, Found, SOURCE_NAME, Target};
 
@@ -318,17 +318,18 @@ impl Run<'_> {
         Ok(report)
     }
 
-    /// The data is in, but a run killed after recording it left its staging: finish that swap (nothing
-    /// is left to move; it is removed) or remove an unverified one.
+    /// The data is in, but staging is left beside it: an unverified one of ours (removed) or a verified
+    /// one that is not this migration's (`finish` refuses it and names `preseed`). Our own verified
+    /// staging never gets here: `execute` finishes it first.
     fn tidy(&self, read: &Read) -> anyhow::Result<Report> {
         let mountpoint = read.mountpoint.as_deref().context("a dataset with data is mounted")?;
+        if let Some(name) = read.complete_staging.first() {
+            return self.finish(mountpoint, &mountpoint.join(name), &self.opts.from);
+        }
         if self.opts.dry_run {
             return Ok(self.report(Event::DryRun, "would remove the staging a killed run left".into()));
         }
         let _guard = lock::acquire(&self.opts.lock_path, self.opts.lock_timeout)?;
-        if let Some(name) = read.complete_staging.first() {
-            self.finish(mountpoint, &mountpoint.join(name), &self.opts.from)?;
-        }
         for name in &read.stale_staging {
             tracing::warn!("removing staging {name} that a killed run left");
             staging::remove(&mountpoint.join(name))?;
@@ -355,17 +356,7 @@ impl Run<'_> {
     }
 
     fn swap(&self, mountpoint: &Path, staging: &Path, journal: &SwapJournal) -> anyhow::Result<()> {
-        let own = &self.spec.ownership;
-        let copy = CopyOwnership { owner: own.owner.is_none(), group: own.group.is_none(), mode: own.mode.is_none() };
-        let moved = staging::swap_in(mountpoint, staging, journal, &self.ignore, copy)?;
-        tracing::info!("moved {moved} entries into {}", mountpoint.display());
-        let props = [
-            (PROP_RESTORED_FROM.to_string(), SOURCE_NAME.to_string()),
-            (PROP_RESTORED_AT.to_string(), rfc3339_utc(SystemTime::now())),
-            (PROP_RESTORED_SNAPSHOT.to_string(), journal.snapshot.clone()),
-        ];
-        self.zfs.set(&self.spec.dataset, &props).context("Failed to record where the data came from")?;
-        staging::remove(staging)
+        preseed::swap_and_record(&self.zfs, self.spec, &self.ignore, mountpoint, staging, journal)
     }
 
     fn migrated(&self, source: &Path, detail: String) -> Report {

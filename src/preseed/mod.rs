@@ -519,12 +519,7 @@ impl Run<'_> {
     }
 
     fn set_provenance(&self, source: &str, snapshot: &str) -> anyhow::Result<()> {
-        let props = [
-            (PROP_RESTORED_FROM.to_string(), source.to_string()),
-            (PROP_RESTORED_AT.to_string(), rfc3339_utc(SystemTime::now())),
-            (PROP_RESTORED_SNAPSHOT.to_string(), snapshot.to_string()),
-        ];
-        self.zfs.set(&self.spec.dataset, &props).context("Failed to record where the data came from")
+        record_provenance(&self.zfs, &self.spec.dataset, source, snapshot)
     }
 
     /// Provenance of a rollback, then its mark goes.
@@ -893,12 +888,7 @@ impl Run<'_> {
     }
 
     fn swap(&self, mountpoint: &Path, staging: &Path, journal: &SwapJournal) -> anyhow::Result<()> {
-        let own = &self.spec.ownership;
-        let copy = CopyOwnership { owner: own.owner.is_none(), group: own.group.is_none(), mode: own.mode.is_none() };
-        let moved = staging::swap_in(mountpoint, staging, journal, &self.preseed.ignore, copy)?;
-        tracing::info!("moved {moved} entries into {}", mountpoint.display());
-        self.set_provenance(&journal.source, &journal.snapshot)?;
-        staging::remove(staging)
+        swap_and_record(&self.zfs, self.spec, &self.preseed.ignore, mountpoint, staging, journal)
     }
 
     fn finish_swap(&self, mountpoint: &Path, staging: &Path, attempts: Vec<AttemptRecord>) -> anyhow::Result<Report> {
@@ -946,6 +936,35 @@ impl Run<'_> {
         }
         notify(&self.opts.notify_command, report);
     }
+}
+
+/// Provenance, in one `zfs set`: `persistctl:restored-from`, `-at` (now) and `-snapshot`.
+fn record_provenance(zfs: &Zfs, dataset: &str, source: &str, snapshot: &str) -> anyhow::Result<()> {
+    let props = [
+        (PROP_RESTORED_FROM.to_string(), source.to_string()),
+        (PROP_RESTORED_AT.to_string(), rfc3339_utc(SystemTime::now())),
+        (PROP_RESTORED_SNAPSHOT.to_string(), snapshot.to_string()),
+    ];
+    zfs.set(dataset, &props).context("Failed to record where the data came from")
+}
+
+/// The last step of a journaled staging (restic restore, migration): moves its entries into the mounted
+/// dataset (root owner/group/mode copied where the spec leaves them open), records the journal's source
+/// and snapshot as provenance, removes the staging. Restartable at every point.
+pub(crate) fn swap_and_record(
+    zfs: &Zfs,
+    spec: &DatasetSpec,
+    ignore: &[String],
+    mountpoint: &Path,
+    staging: &Path,
+    journal: &SwapJournal,
+) -> anyhow::Result<()> {
+    let own = &spec.ownership;
+    let copy = CopyOwnership { owner: own.owner.is_none(), group: own.group.is_none(), mode: own.mode.is_none() };
+    let moved = staging::swap_in(mountpoint, staging, journal, ignore, copy)?;
+    tracing::info!("moved {moved} entries into {}", mountpoint.display());
+    record_provenance(zfs, &spec.dataset, &journal.source, &journal.snapshot)?;
+    staging::remove(staging)
 }
 
 /// A property's value when it is set locally (persistctl's marks are never trusted when inherited).
