@@ -27,13 +27,20 @@ pub fn gather(zfs: &Zfs, config: &Validated) -> anyhow::Result<LiveState> {
     let parent = match zfs.get_tree_filtered(parent_name, &keep)? {
         TreeRead::Found(tree) => ParentState::Present(tree),
         // Only on this path does a second process run: is it the pool or just the parent?
-        TreeRead::Missing => ParentState::Missing { pool_imported: zfs.pool_imported(pool_of(parent_name))? },
+        TreeRead::Missing => {
+            let ancestors = ancestors_of(parent_name);
+            let existing = zfs.existing(&ancestors)?;
+            ParentState::Missing {
+                pool_imported: existing.contains(pool_of(parent_name)),
+                missing_ancestors: ancestors.into_iter().filter(|a| !existing.contains(a)).skip(1).collect(),
+            }
+        }
     };
-    let pool_missing = matches!(parent, ParentState::Missing { pool_imported: false });
+    let pool_missing = matches!(parent, ParentState::Missing { pool_imported: false, .. });
     let paths = if pool_missing {
         BTreeMap::new()
     } else {
-        plan::paths_to_probe(&config.specs, &parent)
+        plan::paths_to_probe(&config.specs, &parent, &config.config.datasets.parent_mount)
             .into_iter()
             .map(|p| {
                 let probe = fsprobe::probe(&p);
@@ -55,6 +62,12 @@ pub fn gather(zfs: &Zfs, config: &Validated) -> anyhow::Result<LiveState> {
     Ok(LiveState { parent, paths, users, groups, zfs_version: loaded_zfs_version() })
 }
 
+/// `tank/a/b/persist` → `[tank, tank/a, tank/a/b]`: the pool first, the parent itself not included.
+fn ancestors_of(dataset: &str) -> Vec<String> {
+    let parts: Vec<&str> = dataset.split('/').collect();
+    (1..parts.len()).map(|n| parts[..n].join("/")).collect()
+}
+
 /// The loaded kernel module's version, from `/sys/module/zfs/version` (`2.3.2-2~bpo12+2`).
 fn loaded_zfs_version() -> Option<(u32, u32)> {
     let text = std::fs::read_to_string("/sys/module/zfs/version").ok()?;
@@ -70,6 +83,13 @@ fn parse_version(text: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ancestors_run_from_the_pool_down() {
+        assert_eq!(ancestors_of("tank/a/b/persist"), ["tank", "tank/a", "tank/a/b"]);
+        assert_eq!(ancestors_of("tank/persist"), ["tank"]);
+        assert!(ancestors_of("tank").is_empty());
+    }
 
     #[test]
     fn module_versions_parse() {
@@ -131,7 +151,8 @@ impl Report {
 
 fn dataset_of(action: &Action) -> &str {
     match action {
-        Action::CreateParent { dataset, .. }
+        Action::CreateAncestor { dataset }
+        | Action::CreateParent { dataset, .. }
         | Action::Create { dataset, .. }
         | Action::Set { dataset, .. }
         | Action::Ownership { dataset, .. } => dataset,
@@ -139,11 +160,23 @@ fn dataset_of(action: &Action) -> &str {
 }
 
 fn run_action(zfs: &Zfs, action: &Action) -> Outcome {
+    // The probes were taken before earlier steps changed the world (a dataset mounted above this path, a
+    // service writing into it): look again right before mounting anything.
+    if let Some(path) = action.mount_target() {
+        if let Some(why) = plan::mount_blocker(path, &fsprobe::probe(path)) {
+            return Outcome::Failed(format!("refused just before running it: {why}"));
+        }
+    }
     let result = match action {
-        Action::CreateParent { dataset, mountpoint } => zfs
-            .create(dataset, &[("mountpoint".to_string(), mountpoint.clone())])
+        Action::CreateAncestor { dataset } => zfs
+            .create(dataset, &[("canmount".to_string(), "off".to_string())])
             .map(|()| true)
             .map_err(|e| e.to_string()),
+        Action::CreateParent { dataset, mountpoint } => {
+            let mut props = vec![("mountpoint".to_string(), mountpoint.clone())];
+            props.extend(plan::DEFENSIVE_CREATE_PROPERTIES.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())));
+            zfs.create(dataset, &props).map(|()| true).map_err(|e| e.to_string())
+        }
         Action::Create { dataset, properties } => {
             zfs.create(dataset, properties).map(|()| true).map_err(|e| e.to_string())
         }
@@ -165,6 +198,13 @@ fn run_action(zfs: &Zfs, action: &Action) -> Outcome {
 /// Executes every action of a plan. A failure stops the rest of that dataset's actions, never the others'.
 #[must_use]
 pub fn execute(zfs: &Zfs, plan: Plan) -> Report {
+    execute_owning(zfs, plan, None)
+}
+
+/// As [`execute`], and a dataset whose per-dataset lock (beside `lock_base`) another run holds — a
+/// `preseed` restoring it, a `migrate` moving data in — is left alone this time: its steps are "not run".
+#[must_use]
+pub fn execute_owning(zfs: &Zfs, plan: Plan, lock_base: Option<&std::path::Path>) -> Report {
     let mut results = Vec::new();
     let mut parent_failed = false;
     for action in &plan.parent_actions {
@@ -173,9 +213,25 @@ pub fn execute(zfs: &Zfs, plan: Plan) -> Report {
         log_outcome(action, &outcome);
         results.push(ActionResult { dataset: dataset_of(action).to_string(), action: action.clone(), outcome });
     }
-    for dataset in &plan.datasets {
+    for dataset in plan::execution_order(&plan).into_iter().map(|i| &plan.datasets[i]) {
         let mut blocked_by: Option<String> =
             parent_failed.then(|| format!("parent {} was not created", plan.parent_dataset));
+        let _owned = match (lock_base, dataset.actions.is_empty(), &blocked_by) {
+            (Some(base), false, None) => {
+                match crate::lock::try_acquire(&crate::lock::dataset_lock_path(base, &dataset.dataset)) {
+                    Ok(Some(held)) => Some(held),
+                    Ok(None) => {
+                        blocked_by = Some("another persistctl (a preseed restoring it, or a migrate) holds its lock; run apply again afterwards".into());
+                        None
+                    }
+                    Err(e) => {
+                        blocked_by = Some(format!("{e:#}"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         for action in &dataset.actions {
             let outcome = match &blocked_by {
                 Some(why) => Outcome::NotRun(why.clone()),

@@ -9,7 +9,7 @@
 
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,11 @@ use nix::unistd::Pid;
 
 /// How long the output of an exited child is waited for (a grandchild outside its group may hold a pipe).
 const PIPE_GRACE: Duration = Duration::from_millis(500);
+
+/// How long a killed child is waited for before it is abandoned. SIGKILL does not end a process blocked
+/// in the kernel (a `zfs` on a suspended pool sits in D state until `zpool clear`): the caller walks
+/// away and the process stays a zombie-to-be until it can die, never a reason for us to hang.
+const REAP_GRACE: Duration = Duration::from_secs(1);
 
 /// A child that ran to completion (successfully or not).
 #[derive(Debug)]
@@ -116,33 +121,137 @@ pub fn run(mut cmd: Command, input: Option<Vec<u8>>, deadline: Instant) -> Resul
     }
     let out = reader(child.stdout.take());
     let err = reader(child.stderr.take());
-    let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-    let mut pause = Duration::from_millis(2);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(error) => {
-                let _ = killpg(pgid, Signal::SIGKILL);
-                let _ = child.wait();
-                return Err(ChildError::Wait { program, error });
-            }
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            // The whole group: restic's own children (ssh, rclone) must not outlive it.
-            let _ = killpg(pgid, Signal::SIGKILL);
-            let _ = child.wait();
-            return Err(ChildError::TimedOut { program, after: started.elapsed() });
-        }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(50));
-    };
+    let pgid = group_of(&child);
+    let status = wait_until(&mut child, pgid, deadline, &program, started)?;
     // The child is gone; whatever it left in its group goes too, so the pipes close.
     let _ = killpg(pgid, Signal::SIGKILL);
     let stdout = out.recv_timeout(PIPE_GRACE).unwrap_or_default();
     let stderr = err.recv_timeout(PIPE_GRACE).unwrap_or_default();
     Ok(Finished { status, stdout, stderr })
+}
+
+/// The process group a child leads (every child here is started with `process_group(0)`).
+fn group_of(child: &Child) -> Pid {
+    Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX))
+}
+
+/// Kills the child's whole group and waits at most [`REAP_GRACE`] for it to go; then abandons it.
+fn kill_and_abandon(child: &mut Child, pgid: Pid) {
+    let _ = killpg(pgid, Signal::SIGKILL);
+    let until = Instant::now() + REAP_GRACE;
+    while Instant::now() < until {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::warn!(pid = child.id(), "a killed child did not exit (stuck in the kernel?); not waiting for it");
+}
+
+/// Waits for the child to exit until `deadline`; past it the group is killed and the child abandoned.
+fn wait_until(
+    child: &mut Child,
+    pgid: Pid,
+    deadline: Instant,
+    program: &str,
+    started: Instant,
+) -> Result<ExitStatus, ChildError> {
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) => {}
+            Err(error) => {
+                kill_and_abandon(child, pgid);
+                return Err(ChildError::Wait { program: program.to_string(), error });
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            // The whole group: restic's own children (ssh, rclone) must not outlive it.
+            kill_and_abandon(child, pgid);
+            return Err(ChildError::TimedOut { program: program.to_string(), after: started.elapsed() });
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// A child whose stdout went to a callback as it came.
+#[derive(Debug)]
+pub struct Streamed {
+    /// How it exited.
+    pub status: ExitStatus,
+    /// Everything it printed on stderr.
+    pub stderr: Vec<u8>,
+}
+
+/// Runs `cmd` (stdin /dev/null) and hands its stdout to `on_stdout` chunk by chunk as it arrives, so a
+/// large answer is never held whole. The deadline covers the reading too: stdout is polled, never read
+/// blockingly, so a child that stops writing (or a grandchild that keeps the pipe open) cannot hold
+/// us past it.
+///
+/// # Errors
+/// It could not be started or waited for, reading failed, or the deadline passed (its process group is
+/// then killed and the child abandoned if it does not die).
+pub fn run_streaming(
+    mut cmd: Command,
+    deadline: Instant,
+    mut on_stdout: impl FnMut(&[u8]),
+) -> Result<Streamed, ChildError> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::io::Read as _;
+    use std::os::fd::AsFd as _;
+
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let started = Instant::now();
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = cmd.spawn().map_err(|error| ChildError::Spawn { program: program.clone(), error })?;
+    let pgid = group_of(&child);
+    let err = reader(child.stderr.take());
+    let wait_error = |error: std::io::Error| ChildError::Wait { program: program.clone(), error };
+    let Some(mut out) = child.stdout.take() else {
+        kill_and_abandon(&mut child, pgid);
+        return Err(wait_error(std::io::Error::other("no stdout pipe")));
+    };
+    let nonblocking = nix::fcntl::fcntl(&out, nix::fcntl::FcntlArg::F_GETFL)
+        .map(|flags| nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK)
+        .and_then(|flags| nix::fcntl::fcntl(&out, nix::fcntl::FcntlArg::F_SETFL(flags)));
+    if let Err(e) = nonblocking {
+        kill_and_abandon(&mut child, pgid);
+        return Err(wait_error(e.into()));
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            kill_and_abandon(&mut child, pgid);
+            return Err(ChildError::TimedOut { program, after: started.elapsed() });
+        }
+        let wait_ms = u16::try_from((deadline - now).as_millis().min(1000)).unwrap_or(1000);
+        let mut fds = [PollFd::new(out.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(wait_ms)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => {
+                kill_and_abandon(&mut child, pgid);
+                return Err(wait_error(e.into()));
+            }
+        }
+        match out.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => on_stdout(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
+            Err(e) => {
+                kill_and_abandon(&mut child, pgid);
+                return Err(wait_error(e));
+            }
+        }
+    }
+    let status = wait_until(&mut child, pgid, deadline, &program, started)?;
+    let _ = killpg(pgid, Signal::SIGKILL);
+    let stderr = err.recv_timeout(PIPE_GRACE).unwrap_or_default();
+    Ok(Streamed { status, stderr })
 }
 
 #[cfg(test)]

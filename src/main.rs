@@ -48,6 +48,11 @@ struct Cli {
     /// Seconds to wait for another run to release the lock.
     #[arg(long, global = true, default_value_t = 120)]
     lock_timeout: u64,
+    /// Seconds one `zfs` call may take before it is killed (and, if stuck in the kernel on a suspended
+    /// pool, abandoned) and the run fails with a "timed out" error.
+    #[arg(long, global = true, env = "PERSISTCTL_ZFS_TIMEOUT", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    zfs_timeout: u64,
     /// More logging (-v debug, -vv trace); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -216,15 +221,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    let zfs = Zfs::new().with_timeout(Duration::from_secs(cli.zfs_timeout));
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
-        Command::Plan { json, require_pools } => plan(&cli.config, json, require_pools),
+        Command::Plan { json, require_pools } => plan(&zfs, &cli.config, json, require_pools),
         Command::Apply { dry_run, json, require_pools } => {
             let dry_run = dry_run || std::env::var("NIXOS_ACTION").is_ok_and(|a| a == "dry-activate");
             let lock = LockSettings { path: &cli.lock_file, timeout: Duration::from_secs(cli.lock_timeout) };
-            apply(&cli.config, &lock, dry_run, json, require_pools)
+            apply(&zfs, &cli.config, &lock, dry_run, json, require_pools)
         }
-        Command::Show { json } => show(&cli.config, json),
+        Command::Show { json } => show(&zfs, &cli.config, json),
         Command::Preseed { service, dry_run, json, status_file, notify_command } => {
             let opts = preseed::Options {
                 service,
@@ -233,6 +239,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 notify_command,
                 lock_path: cli.lock_file.clone(),
                 lock_timeout: Duration::from_secs(cli.lock_timeout),
+                zfs,
             };
             preseed_one(&cli.config, &opts, json)
         }
@@ -244,6 +251,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 lock_path: cli.lock_file.clone(),
                 lock_timeout: Duration::from_secs(cli.lock_timeout),
                 timeout: Duration::from_secs(timeout),
+                zfs,
             };
             migrate_one(&cli.config, &opts, json)
         }
@@ -257,7 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 notify_command,
                 restic_timeout: Duration::from_secs(restic_timeout),
             };
-            Ok(status_cmd(&cli.config, &args))
+            Ok(status_cmd(&zfs, &cli.config, &args))
         }
         Command::Notify { target, vars, strict, dry_run, priority, json } => {
             let priority = priority.as_deref().map(notify::cli::parse_priority).transpose()?;
@@ -302,9 +310,9 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plan(config_path: &Path, json: bool, require_pools: bool) -> anyhow::Result<u8> {
+fn plan(zfs: &Zfs, config_path: &Path, json: bool, require_pools: bool) -> anyhow::Result<u8> {
     let validated = config::load(config_path)?;
-    let plan = apply::make_plan(&Zfs::new(), &validated)?;
+    let plan = apply::make_plan(zfs, &validated)?;
     if json {
         print_json(&output::PlanJson {
             format: 1,
@@ -326,6 +334,7 @@ fn plan(config_path: &Path, json: bool, require_pools: bool) -> anyhow::Result<u
 }
 
 fn apply(
+    zfs: &Zfs,
     config_path: &Path,
     lock: &LockSettings<'_>,
     dry_run: bool,
@@ -333,10 +342,10 @@ fn apply(
     require_pools: bool,
 ) -> anyhow::Result<u8> {
     let validated = config::load(config_path)?;
-    let zfs = Zfs::new();
     let _guard = if dry_run { None } else { Some(lock::acquire(lock.path, lock.timeout)?) };
-    let plan = apply::make_plan(&zfs, &validated)?;
-    let report = if dry_run { Report { plan, results: Vec::new() } } else { apply::execute(&zfs, plan) };
+    let plan = apply::make_plan(zfs, &validated)?;
+    let report =
+        if dry_run { Report { plan, results: Vec::new() } } else { apply::execute_owning(zfs, plan, Some(lock.path)) };
     let failed = report.has_failures() || report.plan.has_problems();
     if json {
         print_json(&output::ApplyJson { format: 1, dry_run, failed, report: &report })?;
@@ -349,10 +358,10 @@ fn apply(
     Ok(if failed || skipped_is_error { EXIT_ERROR } else { EXIT_OK })
 }
 
-fn show(config_path: &Path, json: bool) -> anyhow::Result<u8> {
+fn show(zfs: &Zfs, config_path: &Path, json: bool) -> anyhow::Result<u8> {
     let validated = config::load(config_path)?;
     let parent = &validated.config.datasets.parent_dataset;
-    let TreeRead::Found(tree) = Zfs::new().get_tree(parent)? else {
+    let TreeRead::Found(tree) = zfs.get_tree(parent)? else {
         anyhow::bail!("parent dataset {parent} does not exist (or its pool is not imported)");
     };
     let mut properties: Vec<String> =
@@ -433,12 +442,12 @@ struct StatusArgs {
 }
 
 /// `status` maps every failure to UNKNOWN (3): exit 1 would read as WARNING to a Nagios-style caller.
-fn status_cmd(config_path: &Path, args: &StatusArgs) -> u8 {
+fn status_cmd(zfs: &Zfs, config_path: &Path, args: &StatusArgs) -> u8 {
     let now = args.now.unwrap_or_else(|| {
         let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
     });
-    let result = status_report(config_path, args, now);
+    let result = status_report(zfs, config_path, args, now);
     let (state, summary) = match &result {
         Ok(report) => (report.state, report.summary()),
         Err(e) => (status::State::Unknown, format!("UNKNOWN: {e:#}")),
@@ -487,7 +496,7 @@ fn status_cmd(config_path: &Path, args: &StatusArgs) -> u8 {
     }
 }
 
-fn status_report(config_path: &Path, args: &StatusArgs, now: i64) -> anyhow::Result<status::Report> {
+fn status_report(zfs: &Zfs, config_path: &Path, args: &StatusArgs, now: i64) -> anyhow::Result<status::Report> {
     let validated = config::load(config_path)?;
     let from_config =
         validated.config.monitoring.as_ref().and_then(|m| m.preseed_status_file.as_ref()).map(PathBuf::from);
@@ -499,7 +508,7 @@ fn status_report(config_path: &Path, args: &StatusArgs, now: i64) -> anyhow::Res
             .unwrap_or_else(|| PathBuf::from(preseed::DEFAULT_STATUS_FILE)),
         restic_timeout: args.restic_timeout,
     };
-    let report = status::run(&Zfs::new(), &validated, &opts, now)?;
+    let report = status::run(zfs, &validated, &opts, now)?;
     if let Some(path) = &args.prometheus {
         status::render::write_atomically(path, &status::render::prometheus(&report))?;
     }

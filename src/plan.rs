@@ -47,6 +47,8 @@ pub enum ParentState {
     Missing {
         /// Whether its pool is imported (if not, everything waits for the boot unit).
         pool_imported: bool,
+        /// The parent's ancestors below the pool that do not exist either, outermost first.
+        missing_ancestors: Vec<String>,
     },
 }
 
@@ -90,18 +92,30 @@ pub struct OwnershipTarget {
     pub mode: Option<u32>,
 }
 
+/// Set on every dataset persistctl creates unless the config names `overlay`: OpenZFS on Linux mounts
+/// over a non-empty directory by default (`overlay=on`) and hides its files; with `overlay=off` any
+/// later mount over files (`zfs mount -a` at boot, a `zfs set mountpoint`) fails instead.
+pub const DEFENSIVE_CREATE_PROPERTIES: [(&str, &str); 1] = [("overlay", "off")];
+
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Action {
-    /// `zfs create -p -o mountpoint=<parentMount> <parent>` (only with `createParent`).
+    /// `zfs create -o canmount=off <ancestor>`: a missing ancestor of the parent (only with
+    /// `createParent`), created one by one instead of by `zfs create -p`, which would mount each at its
+    /// inherited mountpoint, over whatever is there.
+    CreateAncestor {
+        /// The ancestor dataset.
+        dataset: String,
+    },
+    /// `zfs create -o mountpoint=<parentMount> -o overlay=off <parent>` (only with `createParent`).
     CreateParent {
         /// The parent dataset.
         dataset: String,
         /// Its mountpoint.
         mountpoint: String,
     },
-    /// `zfs create -p -o k=v ... <dataset>`, every property at once.
+    /// `zfs create -o k=v ... <dataset>`, every property at once (never `-p`: the parent exists).
     Create {
         /// The dataset.
         dataset: String,
@@ -133,10 +147,30 @@ impl Action {
         !matches!(self, Self::Ownership { .. })
     }
 
+    /// The path this action may mount a dataset on, to be checked free right before it runs.
+    #[must_use]
+    pub fn mount_target(&self) -> Option<&str> {
+        match self {
+            Self::CreateParent { mountpoint, .. } => Some(mountpoint),
+            Self::Create { properties, .. } => properties
+                .iter()
+                .find(|(k, _)| k == "mountpoint")
+                .map(|(_, v)| v.as_str())
+                .filter(|v| v.starts_with('/')),
+            Self::Set { changes, .. } => changes
+                .iter()
+                .find(|c| c.property == "mountpoint")
+                .map(|c| c.value.as_str())
+                .filter(|v| v.starts_with('/')),
+            Self::CreateAncestor { .. } | Self::Ownership { .. } => None,
+        }
+    }
+
     /// One line for humans.
     #[must_use]
     pub fn describe(&self) -> String {
         match self {
+            Self::CreateAncestor { dataset } => format!("create ancestor {dataset} (canmount=off)"),
             Self::CreateParent { dataset, mountpoint } => format!("create parent {dataset} (mountpoint={mountpoint})"),
             Self::Create { properties, .. } => {
                 let props: Vec<String> = properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -273,11 +307,14 @@ impl Plan {
     }
 }
 
-/// Which paths `plan` needs probed: each spec's wanted mountpoint, and the live mountpoint of each
-/// mounted managed dataset.
+/// Which paths `plan` needs probed: each spec's wanted mountpoint, the live mountpoint of each
+/// mounted managed dataset, and `parent_mount` (a parent created with `createParent` mounts there).
 #[must_use]
-pub fn paths_to_probe(specs: &[DatasetSpec], parent: &ParentState) -> BTreeSet<String> {
+pub fn paths_to_probe(specs: &[DatasetSpec], parent: &ParentState, parent_mount: &str) -> BTreeSet<String> {
     let mut paths = BTreeSet::new();
+    if matches!(parent, ParentState::Missing { .. }) {
+        paths.insert(parent_mount.to_string());
+    }
     for spec in specs {
         paths.insert(spec.mountpoint.clone());
         if let ParentState::Present(tree) = parent {
@@ -320,18 +357,25 @@ pub fn plan(
     let empty = BTreeMap::new();
     let tree = match &live.parent {
         ParentState::Present(tree) => tree,
-        ParentState::Missing { pool_imported: false } => {
+        ParentState::Missing { pool_imported: false, .. } => {
             out.pool_imported = false;
             let reason = format!("pool {} is not imported", pool_of(parent_dataset));
             out.datasets = specs.iter().map(|s| skipped(s, &reason)).collect();
             return out;
         }
-        ParentState::Missing { pool_imported: true } => {
+        ParentState::Missing { pool_imported: true, missing_ancestors } => {
             if create_parent {
-                out.parent_actions.push(Action::CreateParent {
-                    dataset: parent_dataset.to_string(),
-                    mountpoint: parent_mount.to_string(),
-                });
+                if let Some(why) = occupied(parent_mount, live, None) {
+                    out.parent_problems.push(format!("cannot create the parent {parent_dataset}: {why}"));
+                } else {
+                    out.parent_actions.extend(
+                        missing_ancestors.iter().map(|dataset| Action::CreateAncestor { dataset: dataset.clone() }),
+                    );
+                    out.parent_actions.push(Action::CreateParent {
+                        dataset: parent_dataset.to_string(),
+                        mountpoint: parent_mount.to_string(),
+                    });
+                }
             } else {
                 out.parent_problems.push(format!(
                     "parent dataset {parent_dataset} does not exist (its pool is imported); create it (e.g. in disko) \
@@ -342,6 +386,7 @@ pub fn plan(
         }
     };
     let parent_blocked = !out.parent_problems.is_empty();
+    let parent_missing = matches!(live.parent, ParentState::Missing { .. });
     let parent_unmounted = tree.get(parent_dataset).and_then(|p| unmounted_parent(parent_dataset, p));
     for spec in specs {
         let mut dp = match tree.get(&spec.dataset) {
@@ -350,7 +395,8 @@ pub fn plan(
         };
         if parent_blocked {
             dp.actions.clear();
-            dp.problems.push(format!("parent dataset {parent_dataset} is missing"));
+            let why = if parent_missing { "is missing" } else { "cannot be used" };
+            dp.problems.push(format!("parent dataset {parent_dataset} {why}"));
         }
         if let Some(why) = &parent_unmounted {
             // A child mounted now would land on the directory below the parent's future mount and be
@@ -398,7 +444,34 @@ fn mounts_something(action: &Action) -> bool {
     match action {
         Action::Create { .. } => true,
         Action::Set { changes, .. } => changes.iter().any(|c| c.property == "mountpoint"),
-        Action::CreateParent { .. } | Action::Ownership { .. } => false,
+        Action::CreateAncestor { .. } | Action::CreateParent { .. } | Action::Ownership { .. } => false,
+    }
+}
+
+/// The order datasets are worked on: outer mountpoints before the ones inside them (`/srv/media` before
+/// `/srv/media/cache`), as `zfs mount -a` does, so no new mount lands over another; then by service name.
+#[must_use]
+pub fn execution_order(plan: &Plan) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..plan.datasets.len()).collect();
+    let depth = |mp: &str| mp.split('/').filter(|c| !c.is_empty()).count();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&plan.datasets[a], &plan.datasets[b]);
+        depth(&a.mountpoint).cmp(&depth(&b.mountpoint)).then_with(|| a.service.cmp(&b.service))
+    });
+    order
+}
+
+/// Why a probed path cannot take a new mount (it would hide something there), or `None` when it can.
+#[must_use]
+pub fn mount_blocker(path: &str, probe: &PathProbe) -> Option<String> {
+    match probe {
+        PathProbe::Absent | PathProbe::Directory { empty: true, .. } => None,
+        PathProbe::Directory { empty: false, .. } => {
+            Some(format!("{path} already holds files that mounting the dataset would hide"))
+        }
+        PathProbe::Symlink => Some(format!("{path} is (or passes through) a symlink; refusing to mount there")),
+        PathProbe::NotADirectory => Some(format!("{path} exists and is not a directory")),
+        PathProbe::Unreadable { error } => Some(format!("cannot inspect {path}: {error}")),
     }
 }
 
@@ -439,19 +512,18 @@ fn status_of(dp: &DatasetPlan) -> &'static str {
 /// Why a mountpoint cannot take a new mount, or `None` when it can. `service`: whose new dataset it is
 /// (then the files there can be migrated into it in place).
 fn occupied(path: &str, live: &LiveState, service: Option<&str>) -> Option<String> {
-    match live.paths.get(path) {
-        None | Some(PathProbe::Absent | PathProbe::Directory { empty: true, .. }) => None,
-        Some(PathProbe::Directory { empty: false, .. }) => Some(match service {
-            Some(service) => format!(
-                "{path} already holds files that mounting the dataset would hide; migrate them into it first \
-                 (systemctl stop {service}; persistctl migrate {service} --from {path})"
-            ),
-            None => format!("{path} already holds files that mounting the dataset would hide; move them away first"),
-        }),
-        Some(PathProbe::Symlink) => Some(format!("{path} is (or passes through) a symlink; refusing to mount there")),
-        Some(PathProbe::NotADirectory) => Some(format!("{path} exists and is not a directory")),
-        Some(PathProbe::Unreadable { error }) => Some(format!("cannot inspect {path}: {error}")),
-    }
+    let Some(probe) = live.paths.get(path) else {
+        // Every path a step may mount on is probed (paths_to_probe); a missing probe is a bug, never "free".
+        return Some(format!("{path} was not probed; refusing to mount there"));
+    };
+    let why = mount_blocker(path, probe)?;
+    Some(match (probe, service) {
+        (PathProbe::Directory { empty: false, .. }, Some(service)) => format!(
+            "{why}; migrate them into it first (systemctl stop {service}; persistctl migrate {service} --from {path})"
+        ),
+        (PathProbe::Directory { empty: false, .. }, None) => format!("{why}; move them away first"),
+        _ => why,
+    })
 }
 
 fn resolve_ownership(spec: &OwnershipSpec, live: &LiveState, problems: &mut Vec<String>) -> Option<OwnershipTarget> {
@@ -486,10 +558,14 @@ fn plan_create(spec: &DatasetSpec, live: &LiveState) -> DatasetPlan {
     if !dp.problems.is_empty() {
         return dp;
     }
-    dp.actions.push(Action::Create {
-        dataset: spec.dataset.clone(),
-        properties: spec.properties.iter().map(|p| (p.name.clone(), p.value.clone())).collect(),
-    });
+    let mut properties: Vec<(String, String)> =
+        spec.properties.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
+    for (name, value) in DEFENSIVE_CREATE_PROPERTIES {
+        if !properties.iter().any(|(k, _)| k == name) {
+            properties.push((name.to_string(), value.to_string()));
+        }
+    }
+    dp.actions.push(Action::Create { dataset: spec.dataset.clone(), properties });
     if let Some(target) = ownership {
         dp.actions.push(Action::Ownership { dataset: spec.dataset.clone(), path: spec.mountpoint.clone(), target });
     }
@@ -519,10 +595,28 @@ fn plan_existing(spec: &DatasetSpec, live_ds: &LiveDataset, live: &LiveState) ->
             });
             continue;
         }
-        if wanted.name == "mountpoint" && live_ds.is_mounted() {
-            if let Some(why) = occupied(&wanted.canonical, live, None) {
-                dp.problems.push(format!("cannot move the mountpoint: {why}"));
-                continue;
+        if wanted.name == "mountpoint" && wanted.canonical.starts_with('/') {
+            // libzfs remounts a dataset whose mountpoint changes when it is mounted or canmount=on, even
+            // one that was not mounted (the seed's legacy layout): that mount hides what is at the path.
+            if live_ds.is_mounted() {
+                if let Some(why) = occupied(&wanted.canonical, live, None) {
+                    dp.problems.push(format!("cannot move the mountpoint: {why}"));
+                    continue;
+                }
+            } else if live_ds.value("canmount").unwrap_or("on") == "on" {
+                if let Some(why) = occupied(&wanted.canonical, live, None) {
+                    dp.problems.push(format!(
+                        "cannot set mountpoint={} on {} (not mounted now; setting it would mount it): {why}. Look at \
+                         what the dataset holds first (mount -t zfs -o ro {} /mnt); if it is empty, migrate the files \
+                         into it: systemctl stop {svc}; persistctl migrate {svc} --from {}",
+                        wanted.canonical,
+                        spec.dataset,
+                        spec.dataset,
+                        wanted.canonical,
+                        svc = spec.service,
+                    ));
+                    continue;
+                }
             }
         }
         changes.push(Change {
@@ -536,10 +630,12 @@ fn plan_existing(spec: &DatasetSpec, live_ds: &LiveDataset, live: &LiveState) ->
     for (name, value) in &live_ds.properties {
         // Read-only counters (filesystem_count, ...) show as "local" once a pool tracks limits.
         let settable = props::class_of(name).is_some_and(|c| c != PropertyClass::ReadOnly);
+        let defensive = DEFENSIVE_CREATE_PROPERTIES.iter().any(|(k, v)| k == name && *v == value.value);
         if value.source == PropertySource::Local
             && settable
             && !wanted_names.contains(name.as_str())
             && !name.starts_with("persistctl:")
+            && !defensive
         {
             dp.findings.push(Finding::UnmanagedLocalProperty { property: name.clone(), value: value.value.clone() });
         }
@@ -610,6 +706,20 @@ mod tests {
         ParentState::Present(parse_get(&text).unwrap())
     }
 
+    /// `plan` under `tank/persist` at `/persist`, with every path it needs probed and not given by the
+    /// test taken as absent (as a fresh machine would show).
+    fn plan_t(create_parent: bool, specs: &[DatasetSpec], live: &LiveState) -> Plan {
+        let mut live = live.clone();
+        for path in paths_to_probe(specs, &live.parent, "/persist") {
+            live.paths.entry(path).or_insert(PathProbe::Absent);
+        }
+        plan(PARENT, "/persist", create_parent, specs, &live)
+    }
+
+    fn missing(pool_imported: bool, ancestors: &[&str]) -> ParentState {
+        ParentState::Missing { pool_imported, missing_ancestors: ancestors.iter().map(|a| (*a).to_string()).collect() }
+    }
+
     fn live(parent: ParentState) -> LiveState {
         LiveState { parent, paths: BTreeMap::new(), users: BTreeMap::new(), groups: BTreeMap::new(), zfs_version: None }
     }
@@ -623,9 +733,7 @@ mod tests {
 
     #[test]
     fn a_missing_dataset_is_created_with_all_properties_in_one_call() {
-        let p = plan(
-            PARENT,
-            "/persist",
+        let p = plan_t(
             false,
             &specs(SONARR),
             &live(tree("tank/persist|mountpoint|legacy|local\ntank/persist|mounted|yes|-")),
@@ -640,6 +748,7 @@ mod tests {
                     ("compression".into(), "lz4".into()),
                     ("com.sun:auto-snapshot".into(), "true".into()),
                     ("mountpoint".into(), "/persist/sonarr".into()),
+                    ("overlay".into(), "off".into()),
                 ],
             }]
         );
@@ -656,7 +765,7 @@ mod tests {
              tank/persist/sonarr|mountpoint|/persist/sonarr|inherited from tank/persist
              tank/persist/sonarr|mounted|yes|-",
         );
-        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(t));
+        let p = plan_t(false, &specs(SONARR), &live(t));
         assert!(p.is_in_sync(), "{:?}", p.datasets[0]);
         assert_eq!(p.datasets[0].status, "in-sync");
     }
@@ -672,7 +781,7 @@ mod tests {
              tank/persist/sonarr|mountpoint|legacy|inherited from tank/persist
              tank/persist/sonarr|mounted|no|-",
         );
-        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(t));
+        let p = plan_t(false, &specs(SONARR), &live(t));
         let Action::Set { changes, .. } = &p.datasets[0].actions[0] else { panic!("{:?}", p.datasets[0]) };
         let set: Vec<(&str, &str, Option<&str>)> =
             changes.iter().map(|c| (c.property.as_str(), c.value.as_str(), c.was.as_deref())).collect();
@@ -718,7 +827,7 @@ mod tests {
              tank/persist/a|persistctl:restored-from|restic|local
              tank/persist/old|mountpoint|/persist/old|inherited from tank/persist",
         );
-        let p = plan(PARENT, "/persist", false, &specs(r#"{"a": {}}"#), &live(t));
+        let p = plan_t(false, &specs(r#"{"a": {}}"#), &live(t));
         assert!(p.is_in_sync());
         assert_eq!(p.unmanaged, ["tank/persist/old"]);
         assert_eq!(
@@ -729,7 +838,7 @@ mod tests {
 
     #[test]
     fn pool_not_imported_skips_everything() {
-        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(ParentState::Missing { pool_imported: false }));
+        let p = plan_t(false, &specs(SONARR), &live(missing(false, &[])));
         assert!(!p.pool_imported);
         assert!(p.has_skipped() && p.is_in_sync() && !p.has_problems());
         assert_eq!(p.datasets[0].skipped.as_deref(), Some("pool tank is not imported"));
@@ -737,11 +846,11 @@ mod tests {
 
     #[test]
     fn missing_parent_fails_closed_unless_create_parent() {
-        let l = live(ParentState::Missing { pool_imported: true });
-        let p = plan(PARENT, "/persist", false, &specs(SONARR), &l);
+        let l = live(missing(true, &[]));
+        let p = plan_t(false, &specs(SONARR), &l);
         assert!(p.has_problems() && p.is_in_sync());
         assert_eq!(p.datasets[0].status, "blocked");
-        let p = plan(PARENT, "/persist", true, &specs(SONARR), &l);
+        let p = plan_t(true, &specs(SONARR), &l);
         assert!(!p.has_problems());
         assert_eq!(
             p.actions().map(Action::describe).collect::<Vec<_>>()[0],
@@ -753,7 +862,7 @@ mod tests {
     fn never_mounts_over_existing_files() {
         let mut l = live(tree("tank/persist|mountpoint|/persist|local\ntank/persist|mounted|yes|-"));
         l.paths.insert("/persist/sonarr".into(), dir(false, 0, 0, 0o755));
-        let p = plan(PARENT, "/persist", false, &specs(SONARR), &l);
+        let p = plan_t(false, &specs(SONARR), &l);
         assert_eq!(p.datasets[0].status, "blocked");
         assert!(p.datasets[0].actions.is_empty());
         assert!(p.datasets[0].problems[0].contains("would hide"), "{:?}", p.datasets[0].problems);
@@ -764,10 +873,10 @@ mod tests {
         );
         for probe in [PathProbe::Symlink, PathProbe::NotADirectory] {
             l.paths.insert("/persist/sonarr".into(), probe);
-            assert_eq!(plan(PARENT, "/persist", false, &specs(SONARR), &l).datasets[0].status, "blocked");
+            assert_eq!(plan_t(false, &specs(SONARR), &l).datasets[0].status, "blocked");
         }
         l.paths.insert("/persist/sonarr".into(), dir(true, 0, 0, 0o755));
-        assert_eq!(plan(PARENT, "/persist", false, &specs(SONARR), &l).datasets[0].status, "create");
+        assert_eq!(plan_t(false, &specs(SONARR), &l).datasets[0].status, "create");
     }
 
     #[test]
@@ -776,7 +885,7 @@ mod tests {
              tank/persist|mounted|yes|-
                       tank/persist|canmount|on|default
                       tank/persist|mounted|no|-";
-        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(tree(legacy)));
+        let p = plan_t(false, &specs(SONARR), &live(tree(legacy)));
         assert_eq!(p.datasets[0].status, "blocked");
         assert!(p.datasets[0].actions.is_empty());
         assert!(p.datasets[0].problems[0].contains("(mountpoint=legacy) is not mounted"), "{:?}", p.datasets[0]);
@@ -785,14 +894,14 @@ mod tests {
             "tank/persist|mountpoint|legacy|local\ntank/persist|mounted|yes|-",
             "tank/persist|mountpoint|/persist|local\ntank/persist|canmount|off|local\ntank/persist|mounted|no|-",
         ] {
-            let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(tree(ok)));
+            let p = plan_t(false, &specs(SONARR), &live(tree(ok)));
             assert_eq!(p.datasets[0].status, "create", "{ok}");
         }
         // property changes that mount nothing still go ahead
         let t = tree(&format!(
             "{legacy}\ntank/persist/sonarr|recordsize|131072|default\ntank/persist/sonarr|mountpoint|/persist/sonarr|local"
         ));
-        let p = plan(PARENT, "/persist", false, &specs(SONARR), &live(t));
+        let p = plan_t(false, &specs(SONARR), &live(t));
         assert_eq!(p.datasets[0].status, "update", "{:?}", p.datasets[0]);
     }
 
@@ -807,9 +916,9 @@ mod tests {
         let mut l = live(t);
         l.users.insert("sonarr".into(), Some(274));
         l.paths.insert("/persist/a".into(), dir(true, 274, 100, 0o750));
-        assert!(plan(PARENT, "/persist", false, &s, &l).is_in_sync());
+        assert!(plan_t(false, &s, &l).is_in_sync());
         l.paths.insert("/persist/a".into(), dir(true, 0, 100, 0o755));
-        let p = plan(PARENT, "/persist", false, &s, &l);
+        let p = plan_t(false, &s, &l);
         assert_eq!(
             p.datasets[0].actions,
             [Action::Ownership {
@@ -819,10 +928,10 @@ mod tests {
             }]
         );
         l.paths.insert("/persist/a".into(), PathProbe::Symlink);
-        let p = plan(PARENT, "/persist", false, &s, &l);
+        let p = plan_t(false, &s, &l);
         assert!(p.datasets[0].problems[0].contains("symlink"));
         l.users.insert("sonarr".into(), None);
-        let p = plan(PARENT, "/persist", false, &s, &l);
+        let p = plan_t(false, &s, &l);
         assert!(p.datasets[0].problems.iter().any(|e| e == "user \"sonarr\" does not exist"));
     }
 
@@ -833,7 +942,7 @@ mod tests {
              tank/persist/a|mountpoint|/persist/a|inherited from tank/persist
              tank/persist/a|mounted|no|-",
         );
-        let p = plan(PARENT, "/persist", false, &specs(r#"{"a": {"mode": "0700"}}"#), &live(t));
+        let p = plan_t(false, &specs(r#"{"a": {"mode": "0700"}}"#), &live(t));
         assert!(p.is_in_sync());
         assert_eq!(p.datasets[0].findings, [Finding::NotMounted]);
     }
@@ -847,7 +956,7 @@ mod tests {
         );
         let mut l = live(t);
         l.paths.insert("/persist/a".into(), dir(false, 0, 0, 0o755));
-        let p = plan(PARENT, "/persist", false, &specs(r#"{"a": {}}"#), &l);
+        let p = plan_t(false, &specs(r#"{"a": {}}"#), &l);
         assert_eq!(p.datasets[0].status, "blocked");
         assert!(p.datasets[0].actions.is_empty());
     }
@@ -858,7 +967,125 @@ mod tests {
             "tank/persist|mountpoint|/persist|local
              tank/persist/a|mountpoint|/old/a/|local",
         );
-        let paths = paths_to_probe(&specs(r#"{"a": {}, "b": {}}"#), &t);
+        let paths = paths_to_probe(&specs(r#"{"a": {}, "b": {}}"#), &t, "/persist");
         assert_eq!(paths.into_iter().collect::<Vec<_>>(), ["/old/a", "/persist/a", "/persist/b"]);
+        // a parent createParent would make mounts at parentMount: probed too
+        let paths = paths_to_probe(&specs(r#"{"a": {}}"#), &missing(true, &[]), "/persist");
+        assert_eq!(paths.into_iter().collect::<Vec<_>>(), ["/persist", "/persist/a"]);
+    }
+
+    #[test]
+    fn an_unmounted_dataset_is_not_given_a_mountpoint_over_files() {
+        // The seed's migration case: tank/persist/sonarr exists with mountpoint=legacy, not mounted, and the
+        // old data is a plain directory at the new mountpoint. libzfs would mount it there on `zfs set`.
+        let t = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist|mounted|yes|-
+             tank/persist/sonarr|mountpoint|legacy|local
+             tank/persist/sonarr|canmount|on|default
+             tank/persist/sonarr|mounted|no|-",
+        );
+        let mut l = live(t);
+        l.paths.insert("/persist/sonarr".into(), dir(false, 0, 0, 0o755));
+        let p = plan_t(false, &specs(r#"{"sonarr": {}}"#), &l);
+        assert_eq!(p.datasets[0].status, "blocked", "{:?}", p.datasets[0]);
+        assert!(p.datasets[0].actions.is_empty());
+        let why = &p.datasets[0].problems[0];
+        assert!(
+            why.contains("setting it would mount it")
+                && why.contains("persistctl migrate sonarr --from /persist/sonarr"),
+            "{why}"
+        );
+        // canmount=noauto: a mountpoint change does not mount it, so it goes ahead
+        let t = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist|mounted|yes|-
+             tank/persist/sonarr|mountpoint|legacy|local
+             tank/persist/sonarr|canmount|noauto|local
+             tank/persist/sonarr|mounted|no|-",
+        );
+        let mut l = live(t);
+        l.paths.insert("/persist/sonarr".into(), dir(false, 0, 0, 0o755));
+        assert_eq!(plan_t(false, &specs(r#"{"sonarr": {}}"#), &l).datasets[0].status, "update");
+        // an empty directory hides nothing
+        let mut l = l.clone();
+        l.parent = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist|mounted|yes|-
+             tank/persist/sonarr|mountpoint|legacy|local
+             tank/persist/sonarr|mounted|no|-",
+        );
+        l.paths.insert("/persist/sonarr".into(), dir(true, 0, 0, 0o755));
+        assert_eq!(plan_t(false, &specs(r#"{"sonarr": {}}"#), &l).datasets[0].status, "update");
+    }
+
+    #[test]
+    fn create_parent_never_mounts_over_files_and_creates_ancestors_unmounted() {
+        let mut l = live(missing(true, &["tank/a", "tank/a/b"]));
+        l.paths.insert("/persist".into(), dir(false, 0, 0, 0o755));
+        let p = plan_t(true, &specs(SONARR), &l);
+        assert!(p.parent_actions.is_empty(), "{:?}", p.parent_actions);
+        assert!(p.parent_problems[0].contains("/persist already holds files"), "{:?}", p.parent_problems);
+        assert_eq!(p.datasets[0].status, "blocked");
+        assert!(p.datasets[0].actions.is_empty());
+        l.paths.insert("/persist".into(), PathProbe::Absent);
+        let p = plan_t(true, &specs(SONARR), &l);
+        assert_eq!(
+            p.parent_actions,
+            [
+                Action::CreateAncestor { dataset: "tank/a".into() },
+                Action::CreateAncestor { dataset: "tank/a/b".into() },
+                Action::CreateParent { dataset: PARENT.into(), mountpoint: "/persist".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unprobed_mountpoint_is_never_taken_as_free() {
+        let l = live(tree("tank/persist|mountpoint|/persist|local\ntank/persist|mounted|yes|-"));
+        let p = plan(PARENT, "/persist", false, &specs(SONARR), &l);
+        assert_eq!(p.datasets[0].status, "blocked");
+        assert!(p.datasets[0].problems[0].contains("was not probed"), "{:?}", p.datasets[0].problems);
+    }
+
+    #[test]
+    fn outer_mountpoints_are_worked_on_before_inner_ones() {
+        let l = live(tree("tank/persist|mountpoint|/persist|local\ntank/persist|mounted|yes|-"));
+        let services =
+            r#"{"cache": {"mountpoint": "/srv/media/cache"}, "media": {"mountpoint": "/srv/media"}, "a": {}}"#;
+        let p = plan_t(false, &specs(services), &l);
+        let order: Vec<&str> = execution_order(&p).into_iter().map(|i| p.datasets[i].service.as_str()).collect();
+        assert_eq!(order, ["a", "media", "cache"]);
+        let names: Vec<&str> = p.datasets.iter().map(|d| d.service.as_str()).collect();
+        assert_eq!(names, ["a", "cache", "media"], "reports stay sorted by name");
+    }
+
+    #[test]
+    fn mount_targets_are_the_paths_a_step_may_mount_on() {
+        let create = Action::Create { dataset: "t/a".into(), properties: vec![("mountpoint".into(), "/a".into())] };
+        assert_eq!(create.mount_target(), Some("/a"));
+        let change = |value: &str| Action::Set {
+            dataset: "t/a".into(),
+            changes: vec![Change { property: "mountpoint".into(), value: value.into(), was: None, was_source: None }],
+        };
+        assert_eq!(change("/b").mount_target(), Some("/b"));
+        assert_eq!(change("legacy").mount_target(), None);
+        assert_eq!(Action::CreateAncestor { dataset: "t/x".into() }.mount_target(), None);
+        assert_eq!(mount_blocker("/a", &PathProbe::Absent), None);
+        assert!(mount_blocker("/a", &dir(false, 0, 0, 0)).is_some_and(|w| w.contains("would hide")));
+    }
+
+    #[test]
+    fn the_defensive_overlay_off_is_not_reported_as_unmanaged() {
+        let t = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist/a|mountpoint|/persist/a|local
+             tank/persist/a|overlay|off|local
+             tank/persist/a|mounted|yes|-",
+        );
+        let mut l = live(t);
+        l.paths.insert("/persist/a".into(), dir(false, 0, 0, 0o755));
+        let p = plan_t(false, &specs(r#"{"a": {}}"#), &l);
+        assert!(p.datasets[0].findings.is_empty(), "{:?}", p.datasets[0].findings);
     }
 }

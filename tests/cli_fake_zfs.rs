@@ -111,7 +111,6 @@ fn apply_from_scratch_issues_exact_command_lines() {
         GET_ALL.map(String::from).to_vec(),
         vec![
             "create".into(),
-            "-p".into(),
             "-o".into(),
             "recordsize=1M".into(),
             "-o".into(),
@@ -120,11 +119,12 @@ fn apply_from_scratch_issues_exact_command_lines() {
             "com.sun:auto-snapshot=false".into(),
             "-o".into(),
             format!("mountpoint={root}/plex"),
+            "-o".into(),
+            "overlay=off".into(),
             "tank/persist/plex".into(),
         ],
         vec![
             "create".into(),
-            "-p".into(),
             "-o".into(),
             "recordsize=16K".into(),
             "-o".into(),
@@ -133,6 +133,8 @@ fn apply_from_scratch_issues_exact_command_lines() {
             "com.sun:auto-snapshot=true".into(),
             "-o".into(),
             format!("mountpoint={root}/sonarr"),
+            "-o".into(),
+            "overlay=off".into(),
             "tank/persist/sonarr".into(),
         ],
     ];
@@ -326,11 +328,12 @@ fn names_with_spaces_and_shell_characters_pass_through_argv_untouched() {
         calls[1],
         [
             "create",
-            "-p",
             "-o",
             "note:x=it's \"q\"; $(touch /tmp/pwned)",
             "-o",
             &format!("mountpoint={root} x/my app"),
+            "-o",
+            "overlay=off",
             "tank/my persist/my app"
         ]
     );

@@ -40,6 +40,8 @@ pub struct Options {
     pub dry_run: bool,
     /// The lock shared with `apply` and `preseed`.
     pub lock_path: PathBuf,
+    /// The zfs runner.
+    pub zfs: Zfs,
     /// How long to wait for it.
     pub lock_timeout: Duration,
     /// How long the copy may take.
@@ -101,8 +103,14 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
     let spec = validated.spec(&opts.service)?;
     let ignore = validated.preseed(&opts.service).map_or_else(|| vec!["lost+found".to_string()], |p| p.ignore.clone());
     let opts = &Options { from: plain_path(&opts.from), ..opts.clone() };
-    let run = Run { zfs: Zfs::new(), validated, spec, opts, ignore };
-    Ok(run.execute().unwrap_or_else(|e| run.report(Event::Failed, format!("{e:#}"))))
+    let run = Run { zfs: opts.zfs.clone(), validated, spec, opts, ignore };
+    // The dataset is ours for the whole run (a copy may take hours); the global lock only around ZFS changes.
+    let own = if opts.dry_run {
+        Ok(None)
+    } else {
+        lock::acquire(&lock::dataset_lock_path(&opts.lock_path, &spec.dataset), opts.lock_timeout).map(Some)
+    };
+    Ok(own.and_then(|_own| run.execute()).unwrap_or_else(|e| run.report(Event::Failed, format!("{e:#}"))))
 }
 
 struct Run<'a> {

@@ -61,6 +61,8 @@ pub struct Options {
     pub notify_command: Vec<String>,
     /// The lock shared with `apply`.
     pub lock_path: PathBuf,
+    /// The zfs runner (its per-call timeout; the run caps it at `preseed.timeout`).
+    pub zfs: Zfs,
     /// How long to wait for it.
     pub lock_timeout: Duration,
 }
@@ -162,6 +164,10 @@ struct Run<'a> {
     opts: &'a Options,
     started: Instant,
     deadline: Instant,
+    /// The global lock, held except while a source works for long without touching ZFS' namespace
+    /// (restic restoring, a `zfs receive` into our own staging name, a verify hook): other services'
+    /// restores and `apply` go on meanwhile. The per-dataset lock is held for the whole run.
+    global: std::cell::RefCell<Option<lock::Lock>>,
 }
 
 /// Runs `preseed` for one service. An `Err` is an error before any decision (bad service name, ...);
@@ -172,20 +178,30 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
         .preseed(&opts.service)
         .filter(|p| p.enable)
         .with_context(|| format!("preseed is not enabled for service {:?}", opts.service))?;
-    let _guard = if opts.dry_run { None } else { Some(lock::acquire(&opts.lock_path, opts.lock_timeout)?) };
     let run = Run {
-        zfs: Zfs::new(),
+        zfs: opts.zfs.clone().capped_at(Instant::now() + Duration::from_secs(preseed.timeout)),
         validated,
         spec,
         preseed,
         opts,
         started: Instant::now(),
         deadline: Instant::now() + Duration::from_secs(preseed.timeout),
+        global: std::cell::RefCell::new(None),
     };
-    let report = match run.execute() {
+    // A lock that cannot be had is a failure like any other: recorded, notified, the service kept down.
+    let locked = if opts.dry_run {
+        Ok(None)
+    } else {
+        lock::acquire(&lock::dataset_lock_path(&opts.lock_path, &spec.dataset), opts.lock_timeout).and_then(|own| {
+            *run.global.borrow_mut() = Some(lock::acquire(&opts.lock_path, opts.lock_timeout)?);
+            Ok(Some(own))
+        })
+    };
+    let report = match locked.and_then(|_own| run.execute()) {
         Ok(report) => report,
         Err(e) => run.report(Event::Failed, None, None, format!("{e:#}"), Vec::new(), None),
     };
+    drop(run.global.borrow_mut().take());
     if !opts.dry_run {
         run.record(&report);
     }
@@ -197,6 +213,19 @@ fn source_name(kind: SourceKind) -> String {
 }
 
 impl Run<'_> {
+    /// Runs `work` without the global lock (a long step that changes nothing another run looks at), then
+    /// takes it back. Failing to take it back fails the run, which is recorded like any failure.
+    fn unlocked<T>(&self, work: impl FnOnce() -> T) -> anyhow::Result<T> {
+        let held = self.global.borrow_mut().take();
+        if held.is_none() {
+            return Ok(work());
+        }
+        drop(held);
+        let out = work();
+        *self.global.borrow_mut() = Some(lock::acquire(&self.opts.lock_path, self.opts.lock_timeout)?);
+        Ok(out)
+    }
+
     fn report(
         &self,
         event: Event,
@@ -571,8 +600,10 @@ impl Run<'_> {
         if self.opts.dry_run {
             return SourceTry::Would { snapshot: name, why };
         }
-        if let Err(why) = self.verify(&snapdir(&name), deadline) {
-            return SourceTry::Failed(why);
+        match self.unlocked(|| self.verify(&snapdir(&name), deadline)) {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => return SourceTry::Failed(why),
+            Err(e) => return SourceTry::Failed(format!("{e:#}")),
         }
         // Marked first, so a run killed right after the rollback leaves a rerun what to record.
         if let Err(e) = self.zfs.set(&self.spec.dataset, &[(PROP_ROLLING_BACK.to_string(), name.clone())]) {
@@ -668,7 +699,7 @@ impl Run<'_> {
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect();
                 tracing::info!("receiving {newest} into {staging}");
-                if let Err(e) = source.send_receive(newest, &self.zfs, &staging, &props, deadline) {
+                if let Err(e) = self.unlocked(|| source.send_receive(newest, &self.zfs, &staging, &props, deadline))? {
                     return Ok(Some(SourceTry::Failed(e.to_string())));
                 }
             }
@@ -682,7 +713,7 @@ impl Run<'_> {
             self.zfs.mount(&staging)?;
             let probe = decide::replica_content(newest, &self.has_data(&dir), count);
             Ok(match probe {
-                Probe::Use { what, why } => match self.verify(&dir, deadline) {
+                Probe::Use { what, why } => match self.unlocked(|| self.verify(&dir, deadline))? {
                     Ok(()) => Probe::Use { what, why },
                     Err(why) => Probe::Failed(why),
                 },
@@ -828,7 +859,11 @@ impl Run<'_> {
             Err(e) => return SourceTry::Failed(format!("{e:#}")),
         };
         let tags = if config.tags.is_empty() { vec![self.spec.service.clone()] } else { config.tags.clone() };
-        let listing = restic.snapshots(&tags, config.path.as_deref(), config.host.as_deref(), deadline);
+        let listing =
+            match self.unlocked(|| restic.snapshots(&tags, config.path.as_deref(), config.host.as_deref(), deadline)) {
+                Ok(listing) => listing,
+                Err(e) => return SourceTry::Failed(format!("{e:#}")),
+            };
         let (snap, why) = match decide::choose_restic(&listing) {
             Probe::NoBackup(why) => return SourceTry::NoBackup(why),
             Probe::Failed(why) => return SourceTry::Failed(why),
@@ -864,18 +899,20 @@ impl Run<'_> {
         }
         let staging = staging::create(mountpoint, "restic")?;
         let data_root = Path::new("data").join(path.trim_start_matches('/'));
-        let staged = (|| -> anyhow::Result<()> {
-            restic.restore(&snap.id, &path, &staging.join("data"), deadline)?;
-            let root = staging.join(&data_root);
-            if !std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) {
-                bail!("restic snapshot {} does not contain the directory {path}", snap.short_id());
-            }
-            if !self.has_data(&root).map_err(anyhow::Error::msg)? {
-                bail!("restic snapshot {} holds nothing at {path}", snap.short_id());
-            }
-            self.verify(&root, deadline).map_err(anyhow::Error::msg)?;
-            staging::sync_filesystem(&staging)
-        })();
+        let staged = self
+            .unlocked(|| -> anyhow::Result<()> {
+                restic.restore(&snap.id, &path, &staging.join("data"), deadline)?;
+                let root = staging.join(&data_root);
+                if !std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) {
+                    bail!("restic snapshot {} does not contain the directory {path}", snap.short_id());
+                }
+                if !self.has_data(&root).map_err(anyhow::Error::msg)? {
+                    bail!("restic snapshot {} holds nothing at {path}", snap.short_id());
+                }
+                self.verify(&root, deadline).map_err(anyhow::Error::msg)?;
+                staging::sync_filesystem(&staging)
+            })
+            .and_then(|staged| staged);
         if let Err(e) = staged {
             if let Err(cleanup) = staging::remove(&staging) {
                 tracing::error!("{cleanup:#}");

@@ -8,6 +8,8 @@ pub mod props;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 pub use list::{SnapshotInfo, SnapshotsByDataset};
 pub use parse::{LiveDataset, PropertySource, PropertyValue};
@@ -65,13 +67,24 @@ pub fn display_argv(program: &str, args: &[String]) -> String {
     std::iter::once(program.to_string()).chain(args.iter().map(|a| quote(a))).collect::<Vec<_>>().join(" ")
 }
 
-/// Runs `zfs` (found on PATH, or `$PERSISTCTL_ZFS`).
+/// How long one `zfs` call may take unless the caller says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `zfs` (found on PATH, or `$PERSISTCTL_ZFS`), every call with a deadline.
+///
+/// With the default `failmode=wait`, a `zfs` touching a suspended pool blocks in the kernel until
+/// `zpool clear`, and SIGKILL does not end it. So every call ends by its deadline: the process group is
+/// killed, a process that does not die is abandoned, and the call fails with a "timed out" error.
 #[derive(Debug, Clone)]
 pub struct Zfs {
     program: OsString,
     /// For a remote pool: `ssh` and its arguments up to the host; the zfs argv is then quoted for the
     /// remote shell.
     ssh: Option<Vec<String>>,
+    /// The longest one call may take.
+    timeout: Duration,
+    /// A deadline no call may pass (a preseed's whole-run timeout), when there is one.
+    cap: Option<Instant>,
 }
 
 impl Default for Zfs {
@@ -80,10 +93,11 @@ impl Default for Zfs {
     }
 }
 
-/// `zfs create` arguments: `-p`, then every property as `-o k=v`, then the dataset.
+/// `zfs create` arguments: every property as `-o k=v`, then the dataset. Never `-p`: it would create
+/// and mount every missing ancestor at its inherited mountpoint, over whatever is there.
 #[must_use]
 pub fn create_args(dataset: &str, properties: &[(String, String)]) -> Vec<String> {
-    with_properties(&["create", "-p"], properties, dataset)
+    with_properties(&["create"], properties, dataset)
 }
 
 /// `<verb...> -o k=v ... <dataset>`: how `create` and `receive` take properties.
@@ -119,7 +133,19 @@ pub fn properties_tree_args(root: &str, properties: &[&str]) -> Vec<String> {
 /// `ssh` arguments (after the program) to reach `host` non-interactively.
 #[must_use]
 pub fn ssh_args(host: &str, ssh_key: Option<&str>) -> Vec<String> {
-    let mut args: Vec<String> = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"].map(String::from).to_vec();
+    // Keep-alives: a peer that vanishes mid-transfer is noticed within 45 s, not at the TCP timeout.
+    let mut args: Vec<String> = [
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "ServerAliveInterval=15",
+        "-o",
+        "ServerAliveCountMax=3",
+    ]
+    .map(String::from)
+    .to_vec();
     if let Some(key) = ssh_key {
         args.extend(["-i".to_string(), key.to_string()]);
     }
@@ -153,7 +179,38 @@ impl Zfs {
     /// Uses `$PERSISTCTL_ZFS` when set, else `zfs` from PATH.
     #[must_use]
     pub fn new() -> Self {
-        Self { program: std::env::var_os("PERSISTCTL_ZFS").unwrap_or_else(|| "zfs".into()), ssh: None }
+        Self {
+            program: std::env::var_os("PERSISTCTL_ZFS").unwrap_or_else(|| "zfs".into()),
+            ssh: None,
+            timeout: DEFAULT_TIMEOUT,
+            cap: None,
+        }
+    }
+
+    /// The same, with `timeout` for each call.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The same, and no call runs past `cap` (a caller's own deadline).
+    #[must_use]
+    pub fn capped_at(mut self, cap: Instant) -> Self {
+        self.cap = Some(self.cap.map_or(cap, |c| c.min(cap)));
+        self
+    }
+
+    /// The timeout of each call.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// When a call started now must end.
+    fn deadline(&self) -> Instant {
+        let own = Instant::now() + self.timeout;
+        self.cap.map_or(own, |cap| cap.min(own))
     }
 
     /// Runs one zfs command and returns its stdout; any non-zero exit is an error with stderr.
@@ -163,14 +220,14 @@ impl Zfs {
         }
         let command = display_argv(&self.program.to_string_lossy(), args);
         tracing::debug!(%command, "running");
-        let output = duct::cmd(&self.program, args)
-            .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .map_err(|e| ZfsError { command: command.clone(), status: None, stderr: e.to_string() })?;
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args);
+        let output = crate::child::run(cmd, None, self.deadline()).map_err(|e| ZfsError {
+            command: command.clone(),
+            status: None,
+            stderr: child_failure(&e),
+        })?;
+        let stderr = output.stderr_text();
         if output.status.success() {
             return String::from_utf8(output.stdout).map_err(|_| ZfsError {
                 command,
@@ -197,40 +254,40 @@ impl Zfs {
                 .collect();
         let command = display_argv(&self.program.to_string_lossy(), &args);
         tracing::debug!(%command, "running");
-        let fail = |stderr: String| ZfsError { command: command.clone(), status: None, stderr };
-        let reader = duct::cmd(&self.program, &args)
-            .stdin_null()
-            .stderr_capture()
-            .unchecked()
-            .reader()
-            .map_err(|e| fail(e.to_string()))?;
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&args);
         let mut tree = BTreeMap::new();
         let mut bad_output: Option<String> = None;
-        let mut lines = std::io::BufReader::new(&reader);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match std::io::BufRead::read_line(&mut lines, &mut line) {
-                Ok(0) => break,
-                Ok(_) if bad_output.is_none() => {
-                    if let Err(why) = parse::add_get_line(&mut tree, line.trim_end_matches('\n'), keep) {
-                        bad_output = Some(why);
+        let mut pending: Vec<u8> = Vec::new();
+        let mut take_line = |line: &[u8], bad: &mut Option<String>| {
+            if bad.is_some() {
+                return;
+            }
+            match std::str::from_utf8(line) {
+                Ok(line) => {
+                    if let Err(why) = parse::add_get_line(&mut tree, line, keep) {
+                        *bad = Some(why);
                     }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    // Keep draining so zfs is never left blocked on a full pipe.
-                    bad_output.get_or_insert(e.to_string());
-                    std::io::copy(&mut lines, &mut std::io::sink()).map_err(|e| fail(e.to_string()))?;
-                    break;
-                }
+                Err(_) => *bad = Some("output is not UTF-8".into()),
             }
+        };
+        let streamed = crate::child::run_streaming(cmd, self.deadline(), |chunk| {
+            pending.extend_from_slice(chunk);
+            let mut start = 0;
+            while let Some(at) = pending[start..].iter().position(|b| *b == b'\n') {
+                take_line(&pending[start..start + at], &mut bad_output);
+                start += at + 1;
+            }
+            pending.drain(..start);
+        })
+        .map_err(|e| ZfsError { command: command.clone(), status: None, stderr: child_failure(&e) })?;
+        if !pending.is_empty() {
+            take_line(&pending, &mut bad_output);
         }
-        let output =
-            reader.try_wait().map_err(|e| fail(e.to_string()))?.ok_or_else(|| fail("zfs did not finish".into()))?;
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        if !output.status.success() {
-            let error = ZfsError { command, status: output.status.code(), stderr };
+        let stderr = String::from_utf8_lossy(&streamed.stderr).trim().to_string();
+        if !streamed.status.success() {
+            let error = ZfsError { command, status: streamed.status.code(), stderr };
             return if error.mentions_missing_dataset() { Ok(TreeRead::Missing) } else { Err(error) };
         }
         match bad_output {
@@ -239,15 +296,37 @@ impl Zfs {
         }
     }
 
-    /// Whether a pool is imported (its root dataset exists).
-    pub fn pool_imported(&self, pool: &str) -> Result<bool, ZfsError> {
-        let args: Vec<String> =
-            ["list", "-H", "-o", "name", "-d", "0", pool].iter().map(|s| (*s).to_string()).collect();
-        match self.run(&args) {
-            Ok(_) => Ok(true),
-            Err(e) if e.mentions_missing_dataset() => Ok(false),
-            Err(e) => Err(e),
+    /// Which of `names` exist, in ONE `zfs list -H -o name -d 0 n1 n2 ...` (zfs prints the ones that
+    /// exist and exits 1 with "dataset does not exist" for each of the others).
+    pub fn existing(&self, names: &[String]) -> Result<std::collections::BTreeSet<String>, ZfsError> {
+        if names.is_empty() {
+            return Ok(std::collections::BTreeSet::new());
         }
+        let mut args: Vec<String> = ["list", "-H", "-o", "name", "-d", "0"].iter().map(|s| (*s).to_string()).collect();
+        args.extend(names.iter().cloned());
+        let command = display_argv(&self.program.to_string_lossy(), &args);
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&args);
+        if self.ssh.is_some() {
+            return Err(ZfsError { command, status: None, stderr: "not supported over ssh".into() });
+        }
+        let out = crate::child::run(cmd, None, self.deadline()).map_err(|e| ZfsError {
+            command: command.clone(),
+            status: None,
+            stderr: child_failure(&e),
+        })?;
+        let stderr = out.stderr_text();
+        let only_missing =
+            stderr.lines().filter(|l| !l.trim().is_empty()).all(|l| l.contains("dataset does not exist"));
+        let some_missing = out.status.code() == Some(1) && only_missing;
+        if !out.status.success() && !some_missing {
+            return Err(ZfsError { command, status: out.status.code(), stderr });
+        }
+        let found = parse::parse_names(&out.stdout_text());
+        if let Some(stray) = found.iter().find(|n| !names.contains(n)) {
+            return Err(ZfsError { command, status: Some(0), stderr: format!("unexpected output: {stray:?}") });
+        }
+        Ok(found.into_iter().collect())
     }
 
     /// `zfs create -p -o k=v ... dataset`.
@@ -354,7 +433,7 @@ impl Zfs {
             .unchecked()
             .start()
             .map_err(|e| fail(None, e.to_string()))?;
-        let mut pause = std::time::Duration::from_millis(5);
+        let mut pause = Duration::from_millis(5);
         loop {
             match handle.try_wait() {
                 Ok(Some(output)) => {
@@ -364,21 +443,18 @@ impl Zfs {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    kill_groups(&handle.pids());
-                    let _ = handle.kill();
-                    let _ = handle.wait();
+                    kill_and_abandon(&handle);
                     return Err(fail(None, format!("waiting failed: {e}")));
                 }
             }
-            let now = std::time::Instant::now();
+            let now = Instant::now();
+            let deadline = self.cap.map_or(deadline, |cap| cap.min(deadline));
             if now >= deadline {
-                kill_groups(&handle.pids());
-                let _ = handle.kill();
-                let _ = handle.wait();
+                kill_and_abandon(&handle);
                 return Err(fail(None, "timed out; both sides were killed".into()));
             }
             std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
 
@@ -388,7 +464,7 @@ impl Zfs {
     pub fn over_ssh(&self, host: &str, ssh_key: Option<&str>) -> Self {
         let mut ssh = ssh_args(host, ssh_key);
         ssh.insert(0, std::env::var("PERSISTCTL_SSH").unwrap_or_else(|_| "ssh".into()));
-        Self { program: "zfs".into(), ssh: Some(ssh) }
+        Self { program: "zfs".into(), ssh: Some(ssh), timeout: self.timeout, cap: self.cap }
     }
 
     fn run_remote(&self, ssh: &[String], args: &[String]) -> Result<String, ZfsError> {
@@ -405,7 +481,7 @@ impl Zfs {
                 .collect::<Vec<_>>()
                 .join(" "),
         );
-        let local = Self { program: program.into(), ssh: None };
+        let local = Self { program: program.into(), ssh: None, timeout: self.timeout, cap: self.cap };
         local.run(&remote)
     }
 
@@ -446,6 +522,31 @@ impl Zfs {
     }
 }
 
+/// Explains a child that did not run to completion, for a [`ZfsError`].
+fn child_failure(error: &crate::child::ChildError) -> String {
+    match error {
+        crate::child::ChildError::TimedOut { .. } => format!(
+            "{error} (a zfs blocked in the kernel, e.g. on a suspended pool, is left behind: see `zpool status`)"
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Kills both sides of a pipeline and waits a little for them; a side stuck in the kernel (D state)
+/// ignores SIGKILL, so it is then abandoned rather than waited for.
+fn kill_and_abandon(handle: &duct::Handle) {
+    kill_groups(&handle.pids());
+    let _ = handle.kill();
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if !matches!(handle.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::warn!("a killed zfs send/receive did not exit (stuck in the kernel?); not waiting for it");
+}
+
 /// SIGKILLs the process group each pid leads (every child here is started as a group leader).
 fn kill_groups(pids: &[u32]) {
     for pid in pids {
@@ -465,7 +566,7 @@ mod tests {
             vec![("recordsize".to_string(), "16K".to_string()), ("mountpoint".into(), "/persist/my app".into())];
         assert_eq!(
             create_args("tank/persist/my app", &props),
-            ["create", "-p", "-o", "recordsize=16K", "-o", "mountpoint=/persist/my app", "tank/persist/my app"]
+            ["create", "-o", "recordsize=16K", "-o", "mountpoint=/persist/my app", "tank/persist/my app"]
         );
         assert_eq!(set_args("tank/x", &props), ["set", "recordsize=16K", "mountpoint=/persist/my app", "tank/x"]);
     }
@@ -501,9 +602,22 @@ mod tests {
     fn remote_zfs_goes_through_ssh_with_quoted_arguments() {
         assert_eq!(
             ssh_args("root@nas", Some("/run/keys/id")),
-            ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-i", "/run/keys/id", "--", "root@nas"]
+            [
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=3",
+                "-i",
+                "/run/keys/id",
+                "--",
+                "root@nas"
+            ]
         );
-        assert_eq!(ssh_args("nas", None)[4..], ["--", "nas"]);
+        assert_eq!(ssh_args("nas", None)[8..], ["--", "nas"]);
     }
 
     #[test]
@@ -524,7 +638,12 @@ mod tests {
 
     #[test]
     fn a_remote_command_is_ssh_with_one_quoted_remote_line() {
-        let zfs = Zfs { program: "zfs".into(), ssh: Some(vec!["ssh".into(), "--".into(), "nas".into()]) };
+        let zfs = Zfs {
+            program: "zfs".into(),
+            ssh: Some(vec!["ssh".into(), "--".into(), "nas".into()]),
+            timeout: DEFAULT_TIMEOUT,
+            cap: None,
+        };
         let (program, argv) = zfs.argv(&send_args("b/my app@s"));
         assert_eq!(program, "ssh");
         assert_eq!(argv, ["--", "nas", "zfs send -L -e -c 'b/my app@s'"]);
