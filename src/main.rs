@@ -132,6 +132,18 @@ enum Command {
         #[arg(long, default_value_t = 6 * 3600)]
         timeout: u64,
     },
+    /// Refuse (exit 1) unless each service's dataset is mounted at its path, as every process sees it (the
+    /// topmost mount there is that ZFS dataset). Run by the NixOS module before every service that uses a
+    /// dataset and every backup job; reads the mount table, never runs zfs.
+    Guard {
+        /// Services (keys of datasets.services).
+        #[arg(required = true)]
+        services: Vec<String>,
+        /// `SERVICE=PATH`: also refuse while the dataset is empty and PATH (the service's old data
+        /// directory) holds files: migrate them first.
+        #[arg(long, value_name = "SERVICE=PATH")]
+        old_path: Vec<String>,
+    },
     /// Render a notification template and deliver it to every enabled backend (docs/notifications.md).
     /// Exit 0: every backend took it (or the template is disabled); 1: nothing sent (bad config, unknown
     /// template, bad --var, --strict); 2: at least one backend failed after all its attempts.
@@ -267,6 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             Ok(status_cmd(&zfs, &cli.config, &args))
         }
+        Command::Guard { services, old_path } => guard(&cli.config, &services, &old_path),
         Command::Notify { target, vars, strict, dry_run, priority, json } => {
             let priority = priority.as_deref().map(notify::cli::parse_priority).transpose()?;
             notify::cli::run(&cli.config, &notify::cli::Args { target, vars, strict, dry_run, priority, json })
@@ -383,6 +396,48 @@ fn show(zfs: &Zfs, config_path: &Path, json: bool) -> anyhow::Result<u8> {
         print!("{}", output::show_text(&rows));
     }
     Ok(EXIT_OK)
+}
+
+fn guard(config_path: &Path, services: &[String], old_paths: &[String]) -> anyhow::Result<u8> {
+    let validated = config::load(config_path)?;
+    let mut old: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for pair in old_paths {
+        let (service, path) =
+            pair.split_once('=').with_context(|| format!("--old-path {pair:?}: expected SERVICE=PATH"))?;
+        validated.spec(service)?;
+        old.insert(service, path);
+    }
+    let mut refused = 0;
+    for service in services {
+        let spec = validated.spec(service)?;
+        let verdict = persistctl::fsprobe::verify_dataset_mount(&spec.dataset, &spec.mountpoint).and_then(|()| {
+            let Some(old) = old.get(service.as_str()) else { return Ok(()) };
+            let entries = |path: &Path| -> anyhow::Result<usize> {
+                match std::fs::read_dir(path) {
+                    Ok(dir) => Ok(dir.count()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+                    Err(e) => Err(anyhow::Error::new(e).context(format!("Failed to read {}", path.display()))),
+                }
+            };
+            if entries(Path::new(&spec.mountpoint))? == 0 && entries(Path::new(old))? > 0 {
+                anyhow::bail!(
+                    "{} is empty while the old data directory {old} holds files: move them in first \
+                     (systemctl stop the service; persistctl migrate {service} --from {old}), or empty {old} \
+                     to start fresh",
+                    spec.dataset
+                );
+            }
+            Ok(())
+        });
+        match verdict {
+            Ok(()) => println!("{service}: {} is mounted at {}", spec.dataset, spec.mountpoint),
+            Err(e) => {
+                eprintln!("error: {service}: refusing to start it: {e:#}");
+                refused += 1;
+            }
+        }
+    }
+    Ok(if refused == 0 { EXIT_OK } else { EXIT_ERROR })
 }
 
 fn preseed_one(config_path: &Path, opts: &preseed::Options, json: bool) -> anyhow::Result<u8> {

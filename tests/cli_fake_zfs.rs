@@ -372,3 +372,53 @@ fn a_held_lock_makes_apply_wait_then_fail_without_writes() {
     drop(held);
     assert!(fake.run(&config, &["apply"], &[]).status.success());
 }
+
+#[test]
+fn guard_starts_a_service_only_on_its_own_mounted_dataset() {
+    let fake = Fake::new(&base_pool());
+    let config = fake.write_config(&seed_services());
+    let table = fake.path("state.json.mountinfo").display().to_string();
+    let env = [("PERSISTCTL_MOUNTINFO", table.as_str())];
+    std::fs::write(&table, "").unwrap();
+    // Nothing applied yet: no dataset is mounted, so both are refused, each named; zfs is never run.
+    let out = fake.run(&config, &["guard", "sonarr", "plex"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for dataset in ["tank/persist/sonarr", "tank/persist/plex"] {
+        assert!(stderr(&out).contains(dataset), "{}", stderr(&out));
+    }
+    assert!(!fake.path("log").exists() || fake.take_calls().is_empty(), "guard never runs zfs");
+    assert!(fake.run(&config, &["apply"], &[]).status.success());
+    let out = fake.run(&config, &["guard", "sonarr", "plex"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The dataset is empty while the service's old directory holds data: refused, naming migrate.
+    let old = fake.path("old-sonarr");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("sonarr.db"), "data").unwrap();
+    let old_arg = format!("sonarr={}", old.display());
+    let out = fake.run(&config, &["guard", "sonarr", "--old-path", &old_arg], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&format!("persistctl migrate sonarr --from {}", old.display())), "{}", stderr(&out));
+    // Once the dataset holds data, the old directory no longer matters.
+    std::fs::write(fake.path("persist/sonarr/sonarr.db"), "data").unwrap();
+    let out = fake.run(&config, &["guard", "sonarr", "--old-path", &old_arg], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // An unknown service is an error naming it.
+    let out = fake.run(&config, &["guard", "nope"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_zfs_that_never_returns_is_killed_at_its_deadline() {
+    let fake = Fake::new(&base_pool());
+    let config = fake.write_config(&seed_services());
+    // A stand-in for a zfs blocked on a suspended pool: it never answers.
+    let hang = fake.path("hanging-zfs");
+    std::fs::write(&hang, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&hang, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let started = std::time::Instant::now();
+    let out = fake.run(&config, &["--zfs-timeout", "2", "apply"], &[("PERSISTCTL_ZFS", hang.to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("timed out after"), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "returned in {:?}", started.elapsed());
+}

@@ -59,6 +59,7 @@ impl Lab {
         cmd.env("PERSISTCTL_ZFS", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/zfs"))
             .env("PERSISTCTL_LOCK", self.path("lock"))
             .env("FAKE_ZFS_STATE", self.path("state.json"))
+            .env("PERSISTCTL_MOUNTINFO", self.path("state.json.mountinfo"))
             .env("FAKE_ZFS_LOG", self.path("zfs.log"))
             .env_remove("RUST_LOG");
         for (k, v) in env {

@@ -111,6 +111,7 @@ impl Fake {
             .env("PERSISTCTL_LOCK", self.path("lock"))
             .env("PERSISTCTL_PRESEED_STATUS", self.path("status/preseed.json"))
             .env("FAKE_ZFS_STATE", self.path("state.json"))
+            .env("PERSISTCTL_MOUNTINFO", self.path("state.json.mountinfo"))
             .env("FAKE_ZFS_LOG", self.path("zfs.log"))
             .env("FAKE_RESTIC_LOG", self.path("restic.log"))
             .env("RESTIC_PASSWORD", "inherited-must-be-scrubbed")

@@ -152,6 +152,8 @@ impl Run<'_> {
         let mountpoint = live.value("mountpoint").filter(|mp| mp.starts_with('/'));
         let (true, Some(mountpoint)) = (live.is_mounted(), mountpoint) else { return Ok(none(Target::NotMounted)) };
         let mountpoint = PathBuf::from(props::canonical_live("mountpoint", mountpoint));
+        // Judge and write only the dataset's own root, never a tmpfs or bind mount over it.
+        crate::fsprobe::verify_dataset_mount(name, &mountpoint.display().to_string())?;
         let entries = staging::list_entries(&mountpoint)?;
         let (complete_staging, stale_staging) = entries
             .iter()

@@ -285,6 +285,9 @@ impl Run<'_> {
             return Ok(Target { facts: DatasetFacts::NotMounted, mountpoint: None, mark, rolling_back, unmounted_at });
         };
         let mountpoint = PathBuf::from(props::canonical_live("mountpoint", mountpoint));
+        // "Data present", a restore, a rollback: only ever about the dataset's own root as every process
+        // sees it, never a tmpfs or bind mount over it, never a directory above a hidden mount.
+        crate::fsprobe::verify_dataset_mount(&self.spec.dataset, &mountpoint.display().to_string())?;
         let entries = staging::list_entries(&mountpoint)?;
         let complete_staging = entries
             .iter()
