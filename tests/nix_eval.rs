@@ -8,7 +8,9 @@
 //! - every `.nix` file parses, `docs/options.md` is current, every option is documented;
 //! - the rendered fixtures pass the binary's own `check-config`.
 //!
-//! Without `NIXPKGS_LIB` or `nix-instantiate` each test prints a loud `SKIPPED` line and returns.
+//! The lib is `NIXPKGS_LIB`, or else `<repository>/../shared/nixpkgs-lib`; `build.rs` looks for it
+//! and for `nix-instantiate`. Without them the evaluation tests are reported as *ignored* (never as
+//! passed), and with `CI=true` `eval_tests_can_run_in_ci` fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,29 +23,22 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn nix_instantiate_works() -> bool {
-    Command::new("nix-instantiate").arg("--version").output().is_ok_and(|o| o.status.success())
+/// The nixpkgs lib directory `build.rs` found (`NIXPKGS_LIB` or `../shared/nixpkgs-lib`). Only
+/// called from tests that are ignored without it.
+fn nixpkgs_lib() -> PathBuf {
+    let dir = option_env!("PERSISTCTL_NIXPKGS_LIB");
+    PathBuf::from(dir.unwrap_or_else(|| panic!("build.rs found no nixpkgs lib: this test should be ignored")))
 }
 
-/// The nixpkgs lib directory to evaluate with, or `None` after printing why the test is skipped.
-fn nixpkgs_lib(test: &str) -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("NIXPKGS_LIB").filter(|d| !d.is_empty()) else {
-        eprintln!(
-            "SKIPPED: NIXPKGS_LIB not set ({test} needs a directory containing nixpkgs' lib/, \
-             e.g. NIXPKGS_LIB=/work/nixpkgs-lib; `nix develop` sets it)"
-        );
-        return None;
-    };
-    let dir = PathBuf::from(dir);
-    if !dir.join("lib/default.nix").is_file() {
-        eprintln!("SKIPPED: NIXPKGS_LIB={} has no lib/default.nix ({test})", dir.display());
-        return None;
-    }
-    if !nix_instantiate_works() {
-        eprintln!("SKIPPED: nix-instantiate not found ({test} needs Nix, e.g. apt-get install nix-bin)");
-        return None;
-    }
-    Some(dir)
+/// In CI the evaluation tests must run: ignoring them there would let the Nix side go untested.
+#[test]
+fn eval_tests_can_run_in_ci() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(
+        !ci || cfg!(nixpkgs_lib),
+        "CI=true but build.rs found no nixpkgs lib or no nix-instantiate: set NIXPKGS_LIB to a directory \
+         holding nixpkgs' lib/ (or provide ../shared/nixpkgs-lib) and install Nix; the evaluation tests were ignored"
+    );
 }
 
 /// A Nix string literal for a path (paths here never hold `"`, `\` or `${`).
@@ -112,8 +107,9 @@ fn strings(value: &Value) -> Vec<&str> {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn forge_renders_the_seed_matrix_on_tank() {
-    let Some(lib) = nixpkgs_lib("forge_renders_the_seed_matrix_on_tank") else { return };
+    let lib = nixpkgs_lib();
     let config = render_example(&lib, "forge");
     assert_eq!(config["version"], 1);
     let datasets = &config["datasets"];
@@ -151,8 +147,9 @@ fn forge_renders_the_seed_matrix_on_tank() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn luna_renders_home_assistant_on_the_boot_pool() {
-    let Some(lib) = nixpkgs_lib("luna_renders_home_assistant_on_the_boot_pool") else { return };
+    let lib = nixpkgs_lib();
     let config = render_example(&lib, "luna");
     assert_eq!(config["datasets"]["parentDataset"], "rpool/safe/persist");
     let names: Vec<&String> = config["datasets"]["services"].as_object().expect("services").keys().collect();
@@ -166,8 +163,9 @@ fn luna_renders_home_assistant_on_the_boot_pool() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn postgresql_preset_splits_data_and_wal() {
-    let Some(lib) = nixpkgs_lib("postgresql_preset_splits_data_and_wal") else { return };
+    let lib = nixpkgs_lib();
     let config = render(&lib, "{ modules.storage.datasets.enable = true; services.postgresql.enable = true; }")
         .unwrap_or_else(|e| panic!("{e}"));
     let data = service(&config, "postgres-data");
@@ -191,8 +189,9 @@ fn postgresql_preset_splits_data_and_wal() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn presets_follow_their_services_and_yield_to_the_host() {
-    let Some(lib) = nixpkgs_lib("presets_follow_their_services_and_yield_to_the_host") else { return };
+    let lib = nixpkgs_lib();
     let nothing = render(&lib, "{ modules.storage.datasets.enable = true; }").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(nothing["datasets"]["services"], serde_json::json!({}), "no service enabled, no dataset");
 
@@ -218,8 +217,9 @@ fn presets_follow_their_services_and_yield_to_the_host() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn names_with_spaces_and_custom_mountpoints_render() {
-    let Some(lib) = nixpkgs_lib("names_with_spaces_and_custom_mountpoints_render") else { return };
+    let lib = nixpkgs_lib();
     let config = render(
         &lib,
         r#"{ modules.storage.datasets = { enable = true; parentDataset = "tank/my persist"; parentMount = "/my persist/";
@@ -233,8 +233,9 @@ fn names_with_spaces_and_custom_mountpoints_render() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn rendered_fixtures_are_current() {
-    let Some(lib) = nixpkgs_lib("rendered_fixtures_are_current") else { return };
+    let lib = nixpkgs_lib();
     let mut hosts: Vec<String> = std::fs::read_dir(repo().join("examples"))
         .expect("examples/")
         .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".nix").map(String::from))
@@ -309,8 +310,9 @@ const BAD_CONFIGS: &[(&str, &[&str])] = &[
 ];
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn wrong_values_fail_evaluation_naming_the_option() {
-    let Some(lib) = nixpkgs_lib("wrong_values_fail_evaluation_naming_the_option") else { return };
+    let lib = nixpkgs_lib();
     let mut failures = Vec::new();
     for (name, needles) in BAD_CONFIGS {
         let file = repo().join(format!("tests/nix/bad/{name}.nix"));
@@ -347,8 +349,9 @@ fn every_bad_config_is_checked() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn the_lib_only_half_rejects_wrong_values_without_nixos() {
-    let Some(lib) = nixpkgs_lib("the_lib_only_half_rejects_wrong_values_without_nixos") else { return };
+    let lib = nixpkgs_lib();
     let err = render(&lib, r#"{ modules.storage.datasets.services.app.recordsize = "15K"; }"#)
         .expect_err("15K must not render");
     assert!(err.contains("`modules.storage.datasets.services.app.recordsize'"), "{err}");
@@ -358,8 +361,9 @@ fn the_lib_only_half_rejects_wrong_values_without_nixos() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn nixos_wiring_orders_units_and_moves_data_dirs() {
-    let Some(lib) = nixpkgs_lib("nixos_wiring_orders_units_and_moves_data_dirs") else { return };
+    let lib = nixpkgs_lib();
     let forge = nix_path(&repo().join("examples/forge.nix"));
     let got = fake_nixos(
         &lib,
@@ -438,8 +442,9 @@ fn nixos_wiring_orders_units_and_moves_data_dirs() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn nixos_wiring_for_home_assistant_postgresql_and_odd_names() {
-    let Some(lib) = nixpkgs_lib("nixos_wiring_for_home_assistant_postgresql_and_odd_names") else { return };
+    let lib = nixpkgs_lib();
     let got = fake_nixos(
         &lib,
         r#"[ (import ./examples/luna.nix) {
@@ -474,8 +479,9 @@ fn nixos_wiring_for_home_assistant_postgresql_and_odd_names() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn mk_preseed_service_makes_a_preseed_unit() {
-    let Some(lib) = nixpkgs_lib("mk_preseed_service_makes_a_preseed_unit") else { return };
+    let lib = nixpkgs_lib();
     let got = fake_nixos(
         &lib,
         &format!(
@@ -514,11 +520,8 @@ fn nix_files(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 #[test]
+#[cfg_attr(not(nix_instantiate), ignore = "nix-instantiate not found: install Nix")]
 fn every_nix_file_parses() {
-    if !nix_instantiate_works() {
-        eprintln!("SKIPPED: nix-instantiate not found (every_nix_file_parses needs Nix, e.g. apt-get install nix-bin)");
-        return;
-    }
     let mut files = Vec::new();
     nix_files(&repo(), &mut files);
     files.sort();
@@ -557,8 +560,9 @@ fn flake_lock_pins_nixpkgs_25_11() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn flake_outputs_have_the_promised_shape() {
-    let Some(lib) = nixpkgs_lib("flake_outputs_have_the_promised_shape") else { return };
+    let lib = nixpkgs_lib();
     // nixpkgs itself cannot be fetched here: a stand-in with the real lib and inert packages.
     let got = eval_ok(&format!(
         r#"let
@@ -619,8 +623,9 @@ fn flake_outputs_have_the_promised_shape() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn options_doc_is_current() {
-    let Some(lib) = nixpkgs_lib("options_doc_is_current") else { return };
+    let lib = nixpkgs_lib();
     let generated =
         eval_ok(&format!("import {} {{ lib = {}; }}", nix_path(&repo().join("nix/docs.nix")), lib_expr(&lib)));
     let generated = generated.as_str().expect("nix/docs.nix returns a string");
@@ -629,8 +634,9 @@ fn options_doc_is_current() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn every_option_has_a_description_and_an_example() {
-    let Some(lib) = nixpkgs_lib("every_option_has_a_description_and_an_example") else { return };
+    let lib = nixpkgs_lib();
     let got = eval_ok(&format!(
         r#"let
              lib = {lib};
@@ -646,21 +652,9 @@ fn every_option_has_a_description_and_an_example() {
     assert_eq!(strings(&got["undocumented"]), Vec::<&str>::new(), "options without a description or an example");
 }
 
-/// Whether the built binary implements `check-config` yet: it must reject a file that is not there.
-fn check_config_implemented(bin: &str) -> bool {
-    Command::new(bin)
-        .args(["check-config", "/nonexistent/persistctl-config.json"])
-        .output()
-        .is_ok_and(|o| !o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unrecognized subcommand"))
-}
-
 #[test]
 fn rendered_fixtures_pass_check_config() {
     let bin = env!("CARGO_BIN_EXE_persistctl");
-    if !check_config_implemented(bin) {
-        eprintln!("SKIPPED: {bin} does not implement `check-config` yet (rendered_fixtures_pass_check_config)");
-        return;
-    }
     for host in ["forge", "luna"] {
         let out = Command::new(bin).arg("check-config").arg(fixture(host)).output().expect("persistctl runs");
         assert!(
@@ -687,8 +681,9 @@ const NOTIFYING_HOST: &str = r#"{
 }"#;
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn notifications_render_into_the_config_and_pass_check_config() {
-    let Some(lib) = nixpkgs_lib("notifications_render_into_the_config_and_pass_check_config") else { return };
+    let lib = nixpkgs_lib();
     let config = render(&lib, NOTIFYING_HOST).unwrap_or_else(|e| panic!("{e}"));
     let n = &config["notifications"];
     assert_eq!(n["attempts"], 4);
@@ -724,8 +719,9 @@ fn notifications_render_into_the_config_and_pass_check_config() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn nixos_wiring_makes_a_notify_template_unit_and_on_failure_hooks() {
-    let Some(lib) = nixpkgs_lib("nixos_wiring_makes_a_notify_template_unit_and_on_failure_hooks") else { return };
+    let lib = nixpkgs_lib();
     let got = fake_nixos(
         &lib,
         &format!("[ ({NOTIFYING_HOST}) {{ systemd.services.sanoid.onFailure = [ \"mail@%n.service\" ]; }} ]"),
@@ -756,8 +752,9 @@ fn nixos_wiring_makes_a_notify_template_unit_and_on_failure_hooks() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn every_notifications_option_has_a_description_and_an_example() {
-    let Some(lib) = nixpkgs_lib("every_notifications_option_has_a_description_and_an_example") else { return };
+    let lib = nixpkgs_lib();
     let got = eval_ok(&format!(
         r#"let
              lib = {lib};
@@ -798,8 +795,9 @@ const STORAGE: &str = r#"modules.storage.datasets = {
     };"#;
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn replication_fixtures_are_current() {
-    let Some(lib) = nixpkgs_lib("replication_fixtures_are_current") else { return };
+    let lib = nixpkgs_lib();
     let got = render_replication_ok(&lib, &nix_path(&repo().join("tests/nix/replication-vm.nix")));
     let dir = repo().join("tests/fixtures/replication");
     let read = |name: &str| {
@@ -814,8 +812,9 @@ fn replication_fixtures_are_current() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn sanoid_gets_the_production_template_for_every_auto_snapshot_dataset() {
-    let Some(lib) = nixpkgs_lib("sanoid_gets_the_production_template_for_every_auto_snapshot_dataset") else { return };
+    let lib = nixpkgs_lib();
     let got = render_replication_ok(&lib, &format!("{{ {STORAGE} modules.replication.zfs.enable = true; }}"));
     let datasets = got["sanoid"]["datasets"].as_object().expect("datasets");
     let mut names: Vec<&str> = datasets.keys().map(String::as_str).collect();
@@ -850,8 +849,9 @@ fn sanoid_gets_the_production_template_for_every_auto_snapshot_dataset() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn explicit_sanoid_settings_win_and_one_retention_keeps_the_others() {
-    let Some(lib) = nixpkgs_lib("explicit_sanoid_settings_win_and_one_retention_keeps_the_others") else { return };
+    let lib = nixpkgs_lib();
     let got = render_replication_ok(
         &lib,
         &format!(
@@ -889,10 +889,9 @@ fn explicit_sanoid_settings_win_and_one_retention_keeps_the_others() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn syncoid_commands_and_monitoring_targets_for_local_and_remote_destinations() {
-    let Some(lib) = nixpkgs_lib("syncoid_commands_and_monitoring_targets_for_local_and_remote_destinations") else {
-        return;
-    };
+    let lib = nixpkgs_lib();
     // The seed's 4.3 example: one dataset, received as the destination itself; children follow.
     let local = render_replication_ok(
         &lib,
@@ -954,10 +953,9 @@ fn syncoid_commands_and_monitoring_targets_for_local_and_remote_destinations() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks() {
-    let Some(lib) = nixpkgs_lib("replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks") else {
-        return;
-    };
+    let lib = nixpkgs_lib();
     let l = lib_expr(&lib);
     let stubs = format!(
         "{{ ... }}: {{
@@ -1010,8 +1008,9 @@ fn replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn every_replication_option_has_a_description_and_an_example() {
-    let Some(lib) = nixpkgs_lib("every_replication_option_has_a_description_and_an_example") else { return };
+    let lib = nixpkgs_lib();
     let got = eval_ok(&format!(
         r#"let
              lib = {lib};
