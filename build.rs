@@ -21,17 +21,9 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let fallback = manifest_dir.join("../shared/nixpkgs-lib");
 
-    let lib = match std::env::var_os("NIXPKGS_LIB").filter(|d| !d.is_empty()) {
-        Some(dir) => {
-            let dir = PathBuf::from(dir);
-            watch(&dir.join("lib/default.nix"));
-            Some(dir).filter(|d| is_nixpkgs_lib(d))
-        }
-        None => {
-            watch(&fallback.join("lib/default.nix"));
-            Some(fallback).filter(|d| is_nixpkgs_lib(d))
-        }
-    };
+    let dir = std::env::var_os("NIXPKGS_LIB").filter(|d| !d.is_empty()).map_or(fallback, PathBuf::from);
+    watch(&dir.join("lib/default.nix"));
+    let lib = Some(dir).filter(|d| is_nixpkgs_lib(d));
 
     let nix = Command::new("nix-instantiate").arg("--version").output().is_ok_and(|o| o.status.success());
     if nix {

@@ -376,9 +376,9 @@ fn nixos_wiring_orders_units_and_moves_data_dirs() {
     let units = &got["services"];
 
     let datasets = &units["zfs-service-datasets"];
-    assert_eq!(strings(&datasets["after"]), ["zfs-import.target"]);
-    assert_eq!(strings(&datasets["before"]), ["zfs-mount.service", "local-fs.target", "shutdown.target"]);
-    assert_eq!(datasets["unitConfig"]["DefaultDependencies"], false, "it runs before local-fs.target");
+    assert_eq!(strings(&datasets["after"]), ["zfs-import.target", "zfs-mount.service"]);
+    assert_eq!(strings(&datasets["before"]), ["shutdown.target"]);
+    assert_eq!(datasets["unitConfig"]["DefaultDependencies"], false, "no After=sysinit.target basic.target");
     assert_eq!(strings(&datasets["unitConfig"]["RequiresMountsFor"]), ["/persist"], "after a legacy parent mount");
     assert!(!strings(&datasets["restartTriggers"]).is_empty(), "restarted when the config changes");
     let exec = datasets["serviceConfig"]["ExecStart"].as_str().expect("ExecStart");
@@ -416,7 +416,7 @@ fn nixos_wiring_orders_units_and_moves_data_dirs() {
     assert_eq!(script["supportsDryActivation"], true);
     let text = script["text"].as_str().expect("text");
     assert!(text.contains("dry-activate)") && text.contains(" plan ||"), "{text}");
-    assert!(text.contains(" apply || rc=$?") && text.contains("WARNING"), "{text}");
+    assert!(text.contains(" --zfs-timeout 120 apply || rc=$?") && text.contains("WARNING"), "{text}");
 
     assert_eq!(
         strings(&got["tmpfiles"]["rules"]),
@@ -476,6 +476,223 @@ fn nixos_wiring_for_home_assistant_postgresql_and_odd_names() {
     assert!(strings(&preseed["after"]).contains(&"network-online.target"), "an S3 repository needs the network");
     let exec = preseed["serviceConfig"]["ExecStart"].as_str().expect("ExecStart");
     assert!(exec.starts_with("/nix/store/") && exec.contains("preseed-my"), "the notify wrapper: {exec}");
+}
+
+/// `persistctl --config <the config> --zfs-timeout <seconds>` as the fake NixOS' store paths spell it.
+fn persistctl_argv(zfs_timeout: u32) -> String {
+    format!(
+        "/nix/store/00000000000000000000000000000000-persistctl-0.1.0/bin/persistctl \
+         --config /nix/store/00000000000000000000000000000000-persistctl-config.json --zfs-timeout {zfs_timeout}"
+    )
+}
+
+/// The guard `ExecStartPre=` line: `+` (full privileges), then `persistctl ... guard <args>`.
+fn guard_line(args: &str) -> String {
+    format!("+{} guard {args}", persistctl_argv(120))
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn used_by_units_and_restic_jobs_are_guarded_before_anything_else_runs() {
+    let lib = nixpkgs_lib();
+    let got = fake_nixos(
+        &lib,
+        r#"[ (import ./examples/forge.nix) {
+             services.postgresql.enable = true;
+             # What nixpkgs' preStart becomes (postgresql's initdb): the guard must come first.
+             systemd.services.postgresql.serviceConfig.ExecStartPre = [ "/nix/store/x-unit-script-postgresql-pre-start" ];
+             modules.storage.datasets.services."my app".usedBy = [ "app" ];
+           } ]"#,
+        "c: builtins.mapAttrs (_: u: { mountAssert = u.unitConfig.AssertPathIsMountPoint or null; \
+                                       pre = u.serviceConfig.ExecStartPre or null; \
+                                       timeout = u.serviceConfig.TimeoutStartSec or null; }) c.systemd.services",
+    );
+    // A preset passes nixpkgs' old data directory: the service refuses an empty dataset while
+    // its data is still there.
+    assert_eq!(got["sonarr"]["mountAssert"], serde_json::json!(["/persist/sonarr"]));
+    assert_eq!(
+        strings(&got["sonarr"]["pre"]),
+        [guard_line("sonarr --old-path sonarr=/var/lib/sonarr/.config/NzbDrone").as_str()]
+    );
+    assert_eq!(
+        strings(&got["radarr"]["pre"]),
+        [guard_line("radarr --old-path radarr=/var/lib/radarr/.config/Radarr").as_str()]
+    );
+    assert_eq!(strings(&got["plex"]["pre"]), [guard_line("plex --old-path plex=/var/lib/plex").as_str()]);
+    // Two datasets, one guard; the WAL had no directory of its own before.
+    assert_eq!(
+        got["postgresql"]["mountAssert"],
+        serde_json::json!(["/persist/postgres-data", "/persist/postgres-wal"])
+    );
+    assert_eq!(
+        strings(&got["postgresql"]["pre"]),
+        [
+            guard_line("postgres-data postgres-wal --old-path postgres-data=/var/lib/postgresql/17").as_str(),
+            "/nix/store/x-unit-script-postgresql-pre-start",
+        ],
+        "the guard runs before initdb"
+    );
+    // Not a preset: no old path; a name with a space is one quoted argument.
+    assert_eq!(got["app"]["mountAssert"], serde_json::json!(["/persist/my app"]), "one path per assertion, unquoted");
+    assert_eq!(strings(&got["app"]["pre"]), [guard_line("\"my app\"").as_str()]);
+
+    // The restic job of sonarr: the same guard, so an empty directory is never backed up (and
+    // pruned against) in place of the dataset; and a finite start timeout (6 h by default).
+    let job = &got["restic-backups-sonarr"];
+    assert_eq!(job["mountAssert"], serde_json::json!(["/persist/sonarr"]));
+    assert_eq!(
+        strings(&job["pre"]),
+        [guard_line("sonarr --old-path sonarr=/var/lib/sonarr/.config/NzbDrone").as_str()]
+    );
+    assert_eq!(job["timeout"], 6 * 3600);
+
+    // The preseed unit restores into the dataset before the guard looks at it: not guarded itself.
+    assert!(got["preseed@sonarr"]["pre"].is_null(), "{:#}", got["preseed@sonarr"]);
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn old_data_path_follows_the_preset_and_yields_to_the_host() {
+    let lib = nixpkgs_lib();
+    let got = fake_nixos(
+        &lib,
+        r#"{ modules.storage.datasets = { enable = true; services.plex.oldDataPath = "/srv/old-plex"; };
+             services.sonarr = { enable = true; dataDir = "/srv/sonarr"; };
+             services.radarr.enable = true;
+             services.plex.enable = true;
+             services.home-assistant.enable = true; }"#,
+        "c: { old = builtins.mapAttrs (_: s: s.oldDataPath) c.modules.storage.datasets.services;
+               sonarr = c.systemd.services.sonarr.serviceConfig.ExecStartPre;
+               plex = c.systemd.services.plex.serviceConfig.ExecStartPre; }",
+    );
+    assert_eq!(
+        got["old"],
+        serde_json::json!({ "sonarr": null, "radarr": "/var/lib/radarr/.config/Radarr", "plex": "/srv/old-plex",
+                            "home-assistant": "/var/lib/hass" }),
+        "a host that keeps its own data directory gets no old path; an explicit one wins"
+    );
+    assert_eq!(strings(&got["sonarr"]), [guard_line("sonarr").as_str()]);
+    assert_eq!(strings(&got["plex"]), [guard_line("plex --old-path plex=/srv/old-plex").as_str()]);
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn boot_unit_runs_after_zfs_mount_with_a_finite_timeout() {
+    let lib = nixpkgs_lib();
+    let select = "c: c.systemd.services.zfs-service-datasets";
+    let unit = fake_nixos(&lib, "{ modules.storage.datasets.enable = true; }", select);
+    // After zfs-mount.service: a non-legacy parent (canmount=on) is mounted by it.
+    assert_eq!(strings(&unit["after"]), ["zfs-import.target", "zfs-mount.service"]);
+    assert_eq!(strings(&unit["wants"]), ["zfs-import.target"]);
+    assert_eq!(strings(&unit["before"]), ["shutdown.target"], "not before zfs-mount.service or local-fs.target");
+    assert_eq!(strings(&unit["conflicts"]), ["shutdown.target"]);
+    assert_eq!(strings(&unit["wantedBy"]), ["multi-user.target"]);
+    assert_eq!(unit["unitConfig"]["DefaultDependencies"], false);
+    assert_eq!(strings(&unit["unitConfig"]["RequiresMountsFor"]), ["/persist"], "a legacy parent is mounted first");
+    assert_eq!(unit["serviceConfig"]["TimeoutStartSec"], 900);
+    assert_eq!(unit["serviceConfig"]["ExecStart"], format!("{} apply", persistctl_argv(120)));
+
+    let tuned = fake_nixos(
+        &lib,
+        "{ modules.storage.datasets = { enable = true; applyTimeout = 1800; zfsTimeout = 30; }; }",
+        select,
+    );
+    assert_eq!(tuned["serviceConfig"]["TimeoutStartSec"], 1800);
+    assert_eq!(tuned["serviceConfig"]["ExecStart"], format!("{} apply", persistctl_argv(30)));
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn boot_unit_waits_for_the_unit_that_creates_users() {
+    let lib = nixpkgs_lib();
+    let after = |configuration: &str| {
+        let got = fake_nixos(
+            &lib,
+            &format!("[ {{ modules.storage.datasets.enable = true; }} {configuration} ]"),
+            "c: c.systemd.services.zfs-service-datasets.after",
+        );
+        strings(&got).into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(after("{ }"), ["zfs-import.target", "zfs-mount.service"]);
+    assert_eq!(
+        after("{ services.userborn.enable = true; }"),
+        ["zfs-import.target", "zfs-mount.service", "userborn.service"]
+    );
+    assert_eq!(
+        after("{ systemd.sysusers.enable = true; }"),
+        ["zfs-import.target", "zfs-mount.service", "systemd-sysusers.service"]
+    );
+    // The activation script's users snippet, where NixOS still has one.
+    let deps = fake_nixos(
+        &lib,
+        r#"[ { modules.storage.datasets.enable = true; system.activationScripts.users.text = "true"; } ]"#,
+        "c: c.system.activationScripts.zfs-service-datasets.deps",
+    );
+    assert_eq!(strings(&deps), ["users"]);
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn activation_runs_persistctl_under_a_timeout_and_never_fails_the_switch() {
+    let lib = nixpkgs_lib();
+    let got = fake_nixos(
+        &lib,
+        "{ modules.storage.datasets = { enable = true; applyTimeout = 600; }; }",
+        "c: c.system.activationScripts.zfs-service-datasets.text",
+    );
+    let text = got.as_str().expect("text");
+    let timeout = "/nix/store/00000000000000000000000000000000-coreutils-9.8/bin/timeout --kill-after=10 600";
+    for call in ["plan", "apply"] {
+        let line = format!("{timeout} {} {call} || rc=$?", persistctl_argv(120));
+        assert!(text.contains(&line), "{line:?} not in\n{text}");
+    }
+    assert_eq!(text.matches("/bin/persistctl").count(), 2, "no unbounded call: {text}");
+    assert!(text.contains("124 | 137)") && text.contains("did not finish within 600 s"), "{text}");
+    assert!(text.trim_end().ends_with("true\n)"), "the snippet always succeeds: {text}");
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn every_generated_oneshot_has_a_finite_start_timeout() {
+    let lib = nixpkgs_lib();
+    let l = lib_expr(&lib);
+    let configuration = format!(
+        r#"[ ./nix/modules/replication ({stubs}) (import ./examples/forge.nix) {{
+             services.postgresql.enable = true;
+             modules.notifications = {{ enable = true; backends.ntfy.phone = {{ url = "https://ntfy.sh"; topic = "t"; }}; }};
+             modules.replication.zfs = {{ enable = true; syncoid = {{ enable = true; destination = "backup/replica"; }}; }};
+           }} ]"#,
+        stubs = replication_stubs(&l)
+    );
+    // Our oneshots, and nixpkgs' restic jobs (oneshots there; the fake NixOS has no Type for them).
+    let got = fake_nixos(
+        &lib,
+        &configuration,
+        &format!(
+            r#"c: builtins.mapAttrs (_: u: u.serviceConfig.TimeoutStartSec or null)
+                 ({l}.filterAttrs (n: u: (u.serviceConfig.Type or null) == "oneshot" || {l}.hasPrefix "restic-backups-" n)
+                   c.systemd.services)"#
+        ),
+    );
+    let units = got.as_object().expect("units");
+    let mut names: Vec<&str> = units.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "notify@",
+            "persistctl-status",
+            "persistctl-status-deadman",
+            "preseed@sonarr",
+            "restic-backups-sonarr",
+            "zfs-service-datasets"
+        ]
+    );
+    for (name, timeout) in units {
+        assert!(timeout.as_u64().is_some_and(|t| t > 0), "{name}: TimeoutStartSec = {timeout}");
+    }
+    assert_eq!(got["persistctl-status"], 600);
+    assert_eq!(got["persistctl-status-deadman"], 60);
 }
 
 #[test]
@@ -952,18 +1169,23 @@ fn syncoid_commands_and_monitoring_targets_for_local_and_remote_destinations() {
     assert!(err.contains("syncoid.destination: must be set"), "{err}");
 }
 
-#[test]
-#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
-fn replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks() {
-    let lib = nixpkgs_lib();
-    let l = lib_expr(&lib);
-    let stubs = format!(
+/// Stand-ins for nixpkgs' sanoid, syncoid and timers options (a module; `l` is the lib expression).
+fn replication_stubs(l: &str) -> String {
+    format!(
         "{{ ... }}: {{
         options.services.sanoid = {l}.mkOption {{ type = {l}.types.lazyAttrsOf {l}.types.anything; default = {{ }}; }};
         options.services.syncoid = {l}.mkOption {{ type = {l}.types.lazyAttrsOf {l}.types.anything; default = {{ }}; }};
         options.systemd.timers = {l}.mkOption {{ type = {l}.types.attrsOf ({l}.types.lazyAttrsOf {l}.types.anything); default = {{ }}; }};
       }}"
-    );
+    )
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks() {
+    let lib = nixpkgs_lib();
+    let l = lib_expr(&lib);
+    let stubs = replication_stubs(&l);
     let configuration = format!(
         r#"[ ./nix/modules/replication ({stubs}) {{ {STORAGE}
              modules.replication.zfs = {{ enable = true; syncoid = {{ enable = true; destination = "backup/replica"; }};
