@@ -8,7 +8,9 @@
 //! - every `.nix` file parses, `docs/options.md` is current, every option is documented;
 //! - the rendered fixtures pass the binary's own `check-config`.
 //!
-//! Without `NIXPKGS_LIB` or `nix-instantiate` each test prints a loud `SKIPPED` line and returns.
+//! The lib is `NIXPKGS_LIB`, or else `<repository>/../shared/nixpkgs-lib`; `build.rs` looks for it
+//! and for `nix-instantiate`. Without them the evaluation tests are reported as *ignored* (never as
+//! passed), and with `CI=true` `eval_tests_can_run_in_ci` fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,29 +23,22 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn nix_instantiate_works() -> bool {
-    Command::new("nix-instantiate").arg("--version").output().is_ok_and(|o| o.status.success())
+/// The nixpkgs lib directory `build.rs` found (`NIXPKGS_LIB` or `../shared/nixpkgs-lib`). Only
+/// called from tests that are ignored without it.
+fn nixpkgs_lib() -> PathBuf {
+    let dir = option_env!("PERSISTCTL_NIXPKGS_LIB");
+    PathBuf::from(dir.unwrap_or_else(|| panic!("build.rs found no nixpkgs lib: this test should be ignored")))
 }
 
-/// The nixpkgs lib directory to evaluate with, or `None` after printing why the test is skipped.
-fn nixpkgs_lib(test: &str) -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("NIXPKGS_LIB").filter(|d| !d.is_empty()) else {
-        eprintln!(
-            "SKIPPED: NIXPKGS_LIB not set ({test} needs a directory containing nixpkgs' lib/, \
-             e.g. NIXPKGS_LIB=/work/nixpkgs-lib; `nix develop` sets it)"
-        );
-        return None;
-    };
-    let dir = PathBuf::from(dir);
-    if !dir.join("lib/default.nix").is_file() {
-        eprintln!("SKIPPED: NIXPKGS_LIB={} has no lib/default.nix ({test})", dir.display());
-        return None;
-    }
-    if !nix_instantiate_works() {
-        eprintln!("SKIPPED: nix-instantiate not found ({test} needs Nix, e.g. apt-get install nix-bin)");
-        return None;
-    }
-    Some(dir)
+/// In CI the evaluation tests must run: ignoring them there would let the Nix side go untested.
+#[test]
+fn eval_tests_can_run_in_ci() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(
+        !ci || cfg!(nixpkgs_lib),
+        "CI=true but build.rs found no nixpkgs lib or no nix-instantiate: set NIXPKGS_LIB to a directory \
+         holding nixpkgs' lib/ (or provide ../shared/nixpkgs-lib) and install Nix; the evaluation tests were ignored"
+    );
 }
 
 /// A Nix string literal for a path (paths here never hold `"`, `\` or `${`).
@@ -112,8 +107,9 @@ fn strings(value: &Value) -> Vec<&str> {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn forge_renders_the_seed_matrix_on_tank() {
-    let Some(lib) = nixpkgs_lib("forge_renders_the_seed_matrix_on_tank") else { return };
+    let lib = nixpkgs_lib();
     let config = render_example(&lib, "forge");
     assert_eq!(config["version"], 1);
     let datasets = &config["datasets"];
@@ -151,8 +147,9 @@ fn forge_renders_the_seed_matrix_on_tank() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn luna_renders_home_assistant_on_the_boot_pool() {
-    let Some(lib) = nixpkgs_lib("luna_renders_home_assistant_on_the_boot_pool") else { return };
+    let lib = nixpkgs_lib();
     let config = render_example(&lib, "luna");
     assert_eq!(config["datasets"]["parentDataset"], "rpool/safe/persist");
     let names: Vec<&String> = config["datasets"]["services"].as_object().expect("services").keys().collect();
@@ -166,8 +163,9 @@ fn luna_renders_home_assistant_on_the_boot_pool() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn postgresql_preset_splits_data_and_wal() {
-    let Some(lib) = nixpkgs_lib("postgresql_preset_splits_data_and_wal") else { return };
+    let lib = nixpkgs_lib();
     let config = render(&lib, "{ modules.storage.datasets.enable = true; services.postgresql.enable = true; }")
         .unwrap_or_else(|e| panic!("{e}"));
     let data = service(&config, "postgres-data");
@@ -191,8 +189,9 @@ fn postgresql_preset_splits_data_and_wal() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn presets_follow_their_services_and_yield_to_the_host() {
-    let Some(lib) = nixpkgs_lib("presets_follow_their_services_and_yield_to_the_host") else { return };
+    let lib = nixpkgs_lib();
     let nothing = render(&lib, "{ modules.storage.datasets.enable = true; }").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(nothing["datasets"]["services"], serde_json::json!({}), "no service enabled, no dataset");
 
@@ -218,8 +217,9 @@ fn presets_follow_their_services_and_yield_to_the_host() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn names_with_spaces_and_custom_mountpoints_render() {
-    let Some(lib) = nixpkgs_lib("names_with_spaces_and_custom_mountpoints_render") else { return };
+    let lib = nixpkgs_lib();
     let config = render(
         &lib,
         r#"{ modules.storage.datasets = { enable = true; parentDataset = "tank/my persist"; parentMount = "/my persist/";
@@ -233,8 +233,9 @@ fn names_with_spaces_and_custom_mountpoints_render() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn rendered_fixtures_are_current() {
-    let Some(lib) = nixpkgs_lib("rendered_fixtures_are_current") else { return };
+    let lib = nixpkgs_lib();
     let mut hosts: Vec<String> = std::fs::read_dir(repo().join("examples"))
         .expect("examples/")
         .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".nix").map(String::from))
@@ -309,8 +310,9 @@ const BAD_CONFIGS: &[(&str, &[&str])] = &[
 ];
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn wrong_values_fail_evaluation_naming_the_option() {
-    let Some(lib) = nixpkgs_lib("wrong_values_fail_evaluation_naming_the_option") else { return };
+    let lib = nixpkgs_lib();
     let mut failures = Vec::new();
     for (name, needles) in BAD_CONFIGS {
         let file = repo().join(format!("tests/nix/bad/{name}.nix"));
@@ -347,8 +349,9 @@ fn every_bad_config_is_checked() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn the_lib_only_half_rejects_wrong_values_without_nixos() {
-    let Some(lib) = nixpkgs_lib("the_lib_only_half_rejects_wrong_values_without_nixos") else { return };
+    let lib = nixpkgs_lib();
     let err = render(&lib, r#"{ modules.storage.datasets.services.app.recordsize = "15K"; }"#)
         .expect_err("15K must not render");
     assert!(err.contains("`modules.storage.datasets.services.app.recordsize'"), "{err}");
@@ -358,8 +361,9 @@ fn the_lib_only_half_rejects_wrong_values_without_nixos() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn nixos_wiring_orders_units_and_moves_data_dirs() {
-    let Some(lib) = nixpkgs_lib("nixos_wiring_orders_units_and_moves_data_dirs") else { return };
+    let lib = nixpkgs_lib();
     let forge = nix_path(&repo().join("examples/forge.nix"));
     let got = fake_nixos(
         &lib,
@@ -372,9 +376,9 @@ fn nixos_wiring_orders_units_and_moves_data_dirs() {
     let units = &got["services"];
 
     let datasets = &units["zfs-service-datasets"];
-    assert_eq!(strings(&datasets["after"]), ["zfs-import.target"]);
-    assert_eq!(strings(&datasets["before"]), ["zfs-mount.service", "local-fs.target", "shutdown.target"]);
-    assert_eq!(datasets["unitConfig"]["DefaultDependencies"], false, "it runs before local-fs.target");
+    assert_eq!(strings(&datasets["after"]), ["zfs-import.target", "zfs-mount.service"]);
+    assert_eq!(strings(&datasets["before"]), ["shutdown.target"]);
+    assert_eq!(datasets["unitConfig"]["DefaultDependencies"], false, "no After=sysinit.target basic.target");
     assert_eq!(strings(&datasets["unitConfig"]["RequiresMountsFor"]), ["/persist"], "after a legacy parent mount");
     assert!(!strings(&datasets["restartTriggers"]).is_empty(), "restarted when the config changes");
     let exec = datasets["serviceConfig"]["ExecStart"].as_str().expect("ExecStart");
@@ -412,7 +416,7 @@ fn nixos_wiring_orders_units_and_moves_data_dirs() {
     assert_eq!(script["supportsDryActivation"], true);
     let text = script["text"].as_str().expect("text");
     assert!(text.contains("dry-activate)") && text.contains(" plan ||"), "{text}");
-    assert!(text.contains(" apply || rc=$?") && text.contains("WARNING"), "{text}");
+    assert!(text.contains(" --zfs-timeout 120 apply || rc=$?") && text.contains("WARNING"), "{text}");
 
     assert_eq!(
         strings(&got["tmpfiles"]["rules"]),
@@ -438,8 +442,9 @@ fn nixos_wiring_orders_units_and_moves_data_dirs() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn nixos_wiring_for_home_assistant_postgresql_and_odd_names() {
-    let Some(lib) = nixpkgs_lib("nixos_wiring_for_home_assistant_postgresql_and_odd_names") else { return };
+    let lib = nixpkgs_lib();
     let got = fake_nixos(
         &lib,
         r#"[ (import ./examples/luna.nix) {
@@ -473,9 +478,227 @@ fn nixos_wiring_for_home_assistant_postgresql_and_odd_names() {
     assert!(exec.starts_with("/nix/store/") && exec.contains("preseed-my"), "the notify wrapper: {exec}");
 }
 
+/// `persistctl --config <the config> --zfs-timeout <seconds>` as the fake NixOS' store paths spell it.
+fn persistctl_argv(zfs_timeout: u32) -> String {
+    format!(
+        "/nix/store/00000000000000000000000000000000-persistctl-0.1.0/bin/persistctl \
+         --config /nix/store/00000000000000000000000000000000-persistctl-config.json --zfs-timeout {zfs_timeout}"
+    )
+}
+
+/// The guard `ExecStartPre=` line: `+` (full privileges), then `persistctl ... guard <args>`.
+fn guard_line(args: &str) -> String {
+    format!("+{} guard {args}", persistctl_argv(120))
+}
+
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn used_by_units_and_restic_jobs_are_guarded_before_anything_else_runs() {
+    let lib = nixpkgs_lib();
+    let got = fake_nixos(
+        &lib,
+        r#"[ (import ./examples/forge.nix) {
+             services.postgresql.enable = true;
+             # What nixpkgs' preStart becomes (postgresql's initdb): the guard must come first.
+             systemd.services.postgresql.serviceConfig.ExecStartPre = [ "/nix/store/x-unit-script-postgresql-pre-start" ];
+             modules.storage.datasets.services."my app".usedBy = [ "app" ];
+           } ]"#,
+        "c: builtins.mapAttrs (_: u: { mountAssert = u.unitConfig.AssertPathIsMountPoint or null; \
+                                       pre = u.serviceConfig.ExecStartPre or null; \
+                                       timeout = u.serviceConfig.TimeoutStartSec or null; }) c.systemd.services",
+    );
+    // A preset passes nixpkgs' old data directory: the service refuses an empty dataset while
+    // its data is still there.
+    assert_eq!(got["sonarr"]["mountAssert"], serde_json::json!(["/persist/sonarr"]));
+    assert_eq!(
+        strings(&got["sonarr"]["pre"]),
+        [guard_line("sonarr --old-path sonarr=/var/lib/sonarr/.config/NzbDrone").as_str()]
+    );
+    assert_eq!(
+        strings(&got["radarr"]["pre"]),
+        [guard_line("radarr --old-path radarr=/var/lib/radarr/.config/Radarr").as_str()]
+    );
+    assert_eq!(strings(&got["plex"]["pre"]), [guard_line("plex --old-path plex=/var/lib/plex").as_str()]);
+    // Two datasets, one guard; the WAL had no directory of its own before.
+    assert_eq!(
+        got["postgresql"]["mountAssert"],
+        serde_json::json!(["/persist/postgres-data", "/persist/postgres-wal"])
+    );
+    assert_eq!(
+        strings(&got["postgresql"]["pre"]),
+        [
+            guard_line("postgres-data postgres-wal --old-path postgres-data=/var/lib/postgresql/17").as_str(),
+            "/nix/store/x-unit-script-postgresql-pre-start",
+        ],
+        "the guard runs before initdb"
+    );
+    // Not a preset: no old path; a name with a space is one quoted argument.
+    assert_eq!(got["app"]["mountAssert"], serde_json::json!(["/persist/my app"]), "one path per assertion, unquoted");
+    assert_eq!(strings(&got["app"]["pre"]), [guard_line("\"my app\"").as_str()]);
+
+    // The restic job of sonarr: the same guard, so an empty directory is never backed up (and
+    // pruned against) in place of the dataset; and a finite start timeout (6 h by default).
+    let job = &got["restic-backups-sonarr"];
+    assert_eq!(job["mountAssert"], serde_json::json!(["/persist/sonarr"]));
+    assert_eq!(
+        strings(&job["pre"]),
+        [guard_line("sonarr --old-path sonarr=/var/lib/sonarr/.config/NzbDrone").as_str()]
+    );
+    assert_eq!(job["timeout"], 6 * 3600);
+
+    // The preseed unit restores into the dataset before the guard looks at it: not guarded itself.
+    assert!(got["preseed@sonarr"]["pre"].is_null(), "{:#}", got["preseed@sonarr"]);
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn old_data_path_follows_the_preset_and_yields_to_the_host() {
+    let lib = nixpkgs_lib();
+    let got = fake_nixos(
+        &lib,
+        r#"{ modules.storage.datasets = { enable = true; services.plex.oldDataPath = "/srv/old-plex"; };
+             services.sonarr = { enable = true; dataDir = "/srv/sonarr"; };
+             services.radarr.enable = true;
+             services.plex.enable = true;
+             services.home-assistant.enable = true; }"#,
+        "c: { old = builtins.mapAttrs (_: s: s.oldDataPath) c.modules.storage.datasets.services;
+               sonarr = c.systemd.services.sonarr.serviceConfig.ExecStartPre;
+               plex = c.systemd.services.plex.serviceConfig.ExecStartPre; }",
+    );
+    assert_eq!(
+        got["old"],
+        serde_json::json!({ "sonarr": null, "radarr": "/var/lib/radarr/.config/Radarr", "plex": "/srv/old-plex",
+                            "home-assistant": "/var/lib/hass" }),
+        "a host that keeps its own data directory gets no old path; an explicit one wins"
+    );
+    assert_eq!(strings(&got["sonarr"]), [guard_line("sonarr").as_str()]);
+    assert_eq!(strings(&got["plex"]), [guard_line("plex --old-path plex=/srv/old-plex").as_str()]);
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn boot_unit_runs_after_zfs_mount_with_a_finite_timeout() {
+    let lib = nixpkgs_lib();
+    let select = "c: c.systemd.services.zfs-service-datasets";
+    let unit = fake_nixos(&lib, "{ modules.storage.datasets.enable = true; }", select);
+    // After zfs-mount.service: a non-legacy parent (canmount=on) is mounted by it.
+    assert_eq!(strings(&unit["after"]), ["zfs-import.target", "zfs-mount.service"]);
+    assert_eq!(strings(&unit["wants"]), ["zfs-import.target"]);
+    assert_eq!(strings(&unit["before"]), ["shutdown.target"], "not before zfs-mount.service or local-fs.target");
+    assert_eq!(strings(&unit["conflicts"]), ["shutdown.target"]);
+    assert_eq!(strings(&unit["wantedBy"]), ["multi-user.target"]);
+    assert_eq!(unit["unitConfig"]["DefaultDependencies"], false);
+    assert_eq!(strings(&unit["unitConfig"]["RequiresMountsFor"]), ["/persist"], "a legacy parent is mounted first");
+    assert_eq!(unit["serviceConfig"]["TimeoutStartSec"], 900);
+    assert_eq!(unit["serviceConfig"]["ExecStart"], format!("{} apply", persistctl_argv(120)));
+
+    let tuned = fake_nixos(
+        &lib,
+        "{ modules.storage.datasets = { enable = true; applyTimeout = 1800; zfsTimeout = 30; }; }",
+        select,
+    );
+    assert_eq!(tuned["serviceConfig"]["TimeoutStartSec"], 1800);
+    assert_eq!(tuned["serviceConfig"]["ExecStart"], format!("{} apply", persistctl_argv(30)));
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn boot_unit_waits_for_the_unit_that_creates_users() {
+    let lib = nixpkgs_lib();
+    let after = |configuration: &str| {
+        let got = fake_nixos(
+            &lib,
+            &format!("[ {{ modules.storage.datasets.enable = true; }} {configuration} ]"),
+            "c: c.systemd.services.zfs-service-datasets.after",
+        );
+        strings(&got).into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(after("{ }"), ["zfs-import.target", "zfs-mount.service"]);
+    assert_eq!(
+        after("{ services.userborn.enable = true; }"),
+        ["zfs-import.target", "zfs-mount.service", "userborn.service"]
+    );
+    assert_eq!(
+        after("{ systemd.sysusers.enable = true; }"),
+        ["zfs-import.target", "zfs-mount.service", "systemd-sysusers.service"]
+    );
+    // The activation script's users snippet, where NixOS still has one.
+    let deps = fake_nixos(
+        &lib,
+        r#"[ { modules.storage.datasets.enable = true; system.activationScripts.users.text = "true"; } ]"#,
+        "c: c.system.activationScripts.zfs-service-datasets.deps",
+    );
+    assert_eq!(strings(&deps), ["users"]);
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn activation_runs_persistctl_under_a_timeout_and_never_fails_the_switch() {
+    let lib = nixpkgs_lib();
+    let got = fake_nixos(
+        &lib,
+        "{ modules.storage.datasets = { enable = true; applyTimeout = 600; }; }",
+        "c: c.system.activationScripts.zfs-service-datasets.text",
+    );
+    let text = got.as_str().expect("text");
+    let timeout = "/nix/store/00000000000000000000000000000000-coreutils-9.8/bin/timeout --kill-after=10 600";
+    for call in ["plan", "apply"] {
+        let line = format!("{timeout} {} {call} || rc=$?", persistctl_argv(120));
+        assert!(text.contains(&line), "{line:?} not in\n{text}");
+    }
+    assert_eq!(text.matches("/bin/persistctl").count(), 2, "no unbounded call: {text}");
+    assert!(text.contains("124 | 137)") && text.contains("did not finish within 600 s"), "{text}");
+    assert!(text.trim_end().ends_with("true\n)"), "the snippet always succeeds: {text}");
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn every_generated_oneshot_has_a_finite_start_timeout() {
+    let lib = nixpkgs_lib();
+    let l = lib_expr(&lib);
+    let configuration = format!(
+        r#"[ ./nix/modules/replication ({stubs}) (import ./examples/forge.nix) {{
+             services.postgresql.enable = true;
+             modules.notifications = {{ enable = true; backends.ntfy.phone = {{ url = "https://ntfy.sh"; topic = "t"; }}; }};
+             modules.replication.zfs = {{ enable = true; syncoid = {{ enable = true; destination = "backup/replica"; }}; }};
+           }} ]"#,
+        stubs = replication_stubs(&l)
+    );
+    // Our oneshots, and nixpkgs' restic jobs (oneshots there; the fake NixOS has no Type for them).
+    let got = fake_nixos(
+        &lib,
+        &configuration,
+        &format!(
+            r#"c: builtins.mapAttrs (_: u: u.serviceConfig.TimeoutStartSec or null)
+                 ({l}.filterAttrs (n: u: (u.serviceConfig.Type or null) == "oneshot" || {l}.hasPrefix "restic-backups-" n)
+                   c.systemd.services)"#
+        ),
+    );
+    let units = got.as_object().expect("units");
+    let mut names: Vec<&str> = units.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "notify@",
+            "persistctl-status",
+            "persistctl-status-deadman",
+            "preseed@sonarr",
+            "restic-backups-sonarr",
+            "zfs-service-datasets"
+        ]
+    );
+    for (name, timeout) in units {
+        assert!(timeout.as_u64().is_some_and(|t| t > 0), "{name}: TimeoutStartSec = {timeout}");
+    }
+    assert_eq!(got["persistctl-status"], 600);
+    assert_eq!(got["persistctl-status-deadman"], 60);
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn mk_preseed_service_makes_a_preseed_unit() {
-    let Some(lib) = nixpkgs_lib("mk_preseed_service_makes_a_preseed_unit") else { return };
+    let lib = nixpkgs_lib();
     let got = fake_nixos(
         &lib,
         &format!(
@@ -514,11 +737,8 @@ fn nix_files(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 #[test]
+#[cfg_attr(not(nix_instantiate), ignore = "nix-instantiate not found: install Nix")]
 fn every_nix_file_parses() {
-    if !nix_instantiate_works() {
-        eprintln!("SKIPPED: nix-instantiate not found (every_nix_file_parses needs Nix, e.g. apt-get install nix-bin)");
-        return;
-    }
     let mut files = Vec::new();
     nix_files(&repo(), &mut files);
     files.sort();
@@ -557,8 +777,9 @@ fn flake_lock_pins_nixpkgs_25_11() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn flake_outputs_have_the_promised_shape() {
-    let Some(lib) = nixpkgs_lib("flake_outputs_have_the_promised_shape") else { return };
+    let lib = nixpkgs_lib();
     // nixpkgs itself cannot be fetched here: a stand-in with the real lib and inert packages.
     let got = eval_ok(&format!(
         r#"let
@@ -619,8 +840,9 @@ fn flake_outputs_have_the_promised_shape() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn options_doc_is_current() {
-    let Some(lib) = nixpkgs_lib("options_doc_is_current") else { return };
+    let lib = nixpkgs_lib();
     let generated =
         eval_ok(&format!("import {} {{ lib = {}; }}", nix_path(&repo().join("nix/docs.nix")), lib_expr(&lib)));
     let generated = generated.as_str().expect("nix/docs.nix returns a string");
@@ -629,8 +851,9 @@ fn options_doc_is_current() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn every_option_has_a_description_and_an_example() {
-    let Some(lib) = nixpkgs_lib("every_option_has_a_description_and_an_example") else { return };
+    let lib = nixpkgs_lib();
     let got = eval_ok(&format!(
         r#"let
              lib = {lib};
@@ -646,21 +869,9 @@ fn every_option_has_a_description_and_an_example() {
     assert_eq!(strings(&got["undocumented"]), Vec::<&str>::new(), "options without a description or an example");
 }
 
-/// Whether the built binary implements `check-config` yet: it must reject a file that is not there.
-fn check_config_implemented(bin: &str) -> bool {
-    Command::new(bin)
-        .args(["check-config", "/nonexistent/persistctl-config.json"])
-        .output()
-        .is_ok_and(|o| !o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("unrecognized subcommand"))
-}
-
 #[test]
 fn rendered_fixtures_pass_check_config() {
     let bin = env!("CARGO_BIN_EXE_persistctl");
-    if !check_config_implemented(bin) {
-        eprintln!("SKIPPED: {bin} does not implement `check-config` yet (rendered_fixtures_pass_check_config)");
-        return;
-    }
     for host in ["forge", "luna"] {
         let out = Command::new(bin).arg("check-config").arg(fixture(host)).output().expect("persistctl runs");
         assert!(
@@ -687,8 +898,9 @@ const NOTIFYING_HOST: &str = r#"{
 }"#;
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn notifications_render_into_the_config_and_pass_check_config() {
-    let Some(lib) = nixpkgs_lib("notifications_render_into_the_config_and_pass_check_config") else { return };
+    let lib = nixpkgs_lib();
     let config = render(&lib, NOTIFYING_HOST).unwrap_or_else(|e| panic!("{e}"));
     let n = &config["notifications"];
     assert_eq!(n["attempts"], 4);
@@ -724,8 +936,9 @@ fn notifications_render_into_the_config_and_pass_check_config() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn nixos_wiring_makes_a_notify_template_unit_and_on_failure_hooks() {
-    let Some(lib) = nixpkgs_lib("nixos_wiring_makes_a_notify_template_unit_and_on_failure_hooks") else { return };
+    let lib = nixpkgs_lib();
     let got = fake_nixos(
         &lib,
         &format!("[ ({NOTIFYING_HOST}) {{ systemd.services.sanoid.onFailure = [ \"mail@%n.service\" ]; }} ]"),
@@ -756,8 +969,9 @@ fn nixos_wiring_makes_a_notify_template_unit_and_on_failure_hooks() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn every_notifications_option_has_a_description_and_an_example() {
-    let Some(lib) = nixpkgs_lib("every_notifications_option_has_a_description_and_an_example") else { return };
+    let lib = nixpkgs_lib();
     let got = eval_ok(&format!(
         r#"let
              lib = {lib};
@@ -798,8 +1012,9 @@ const STORAGE: &str = r#"modules.storage.datasets = {
     };"#;
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn replication_fixtures_are_current() {
-    let Some(lib) = nixpkgs_lib("replication_fixtures_are_current") else { return };
+    let lib = nixpkgs_lib();
     let got = render_replication_ok(&lib, &nix_path(&repo().join("tests/nix/replication-vm.nix")));
     let dir = repo().join("tests/fixtures/replication");
     let read = |name: &str| {
@@ -814,8 +1029,9 @@ fn replication_fixtures_are_current() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn sanoid_gets_the_production_template_for_every_auto_snapshot_dataset() {
-    let Some(lib) = nixpkgs_lib("sanoid_gets_the_production_template_for_every_auto_snapshot_dataset") else { return };
+    let lib = nixpkgs_lib();
     let got = render_replication_ok(&lib, &format!("{{ {STORAGE} modules.replication.zfs.enable = true; }}"));
     let datasets = got["sanoid"]["datasets"].as_object().expect("datasets");
     let mut names: Vec<&str> = datasets.keys().map(String::as_str).collect();
@@ -850,8 +1066,9 @@ fn sanoid_gets_the_production_template_for_every_auto_snapshot_dataset() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn explicit_sanoid_settings_win_and_one_retention_keeps_the_others() {
-    let Some(lib) = nixpkgs_lib("explicit_sanoid_settings_win_and_one_retention_keeps_the_others") else { return };
+    let lib = nixpkgs_lib();
     let got = render_replication_ok(
         &lib,
         &format!(
@@ -889,10 +1106,9 @@ fn explicit_sanoid_settings_win_and_one_retention_keeps_the_others() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn syncoid_commands_and_monitoring_targets_for_local_and_remote_destinations() {
-    let Some(lib) = nixpkgs_lib("syncoid_commands_and_monitoring_targets_for_local_and_remote_destinations") else {
-        return;
-    };
+    let lib = nixpkgs_lib();
     // The seed's 4.3 example: one dataset, received as the destination itself; children follow.
     let local = render_replication_ok(
         &lib,
@@ -953,19 +1169,23 @@ fn syncoid_commands_and_monitoring_targets_for_local_and_remote_destinations() {
     assert!(err.contains("syncoid.destination: must be set"), "{err}");
 }
 
-#[test]
-fn replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks() {
-    let Some(lib) = nixpkgs_lib("replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks") else {
-        return;
-    };
-    let l = lib_expr(&lib);
-    let stubs = format!(
+/// Stand-ins for nixpkgs' sanoid, syncoid and timers options (a module; `l` is the lib expression).
+fn replication_stubs(l: &str) -> String {
+    format!(
         "{{ ... }}: {{
         options.services.sanoid = {l}.mkOption {{ type = {l}.types.lazyAttrsOf {l}.types.anything; default = {{ }}; }};
         options.services.syncoid = {l}.mkOption {{ type = {l}.types.lazyAttrsOf {l}.types.anything; default = {{ }}; }};
         options.systemd.timers = {l}.mkOption {{ type = {l}.types.attrsOf ({l}.types.lazyAttrsOf {l}.types.anything); default = {{ }}; }};
       }}"
-    );
+    )
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks() {
+    let lib = nixpkgs_lib();
+    let l = lib_expr(&lib);
+    let stubs = replication_stubs(&l);
     let configuration = format!(
         r#"[ ./nix/modules/replication ({stubs}) {{ {STORAGE}
              modules.replication.zfs = {{ enable = true; syncoid = {{ enable = true; destination = "backup/replica"; }};
@@ -1010,8 +1230,9 @@ fn replication_nixos_wiring_uses_nixpkgs_sanoid_syncoid_and_notify_hooks() {
 }
 
 #[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
 fn every_replication_option_has_a_description_and_an_example() {
-    let Some(lib) = nixpkgs_lib("every_replication_option_has_a_description_and_an_example") else { return };
+    let lib = nixpkgs_lib();
     let got = eval_ok(&format!(
         r#"let
              lib = {lib};

@@ -2,8 +2,8 @@
 # Every test, on a fresh Debian 12 machine (root): installs what the tests need, provisions the
 # real-ZFS VMs (OpenZFS 2.3 and 2.1), then runs
 #   1. cargo fmt --check, cargo clippy -D warnings
-#   2. cargo test: unit tables, the CLI against a fake zfs/restic, Nix eval tests (loud SKIPPED
-#      without NIXPKGS_LIB), with the real-ZFS tests listed as ignored on the host
+#   2. cargo test: unit tables, the CLI against a fake zfs/restic, Nix eval tests (reported as
+#      ignored without NIXPKGS_LIB or ../shared/nixpkgs-lib), the real-ZFS tests ignored on the host
 #   3. the real-ZFS suites inside one VM per OpenZFS line (2.3, then 2.1)
 # Set NIXPKGS_LIB=<dir containing lib/> (nixpkgs' lib, e.g. nix-community/nixpkgs.lib) to run the
 # module evaluation tests. ZFS_LINES="2.3" runs one line only.
@@ -29,7 +29,7 @@ cargo fmt --check
 cargo clippy --quiet --all-targets -- -D warnings
 
 step "cargo test (host)"
-[ -n "${NIXPKGS_LIB:-}" ] || echo "NOTE: NIXPKGS_LIB is not set: the module evaluation tests will print SKIPPED"
+[ -n "${NIXPKGS_LIB:-}" ] || [ -f ../shared/nixpkgs-lib/lib/default.nix ] || echo "NOTE: NIXPKGS_LIB is not set and there is no ../shared/nixpkgs-lib: the module evaluation tests are reported as ignored"
 cargo test --all-targets 2>&1 | tee /tmp/persistctl-host-tests.log
 
 step "real OpenZFS (one VM per line)"

@@ -35,10 +35,10 @@
   };
   users.groups.app = { };
 
-  # Writes into its dataset; only ever runs with the dataset mounted.
+  # Writes into its dataset. No mount condition of its own: the module gives every usedBy unit
+  # AssertPathIsMountPoint= and the `persistctl guard` ExecStartPre, and the tests rely on those.
   systemd.services.app = {
     wantedBy = [ "multi-user.target" ];
-    unitConfig.ConditionPathIsMountPoint = "/persist/app";
     serviceConfig = {
       Type = "oneshot";
       RemainAfterExit = true;

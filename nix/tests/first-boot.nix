@@ -32,7 +32,9 @@
     machine.succeed("test \"$(findmnt -n -o SOURCE --target /persist/app/started)\" = tank/persist/app")
     # Ordering as declared.
     machine.succeed("systemctl show -p After app.service | grep -q zfs-service-datasets.service")
-    machine.succeed("systemctl show -p Before zfs-service-datasets.service | grep -q zfs-mount.service")
+    machine.succeed("systemctl show -p After zfs-service-datasets.service | grep -q zfs-mount.service")
+    machine.succeed("systemctl show -p ExecStartPre app.service | grep -q ' guard app'")
+    machine.succeed("systemctl cat app.service | grep -q '^AssertPathIsMountPoint=/persist/app$'")
     # In sync: plan exits 0.
     machine.succeed("persistctl plan")
   '';

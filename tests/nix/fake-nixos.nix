@@ -29,6 +29,7 @@ let
     };
     runtimeShell = "/nix/store/00000000000000000000000000000000-bash/bin/sh";
     restic = fakeDrv "restic" { };
+    coreutils = fakeDrv "coreutils-9.8" { };
     runCommand = name: env: script: fakeDrv name { inherit env script; };
     writeShellScript = name: text: fakeDrv name { inherit text; };
     callPackage = _path: _args: fakeDrv "persistctl-0.1.0" { };
@@ -147,6 +148,15 @@ let
         systemd.package = mkOption {
           type = types.package;
           default = fakeDrv "systemd-258" { };
+        };
+        # How NixOS creates users when not by the activation script (nixpkgs 24.11 and later).
+        services.userborn.enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        systemd.sysusers.enable = mkOption {
+          type = types.bool;
+          default = false;
         };
         services.restic.backups = mkOption {
           type = types.attrsOf (types.lazyAttrsOf types.anything);

@@ -89,6 +89,9 @@ in
           # 1-3 are WARNING/CRITICAL/UNKNOWN results, notified on change; only a crash fails the unit.
           SuccessExitStatus = "1 2 3";
           StateDirectory = "persistctl";
+          # A oneshot has no start timeout by default: a status run stuck on a pool, a repository
+          # or a replica host would never finish, and the deadman would be the only alert.
+          TimeoutStartSec = cfg.monitoring.timeout;
         };
       };
       systemd.timers.persistctl-status = {
@@ -105,6 +108,8 @@ in
         serviceConfig = {
           Type = "oneshot";
           ExecStart = "${deadmanScript}";
+          # date and stat of one file.
+          TimeoutStartSec = 60;
         };
       };
       systemd.timers.persistctl-status-deadman = {

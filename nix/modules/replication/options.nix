@@ -375,6 +375,15 @@ in
         example = "hourly";
         description = "How often `persistctl status` runs (systemd calendar event).";
       };
+      timeout = mkOption {
+        type = types.ints.positive;
+        default = 600;
+        example = 1800;
+        description = ''
+          Time limit of one `persistctl status` run, in seconds (`TimeoutStartSec` of
+          `persistctl-status.service`); a run that hangs fails the unit and is notified.
+        '';
+      };
       deadmanHours = mkOption {
         type = types.ints.positive;
         default = 2;

@@ -21,6 +21,7 @@ let
     mkMerge
     nameValuePair
     optional
+    optionals
     unique
     ;
   cfg = config.modules.storage.datasets;
@@ -94,6 +95,53 @@ let
 
   # Path lists in unit settings are split at spaces unless quoted (RequiresMountsFor=, ReadWritePaths=).
   unitPath = path: if lib.hasInfix " " path then ''"${path}"'' else path;
+  # A condition or assertion takes one path, the rest of the line, with specifiers expanded.
+  assertPath = builtins.replaceStrings [ "%" ] [ "%%" ];
+
+  # persistctl's own global flags, before the subcommand.
+  persistctlArgv = [
+    persistctl
+    "--config"
+    "${configFile}"
+    "--zfs-timeout"
+    (toString cfg.zfsTimeout)
+  ];
+
+  # The mount guarantee of a unit that keeps data on the datasets `names`: systemd asserts each
+  # path is a mount point (cheap, visible in `systemctl status`), and `persistctl guard`, the first
+  # ExecStartPre (before e.g. postgresql's initdb in preStart), refuses unless the top mount there
+  # is that dataset, and, with `--old-path`, while the dataset is empty and the service's old data
+  # directory still holds files. `+`: with full privileges, whatever User= the service runs as.
+  guardArgv =
+    names:
+    persistctlArgv
+    ++ [ "guard" ]
+    ++ names
+    ++ concatMap (
+      name:
+      let
+        old = cfg.services.${name}.oldDataPath;
+      in
+      optionals (old != null) [
+        "--old-path"
+        "${name}=${old}"
+      ]
+    ) names;
+  guardUnit = names: {
+    unitConfig.AssertPathIsMountPoint = map (name: assertPath cfg.services.${name}.path) names;
+    serviceConfig.ExecStartPre = lib.mkBefore [ "+${utils.escapeSystemdExecArgs (guardArgv names)}" ];
+  };
+
+  # The units that create users and groups, when NixOS uses them instead of the activation script:
+  # owners are resolved by name. `or false`: the options exist only in a NixOS recent enough.
+  usersUnits =
+    optional (config.services.userborn.enable or false) "userborn.service"
+    ++ optional (config.systemd.sysusers.enable or false) "systemd-sysusers.service";
+
+  # Every persistctl call of the activation script runs under this: a zfs call blocked on a
+  # suspended pool must not hang the switch. --kill-after: SIGKILL the whole process group (and
+  # timeout itself, exit 137) if SIGTERM is not enough.
+  activationTimeout = "${pkgs.coreutils}/bin/timeout --kill-after=10 ${toString cfg.applyTimeout}";
 
   tmpfilesField = v: if v == null then "-" else v;
 
@@ -103,18 +151,28 @@ let
   activationScript = ''
     (
       PATH=${lib.makeBinPath [ zfsPackage ]}:$PATH
+      persistctl_timed_out() {
+        case "$1" in
+          124 | 137)
+            echo "persistctl: WARNING: 'persistctl $2' did not finish within ${toString cfg.applyTimeout} s (modules.storage.datasets.applyTimeout) and was stopped (exit $1)." >&2
+            echo "A zfs command may be blocked on a suspended pool: look at 'zpool status'." >&2
+            ;;
+        esac
+      }
       case "''${NIXOS_ACTION:-}" in
         dry-activate)
           echo "persistctl: datasets a switch would change (persistctl plan):"
           rc=0
-          ${persistctl} --config ${configFile} plan || rc=$?
+          ${activationTimeout} ${lib.escapeShellArgs persistctlArgv} plan || rc=$?
+          persistctl_timed_out "$rc" plan
           if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then
             echo "persistctl: WARNING: 'persistctl plan' failed (exit $rc)" >&2
           fi
           ;;
         switch | test)
           rc=0
-          ${persistctl} --config ${configFile} apply || rc=$?
+          ${activationTimeout} ${lib.escapeShellArgs persistctlArgv} apply || rc=$?
+          persistctl_timed_out "$rc" apply
           if [ "$rc" -ne 0 ]; then
             echo "" >&2
             echo "################################################################################" >&2
@@ -186,24 +244,45 @@ in
           text = activationScript;
         };
 
-        # At boot: after the pools are imported, before ZFS mounts the file systems. Restarted (so
-        # re-applied) when the config changes. Plain `apply`, not `--require-pools`: this unit is
-        # restarted by every switch that changes the config, and a removable pool that is absent
-        # must not fail the switch. Services are kept off an empty directory by their preseed unit,
-        # which fails when the dataset's pool is missing.
+        # At boot: after the pools are imported and ZFS has mounted its file systems, before the
+        # services that use the datasets (they are After= it). Restarted (so re-applied) when the
+        # config changes. Plain `apply`, not `--require-pools`: this unit is restarted by every
+        # switch that changes the config, and a removable pool that is absent must not fail the
+        # switch. Services are kept off an empty directory by their guard (below) and their preseed
+        # unit, which fail when the dataset is not mounted.
+        #
+        # After zfs-mount.service, not before it: under a parent that ZFS mounts itself
+        # (mountpoint=/persist, canmount=on) the parent is only mounted by zfs-mount.service, and
+        # persistctl refuses to create children under an unmounted parent (they would be hidden
+        # once it is mounted). A legacy parent (fileSystems."/persist") comes in through
+        # RequiresMountsFor=. Existing children are mounted by zfs-mount too; new ones by
+        # `zfs create`.
+        #
+        # Users first: owners are resolved by name, so this unit is After= the unit that creates
+        # users (userborn.service or systemd-sysusers.service; the activation script's `users`
+        # snippet runs before any unit starts).
+        #
+        # No cycle: every unit this one is After= is an early-boot unit that NixOS orders before
+        # local-fs.target or sysinit.target (zfs-import.target, zfs-mount.service, the parent's
+        # mount unit, userborn/sysusers: DefaultDependencies=no, Before=sysinit.target, After=
+        # systemd-remount-fs.service and the mounts of their own directories). This unit is
+        # Before= only shutdown.target and, through their own After=, the usedBy services and
+        # preseed units, ordinary services after sysinit.target. It is no longer Before=
+        # local-fs.target or zfs-mount.service: with a users unit After= a mount unit (which is
+        # Before= local-fs.target) or After= zfs-mount.service, "users -> this -> local-fs.target"
+        # could close a loop. DefaultDependencies=false stays: the defaults would add After=
+        # sysinit.target basic.target, and a cycle with any usedBy service that is itself early.
+        # A oneshot has no start timeout by default, hence TimeoutStartSec=.
         systemd.services.zfs-service-datasets = {
           description = "Create and tune the service datasets of modules.storage.datasets (persistctl)";
-          wantedBy = [
-            "zfs-mount.service"
-            "local-fs.target"
-          ];
+          wantedBy = [ "multi-user.target" ];
           wants = [ "zfs-import.target" ];
-          after = [ "zfs-import.target" ];
-          before = [
+          after = [
+            "zfs-import.target"
             "zfs-mount.service"
-            "local-fs.target"
-            "shutdown.target"
-          ];
+          ]
+          ++ usersUnits;
+          before = [ "shutdown.target" ];
           conflicts = [ "shutdown.target" ];
           restartTriggers = [ configFile ];
           path = [ zfsPackage ];
@@ -218,12 +297,9 @@ in
           serviceConfig = {
             Type = "oneshot";
             RemainAfterExit = true;
-            ExecStart = utils.escapeSystemdExecArgs [
-              persistctl
-              "--config"
-              "${configFile}"
-              "apply"
-            ];
+            # persistctl gives each zfs call --zfs-timeout; this bounds the whole run.
+            TimeoutStartSec = cfg.applyTimeout;
+            ExecStart = utils.escapeSystemdExecArgs (persistctlArgv ++ [ "apply" ]);
           };
         };
       }
@@ -239,12 +315,15 @@ in
               filterAttrs (_: s: s.preseed.enable) used
             );
           in
-          {
-            wants = [ datasetUnit ];
-            after = [ datasetUnit ] ++ preseeds;
-            requires = preseeds;
-            unitConfig.RequiresMountsFor = mapAttrsToList (_: s: unitPath s.path) used;
-          }
+          mkMerge [
+            {
+              wants = [ datasetUnit ];
+              after = [ datasetUnit ] ++ preseeds;
+              requires = preseeds;
+              unitConfig.RequiresMountsFor = mapAttrsToList (_: s: unitPath s.path) used;
+            }
+            (guardUnit (builtins.attrNames used))
+          ]
         );
       }
 
@@ -312,10 +391,17 @@ in
 
         systemd.services = mapAttrs' (
           name: s:
-          nameValuePair "restic-backups-${name}" {
-            after = [ datasetUnit ];
-            unitConfig.RequiresMountsFor = [ (unitPath s.path) ];
-          }
+          nameValuePair "restic-backups-${name}" (mkMerge [
+            {
+              after = [ datasetUnit ];
+              unitConfig.RequiresMountsFor = [ (unitPath s.path) ];
+              # nixpkgs' restic unit is a oneshot without a start timeout.
+              serviceConfig.TimeoutStartSec = s.backup.restic.timeout;
+            }
+            # Never back up an empty directory in place of the dataset: with pruneOpts, the
+            # snapshots of an empty directory would push the real ones out.
+            (guardUnit [ name ])
+          ])
         ) backedUp;
       }
 

@@ -111,6 +111,17 @@ let
           example = [ "--exclude-caches" ];
           description = "More arguments for `restic backup`.";
         };
+        timeout = mkOption {
+          type = t.positiveSeconds;
+          default = 6 * 3600;
+          defaultText = literalExpression "6 * 3600";
+          example = 12 * 3600;
+          description = ''
+            Time limit of one run of the job (backup and prune), in seconds: the unit's
+            `TimeoutStartSec`. nixpkgs' restic unit is a oneshot, which systemd would otherwise let
+            hang forever, for example on an unreachable repository.
+          '';
+        };
       };
     };
 
@@ -339,8 +350,23 @@ let
           description = ''
             systemd services (names without `.service`) that keep data on this dataset. Each is
             ordered after `zfs-service-datasets.service` (and after `preseed@<name>.service`, which
-            it requires, when `preseed.enable`) and gets `RequiresMountsFor=` the dataset's path.
-            The presets fill this in.
+            it requires, when `preseed.enable`), gets `RequiresMountsFor=` and
+            `AssertPathIsMountPoint=` the dataset's path, and a first `ExecStartPre=` running
+            `persistctl guard`, which refuses to start the service unless this dataset is what is
+            mounted there (see `oldDataPath`). The presets fill this in.
+          '';
+        };
+        oldDataPath = mkOption {
+          type = types.nullOr t.absolutePath;
+          default = null;
+          example = "/var/lib/sonarr/.config/NzbDrone";
+          description = ''
+            Where the service kept its data before it moved to this dataset. A service refuses to
+            start on an empty dataset while this directory holds files; migrate first
+            (`persistctl migrate <name> --from <oldDataPath>`). Passed to `persistctl guard` as
+            `--old-path <name>=<oldDataPath>` by the `usedBy` services and the restic job. The
+            presets set it to the nixpkgs service's default data directory, when the preset moved
+            the service's data directory onto this dataset.
           '';
         };
         tmpfiles = mkOption {
@@ -437,6 +463,27 @@ in
       defaultText = literalMD "`pkgs.persistctl` when this flake's overlay is applied, otherwise this flake's package built with `pkgs.callPackage`";
       example = literalExpression "inputs.persistctl.packages.\${pkgs.stdenv.hostPlatform.system}.persistctl";
       description = "The persistctl package.";
+    };
+
+    applyTimeout = mkOption {
+      type = t.positiveSeconds;
+      default = 900;
+      example = 1800;
+      description = ''
+        Time limit, in seconds, of one `persistctl apply`: `TimeoutStartSec` of
+        `zfs-service-datasets.service`, and the `timeout` the activation script runs persistctl
+        under (after which the switch goes on, with a warning).
+      '';
+    };
+
+    zfsTimeout = mkOption {
+      type = t.positiveSeconds;
+      default = 120;
+      example = 300;
+      description = ''
+        Deadline, in seconds, of each `zfs` call persistctl makes (`persistctl --zfs-timeout`). A
+        suspended pool can block `zfs` in the kernel: persistctl gives up on it and reports it.
+      '';
     };
 
     notifyCommand = mkOption {

@@ -2,8 +2,10 @@
 #
 # When modules.storage.datasets is enabled and one of these nixpkgs services is enabled, the
 # preset declares its dataset (values as mkDefault: override any of them under
-# modules.storage.datasets.services.<name>), points the service's data directory at it and lists
-# the service in `usedBy`. No pkgs needed: this file only reads and sets options.
+# modules.storage.datasets.services.<name>), points the service's data directory at it, lists
+# the service in `usedBy` and records nixpkgs' default data directory as `oldDataPath` (the
+# service refuses to start on the empty dataset while data is still there). No pkgs needed: this
+# file only reads and sets options.
 #
 # | dataset        | service          | recordsize | compression | properties                  |
 # |----------------|------------------|------------|-------------|-----------------------------|
@@ -57,6 +59,7 @@ let
       group,
       mode,
       usedBy,
+      oldDataPath ? null,
     }:
     {
       recordsize = mkDefault recordsize;
@@ -66,7 +69,15 @@ let
       group = mkDefault group;
       mode = mkDefault mode;
       inherit usedBy;
-    };
+    }
+    // lib.optionalAttrs (oldDataPath != null) { inherit oldDataPath; };
+
+  # nixpkgs' default data directory of a service, as the guard's `--old-path`: on a host that ran
+  # the service before, its data is still there while the preset's dataset starts empty. Only when
+  # the preset's data directory won (a host that sets the data directory itself keeps it).
+  nixpkgsDataPath =
+    { dataDir, dataset, nixpkgsDefault }:
+    mkDefault (if toString dataDir == datasets.${dataset}.path then nixpkgsDefault else null);
 
   autoSnapshot = on: { "com.sun:auto-snapshot" = if on then "true" else "false"; };
 in
@@ -118,6 +129,11 @@ in
         # nixpkgs' own rule for the data dir uses 0700; a different mode would flip at every boot.
         mode = "0700";
         usedBy = [ "sonarr" ];
+        oldDataPath = nixpkgsDataPath {
+          dataDir = config.services.sonarr.dataDir;
+          dataset = "sonarr";
+          nixpkgsDefault = "/var/lib/sonarr/.config/NzbDrone";
+        };
       };
       services.sonarr.dataDir = setDataDir datasets.sonarr.path;
     })
@@ -131,6 +147,11 @@ in
         group = config.services.radarr.group;
         mode = "0700";
         usedBy = [ "radarr" ];
+        oldDataPath = nixpkgsDataPath {
+          dataDir = config.services.radarr.dataDir;
+          dataset = "radarr";
+          nixpkgsDefault = "/var/lib/radarr/.config/Radarr";
+        };
       };
       services.radarr.dataDir = setDataDir datasets.radarr.path;
     })
@@ -144,6 +165,11 @@ in
         group = config.services.plex.group;
         mode = "0750";
         usedBy = [ "plex" ];
+        oldDataPath = nixpkgsDataPath {
+          dataDir = config.services.plex.dataDir;
+          dataset = "plex";
+          nixpkgsDefault = "/var/lib/plex";
+        };
       };
       services.plex.dataDir = setDataDir datasets.plex.path;
     })
@@ -158,6 +184,11 @@ in
         group = "hass";
         mode = "0700";
         usedBy = [ "home-assistant" ];
+        oldDataPath = nixpkgsDataPath {
+          dataDir = config.services.home-assistant.configDir;
+          dataset = "home-assistant";
+          nixpkgsDefault = "/var/lib/hass";
+        };
       };
       services.home-assistant.configDir = setDataDir datasets.home-assistant.path;
     })
@@ -172,6 +203,13 @@ in
         group = "postgres";
         mode = "0700";
         usedBy = [ "postgresql" ];
+        # nixpkgs: /var/lib/postgresql/<psqlSchema of services.postgresql.package>; the stand-in of
+        # nix/lib/nixpkgs-services.nix has no package and uses 25.11's default, 17.
+        oldDataPath = nixpkgsDataPath {
+          dataDir = config.services.postgresql.dataDir;
+          dataset = "postgres-data";
+          nixpkgsDefault = "/var/lib/postgresql/${config.services.postgresql.package.psqlSchema or "17"}";
+        };
       };
       services.postgresql.dataDir = setDataDir datasets.postgres-data.path;
     })
