@@ -370,7 +370,7 @@ fn preseed_and_apply_at_once_each_do_their_part_once() {
     assert_eq!(checksums(&lab.mountpoint("a")), checksums(&src));
     let history = ok("zpool", &["history", &lab.pool]);
     assert_eq!(
-        history.matches(&format!("zfs create -p -o mountpoint={}/a", lab.parent_mount())).count(),
+        history.matches(&format!("zfs create -o mountpoint={}/a", lab.parent_mount())).count(),
         1,
         "{history}"
     );

@@ -221,7 +221,7 @@ fn changing_a_property_and_adding_a_service_touch_only_those() {
     pool.apply(&config);
     let new: Vec<String> = pool.history()[before..].to_vec();
     assert_eq!(new.len(), 2, "one set and one create: {new:?}");
-    assert!(new[0].contains("zfs create -p") && new[0].contains("radarr"), "{new:?}");
+    assert!(new[0].contains("zfs create -o") && new[0].contains("radarr"), "{new:?}");
     assert!(new[1].contains("zfs set recordsize=32K") && new[1].contains("sonarr"), "{new:?}");
     assert_eq!(zfs_get(&format!("{}/sonarr", pool.parent()), "recordsize").0, "32768");
     assert_eq!(zfs_get(&format!("{}/sonarr", pool.parent()), "createtxg").0, created, "not recreated");
@@ -340,7 +340,7 @@ fn two_concurrent_applies_create_each_dataset_once() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let creates = pool.history().iter().filter(|l| l.contains("zfs create -p")).count();
+    let creates = pool.history().iter().filter(|l| l.contains("zfs create -o")).count();
     assert_eq!(creates, 8, "each dataset created exactly once");
 }
 
