@@ -118,6 +118,9 @@ pub enum Outcome {
     Failed(String),
     /// Not attempted because an earlier step failed.
     NotRun(String),
+    /// Left to the persistctl run that owns the dataset now (a restore or migration holds its lock; it
+    /// applies the dataset's spec itself). Not a failure.
+    Deferred(String),
 }
 
 /// One executed action.
@@ -216,12 +219,17 @@ pub fn execute_owning(zfs: &Zfs, plan: Plan, lock_base: Option<&std::path::Path>
     for dataset in plan::execution_order(&plan).into_iter().map(|i| &plan.datasets[i]) {
         let mut blocked_by: Option<String> =
             parent_failed.then(|| format!("parent {} was not created", plan.parent_dataset));
+        let mut deferred = None;
         let _owned = match (lock_base, dataset.actions.is_empty(), &blocked_by) {
             (Some(base), false, None) => {
                 match crate::lock::try_acquire(&crate::lock::dataset_lock_path(base, &dataset.dataset)) {
                     Ok(Some(held)) => Some(held),
                     Ok(None) => {
-                        blocked_by = Some("another persistctl (a preseed restoring it, or a migrate) holds its lock; run apply again afterwards".into());
+                        deferred = Some(
+                            "a persistctl preseed or migrate owns this dataset now (its lock is held) and applies \
+                             its spec itself"
+                                .to_string(),
+                        );
                         None
                     }
                     Err(e) => {
@@ -232,6 +240,14 @@ pub fn execute_owning(zfs: &Zfs, plan: Plan, lock_base: Option<&std::path::Path>
             }
             _ => None,
         };
+        if let Some(why) = deferred {
+            for action in &dataset.actions {
+                let outcome = Outcome::Deferred(why.clone());
+                log_outcome(action, &outcome);
+                results.push(ActionResult { dataset: dataset.dataset.clone(), action: action.clone(), outcome });
+            }
+            continue;
+        }
         for action in &dataset.actions {
             let outcome = match &blocked_by {
                 Some(why) => Outcome::NotRun(why.clone()),
@@ -254,6 +270,7 @@ fn log_outcome(action: &Action, outcome: &Outcome) {
         Outcome::Unchanged => tracing::debug!(%dataset, "already right: {}", action.describe()),
         Outcome::Failed(e) => tracing::error!(%dataset, "{}: {e}", action.describe()),
         Outcome::NotRun(why) => tracing::warn!(%dataset, "not run ({why}): {}", action.describe()),
+        Outcome::Deferred(why) => tracing::warn!(%dataset, "left alone ({why}): {}", action.describe()),
     }
 }
 

@@ -125,6 +125,7 @@ pub fn report_text(report: &Report) -> String {
             Outcome::Unchanged => "unchanged".to_string(),
             Outcome::Failed(e) => format!("FAILED: {e}"),
             Outcome::NotRun(why) => format!("not run: {why}"),
+            Outcome::Deferred(why) => format!("left alone: {why}"),
         })
     };
     let mut out = table(&["SERVICE", "DATASET", "STATUS", "ACTION", "RESULT"], &plan_rows(&report.plan, &outcome_of));
@@ -132,7 +133,7 @@ pub fn report_text(report: &Report) -> String {
     let count = |f: &dyn Fn(&Outcome) -> bool| report.results.iter().filter(|r| f(&r.outcome)).count();
     let done = count(&|o| matches!(o, Outcome::Done | Outcome::Unchanged));
     let failed = count(&|o| matches!(o, Outcome::Failed(_)));
-    let not_run = count(&|o| matches!(o, Outcome::NotRun(_)));
+    let not_run = count(&|o| matches!(o, Outcome::NotRun(_) | Outcome::Deferred(_)));
     let in_sync = report.plan.datasets.iter().filter(|d| d.status == "in-sync").count();
     let skipped = report.plan.datasets.iter().filter(|d| d.skipped.is_some()).count();
     let blocked = report.plan.datasets.iter().filter(|d| !d.problems.is_empty()).count();

@@ -422,3 +422,21 @@ fn a_zfs_that_never_returns_is_killed_at_its_deadline() {
     assert!(stderr(&out).contains("timed out after"), "{}", stderr(&out));
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "returned in {:?}", started.elapsed());
 }
+
+#[test]
+fn apply_leaves_a_dataset_alone_while_another_run_owns_it() {
+    let fake = Fake::new(&base_pool());
+    let config = fake.write_config(&seed_services());
+    // A preseed restoring sonarr holds sonarr's own lock (stood in for by flock(1)).
+    let own = format!("{}.tank%2Fpersist%2Fsonarr", fake.path("lock").display());
+    let mut holder = Command::new("flock").args([own.as_str(), "sleep", "30"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = fake.run(&config, &["apply"], &[]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(out.status.success(), "deferred is not a failure: {}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("left alone"), "{}", stdout(&out));
+    let creates: Vec<String> =
+        writes(&fake.take_calls()).iter().filter(|c| c[0] == "create").map(|c| c.last().unwrap().clone()).collect();
+    assert_eq!(creates, ["tank/persist/plex"], "only the dataset nobody owns");
+}

@@ -369,11 +369,7 @@ fn preseed_and_apply_at_once_each_do_their_part_once() {
     assert!(pre_st.success() && app_st.success());
     assert_eq!(checksums(&lab.mountpoint("a")), checksums(&src));
     let history = ok("zpool", &["history", &lab.pool]);
-    assert_eq!(
-        history.matches(&format!("zfs create -o mountpoint={}/a", lab.parent_mount())).count(),
-        1,
-        "{history}"
-    );
+    assert_eq!(history.matches(&format!("zfs create -o mountpoint={}/a", lab.parent_mount())).count(), 1, "{history}");
     assert_eq!(zfs_prop(&lab.dataset("b"), "compression"), "lz4");
 }
 
