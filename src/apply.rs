@@ -32,7 +32,7 @@ pub fn gather(zfs: &Zfs, config: &Validated) -> anyhow::Result<LiveState> {
             let existing = zfs.existing(&ancestors)?;
             ParentState::Missing {
                 pool_imported: existing.contains(pool_of(parent_name)),
-                missing_ancestors: ancestors.into_iter().filter(|a| !existing.contains(a)).skip(1).collect(),
+                missing_ancestors: ancestors.into_iter().filter(|a| !existing.contains(a)).collect(),
             }
         }
     };

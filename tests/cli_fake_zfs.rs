@@ -440,3 +440,23 @@ fn apply_leaves_a_dataset_alone_while_another_run_owns_it() {
         writes(&fake.take_calls()).iter().filter(|c| c[0] == "create").map(|c| c.last().unwrap().clone()).collect();
     assert_eq!(creates, ["tank/persist/plex"], "only the dataset nobody owns");
 }
+
+#[test]
+fn create_parent_makes_missing_ancestors_unmounted_one_by_one() {
+    let fake = Fake::new(&json!({ "tank": { "local": {}, "mounted": false } }));
+    let root = fake.mount_root();
+    let text = json!({
+        "version": 1,
+        "datasets": { "parentDataset": "tank/a/persist", "parentMount": root, "createParent": true,
+                      "services": { "app": {} } }
+    });
+    let config = fake.write_raw_config(&text.to_string());
+    let out = fake.run(&config, &["apply"], &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let creates: Vec<Vec<String>> = writes(&fake.take_calls()).into_iter().cloned().collect();
+    assert_eq!(creates[0], ["create", "-o", "canmount=off", "tank/a"]);
+    assert_eq!(creates[1], ["create", "-o", &format!("mountpoint={root}"), "-o", "overlay=off", "tank/a/persist"]);
+    assert_eq!(creates[2].last().map(String::as_str), Some("tank/a/persist/app"));
+    assert!(creates.iter().all(|c| !c.contains(&"-p".to_string())), "{creates:?}");
+    assert_eq!(fake.state()["datasets"]["tank/a"]["mounted"], false);
+}
