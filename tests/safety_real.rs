@@ -1,6 +1,6 @@
 //! The safety cases of the "never hide, never hang" fix, against REAL OpenZFS inside the QEMU VM:
 //! `SUITES=safety_real ZFS_LINES=2.3 tests/vm/real-zfs-tests.sh`. Ignored elsewhere (counted as ignored).
-//! Each test builds its own throwaway pool on a file vdev (or a dm device over one) and destroys it.
+//! Each test builds its own throwaway pool on a file vdev and destroys it.
 //!
 //! These tests specify the FIXED behaviour: written before the fix, most of them fail on the code of
 //! their day, and each says in its doc comment what that code did.
@@ -12,24 +12,28 @@
 //      "cannot mount '/d': directory is not empty" + "filesystem successfully created, but not mounted";
 //      the dataset is left created, unmounted (mounted=no, canmount=on), the file visible. Without
 //      overlay=off (default `on`) the same create exits 0 and hides the file.
-//    - `zfs set mountpoint=/d` on an unmounted canmount=on dataset (mountpoint was legacy) with a file in /d:
-//      overlay=off -> EXIT 0 (!), stderr "cannot mount '/d': directory is not empty" + "property may be set
-//      but unable to remount filesystem"; mountpoint is /d, mounted=no, file visible. overlay=on -> exit 0,
-//      mounted over the file, which is hidden. So a caller must not trust `zfs set`'s exit code for the
-//      mount: it has to check `mounted` (or the mount table) afterwards.
+//    - `zfs set mountpoint=/d` on an unmounted canmount=on dataset (mountpoint was legacy) with a file in /d,
+//      overlay=off: stderr "cannot mount '/d': directory is not empty" + "property may be set but unable
+//      to remount filesystem", mountpoint is /d, mounted=no, file visible; the EXIT CODE DIFFERS: 0 on 2.3.2
+//      (!), 1 on 2.1.11. overlay=on: exit 0 on both, mounted over the file, which is hidden. So a caller
+//      must not trust `zfs set`'s exit code for the mount: it has to check `mounted` afterwards.
 //    - `zfs mount` and `zfs mount -a` of an overlay=off dataset over files: exit 1, "directory is not
-//      empty", not mounted.
-// A2 Hanging a pool: the guest root has no zinject (Debian puts it in zfs-test), but has dmsetup, and the
-//    kernels have dm_mod and loop as modules: tests/vm/suspend-pool.sh builds file -> loop -> dm-linear.
-//    - `dmsetup suspend` (I/O queues, no error): `zfs create`/`zfs set` block in D state
-//      (cv_wait_common <- txg_wait_synced <- dsl_sync_task) and SIGKILL does not end them;
-//      `zfs get all`, `zfs get -r`, `zfs list`, `zpool list` still return at once (from memory). After
-//      `dmsetup resume` the blocked calls finish AND TAKE EFFECT (the killed create's dataset exists, the
-//      killed set's value is set). Same on 2.3 and 2.1. This is what the tests use.
-//    - Error table (`dmsetup load NAME --table "0 N error"`) + a write + `zpool sync`: the pool is
-//      SUSPENDED within ~1 s (failmode=wait). On 2.3 `zfs get/list/create/set` then fail at once, exit 1,
-//      "cannot open 'pool': pool I/O is currently suspended"; `zpool list` answers (HEALTH SUSPENDED).
-//      (2.1: see the report; recorded below.) Recovery: linear table back, `zpool clear pool`.
+//      empty", not mounted (both lines).
+// A2 Hanging a pool: no zinject in either guest root (Debian ships it in zfs-test); dmsetup only in the 2.3
+//    root; mkfs.ext4, fsfreeze, losetup and the loop/dm_mod modules in both.
+//    - Used here (tests/vm/suspend-pool.sh): the vdev is a file on an ext4 on a loop device; `fsfreeze -f`
+//      on that ext4 makes every vdev write block. `zfs create` and `zfs set` then block in D state
+//      (cv_wait_common <- txg_wait_synced <- dsl_sync_task_common) and SIGKILL does not end them;
+//      `zfs get all`, `zfs get -H -p -r ...`, `zfs list`, `zpool list` still return at once (from memory),
+//      `zpool status` says healthy. After `fsfreeze -u` the blocked calls finish AND TAKE EFFECT (the
+//      SIGKILLed create's dataset exists, the SIGKILLed set's value is set). Same on 2.3 and 2.1.
+//    - Same results with `dmsetup suspend` of a dm-linear vdev (I/O queues), and `dmsetup resume` to recover.
+//    - A dm error table (`dmsetup load NAME --table "0 N error"`) + a write + `zpool sync`: the pool is
+//      SUSPENDED within ~1 s (failmode=wait), and on BOTH lines `zfs get/list/create/set` then fail at
+//      once, exit 1, "cannot open 'pool': pool I/O is currently suspended" (create: "cannot create
+//      'pool/new': ..."); `zpool list` answers (HEALTH SUSPENDED). A suspended pool is therefore NOT a
+//      hang for the zfs CLI; a vdev whose I/O never completes is. Recovery: the linear table back,
+//      `zpool clear pool`.
 // A3 `zfs create -p pool/a/b/c` with pool/a missing and a file in /pool/a (pool mounted at /pool): exit 0,
 //    pool/a, pool/a/b, pool/a/b/c all created canmount=on and MOUNTED, the file is hidden under pool/a.
 //    `-o canmount=off` with -p applies to the leaf only (pool/q mounted, pool/q/r canmount=off). Creating
@@ -161,11 +165,11 @@ fn assert_dataset_at(path: &Path, dataset: &str) {
 }
 
 /// A throwaway pool in `/tmp/safety-<name>`. Drop unmounts whatever the test mounted below that
-/// directory, destroys the pool and removes the dm device if there is one.
+/// directory, destroys the pool and removes the frozen-able vdev's ext4 if there is one.
 struct Lab {
     pool: String,
     dir: PathBuf,
-    dm: bool,
+    freezable: bool,
 }
 
 impl Lab {
@@ -181,19 +185,18 @@ impl Lab {
         let img = dir.join("vdev.img");
         ok("truncate", &["-s", "256M", s(&img)]);
         ok("zpool", &["create", "-f", "-o", "cachefile=none", "-O", "mountpoint=none", name, s(&img)]);
-        Self { pool: name.to_string(), dir, dm: false }
+        Self { pool: name.to_string(), dir, freezable: false }
     }
 
-    /// A pool whose only vdev is /dev/mapper/<name>, which `freeze` can make hang; failmode=wait.
-    fn on_dm(name: &str) -> Self {
+    /// A pool whose only vdev is a file on an ext4 that `suspend("freeze")` can freeze; failmode=wait.
+    fn freezable(name: &str) -> Self {
         let dir = Self::dir_for(name);
-        let img = dir.join("vdev.img");
-        let dev = ok(s(&suspend_script()), &["make", name, s(&img), "256M"]).trim().to_string();
+        let dev = ok(s(&suspend_script()), &["make", name, "256M"]).trim().to_string();
         ok(
             "zpool",
             &["create", "-f", "-o", "cachefile=none", "-o", "failmode=wait", "-O", "mountpoint=none", name, &dev],
         );
-        Self { pool: name.to_string(), dir, dm: true }
+        Self { pool: name.to_string(), dir, freezable: true }
     }
 
     fn parent(&self) -> String {
@@ -269,7 +272,8 @@ impl Lab {
     fn export_and_import_unmounted(&self) {
         self.unmount_below_dir();
         ok("zpool", &["export", &self.pool]);
-        let vdevs = if self.dm { "/dev/mapper".to_string() } else { self.dir.display().to_string() };
+        let vdevs =
+            if self.freezable { format!("/tmp/suspend-pool-{}/fs", self.pool) } else { self.dir.display().to_string() };
         ok("zpool", &["import", "-N", "-d", &vdevs, "-o", "cachefile=none", &self.pool]);
     }
 
@@ -290,14 +294,14 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if self.dm {
+        if self.freezable {
             let _ = run(s(&suspend_script()), &["thaw", &self.pool]);
             // zfs calls that blocked while frozen finish now; the pool cannot be destroyed under them.
             wait_for_no_process_mentioning(&self.pool, Duration::from_secs(60));
         }
         self.unmount_below_dir();
         let _ = run("zpool", &["destroy", "-f", &self.pool]);
-        if self.dm {
+        if self.freezable {
             let _ = run(s(&suspend_script()), &["remove", &self.pool]);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -474,7 +478,7 @@ fn restic_preseed(repo: &Path, password: &Path, path: &Path) -> Value {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn a_hanging_zfs_times_out_instead_of_hanging_apply() {
-    let lab = Lab::on_dm("sf-hang");
+    let lab = Lab::freezable("sf-hang");
     lab.plain_parent();
     let config = lab.config(&json!({"app": {"recordsize": "16K"}}), false);
     let (stdout, stderr) = (lab.dir.join("stdout"), lab.dir.join("stderr"));
