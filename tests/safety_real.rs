@@ -232,7 +232,8 @@ impl Lab {
     }
 
     fn config_at(&self, parent: &str, parent_mount: &Path, services: &Value, create_parent: bool) -> PathBuf {
-        let text = json!({"version": 1, "datasets": {"parentDataset": parent, "parentMount": parent_mount.display().to_string(),
+        let text = json!({"version": 1, "datasets": {"parentDataset": parent,
+            "parentMount": parent_mount.display().to_string(),
             "createParent": create_parent, "services": services}});
         let path = self.dir.join("config.json");
         std::fs::write(&path, text.to_string()).unwrap();
@@ -331,6 +332,8 @@ fn wait_for_no_process_mentioning(needle: &str, limit: Duration) {
 /// config mounted it through fileSystems, or never), and its config mountpoint still holds the old data.
 /// `zfs set mountpoint=` would remount it there and hide the file (A1), so apply must refuse and name the
 /// migration.
+/// Before the fix (27a56fa; same on 2.3.2 and 2.1.11): exit 0, "set recordsize=16K mountpoint=... (was legacy) done":
+/// mounted over sonarr.db, which is hidden.
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn apply_never_mounts_an_existing_legacy_dataset_over_old_files() {
@@ -354,6 +357,8 @@ fn apply_never_mounts_an_existing_legacy_dataset_over_old_files() {
 
 /// `createParent = true` with a parentMount that already holds files: creating the parent there would
 /// mount it over them.
+/// Before the fix (27a56fa; same on 2.3.2 and 2.1.11): exit 0, parent created and mounted over keep.txt (hidden), the
+/// service under it.
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn create_parent_never_mounts_over_a_parent_mount_with_files() {
@@ -371,6 +376,8 @@ fn create_parent_never_mounts_over_a_parent_mount_with_files() {
 /// `createParent = true` with parentDataset `<pool>/a/persist` where `<pool>/a` is missing and its
 /// inherited mountpoint holds a file: `zfs create -p` would create AND MOUNT `<pool>/a` there (A3). The
 /// fixed apply creates missing ancestors with canmount=off, so nothing is hidden and the apply succeeds.
+/// Before the fix (27a56fa; same on 2.3.2 and 2.1.11): exit 0, `<pool>/a` created canmount=on and mounted over keep.txt
+/// (hidden).
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn create_parent_creates_missing_ancestors_with_canmount_off() {
@@ -399,6 +406,9 @@ fn create_parent_creates_missing_ancestors_with_canmount_off() {
 
 /// "media" at <dir>/srv/media and "cache" at <dir>/srv/media/cache: in name order cache is created (and
 /// mounted) first, then media is mounted over the directory that holds cache's mount and hides it.
+/// Before the fix (27a56fa; same on 2.3.2 and 2.1.11): exit 0, cache created first, then media mounted over /srv/media:
+/// cache's mount is hidden (the path shows
+/// media's empty root, no `cache` entry).
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn nested_service_mountpoints_each_end_up_their_own_dataset() {
@@ -427,6 +437,9 @@ fn nested_service_mountpoints_each_end_up_their_own_dataset() {
 /// preseed restored there would land in the tmpfs (and be lost at the next reboot) while the dataset stays
 /// empty. The source is restic, which restores through the path (the snapshot source happens to fail
 /// closed here on the code of the day, because it looks for `<path>/.zfs`, which the tmpfs lacks).
+/// Before the fix (27a56fa; same on 2.3.2 and 2.1.11): exit 0, "restored from restic": the data went into the tmpfs,
+/// the dataset
+/// stayed empty. (With the snapshot source it exited 1 by accident: ENOENT on `<path>/.zfs/snapshot`.)
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn preseed_refuses_a_mountpoint_shadowed_by_another_mount() {
@@ -475,6 +488,8 @@ fn restic_preseed(repo: &Path, password: &Path, path: &Path) -> Value {
 
 /// A `zfs` that hangs (the pool's vdev frozen, A2): `zfs create` blocks in D state for good. persistctl
 /// must give up after `--zfs-timeout` and exit 1 with "timed out" instead of hanging the boot.
+/// Before the fix (27a56fa; same on 2.3.2 and 2.1.11): exit 2, `--zfs-timeout` unknown. Without the flag
+/// (`PERSISTCTL_TEST_OLD_CLI=1`) apply hung in `zfs create` until the vdev was thawed after 40 s.
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn a_hanging_zfs_times_out_instead_of_hanging_apply() {
@@ -523,6 +538,9 @@ fn a_hanging_zfs_times_out_instead_of_hanging_apply() {
 /// Two preseed-enabled services whose datasets are missing, each restored from restic by a restore that
 /// takes longer than the lock wait: preseeds of different services must not serialise on the lock for the
 /// whole restore, both succeed.
+/// Before the fix (27a56fa; same on 2.3.2 and 2.1.11): alpha restored; beta exit 1 after 5 s, "Failed to take the lock
+/// ...: another
+/// persistctl held it for 5 s" (preseed holds the global lock through the whole restore).
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn two_slow_restores_at_once_both_succeed() {
@@ -560,7 +578,8 @@ fn two_slow_restores_at_once_both_succeed() {
 }
 
 fn boot_services() -> Value {
-    json!({"alpha": {"recordsize": "16K", "mode": "0750"}, "beta": {"owner": "65534", "group": "65534", "mode": "0700"}})
+    json!({"alpha": {"recordsize": "16K", "mode": "0750"},
+           "beta": {"owner": "65534", "group": "65534", "mode": "0700"}})
 }
 
 /// The config of the next boot: one more service, whose dataset the boot apply has to create.
@@ -602,6 +621,9 @@ fn assert_services_are_their_datasets(lab: &Lab, services: &[&str]) {
 /// Boot with the seed's legacy parent: `zpool import -N`, the parent mounted by fileSystems, then the
 /// boot unit's `persistctl --config <file> --zfs-timeout 120 apply`, then `zfs mount -a`. The new
 /// config adds a service, so the boot apply creates one dataset and leaves two existing ones to mount -a.
+/// Before the fix (27a56fa; same on 2.3.2 and 2.1.11): exit 2, `--zfs-timeout` unknown. Without the flag
+/// (`PERSISTCTL_TEST_OLD_CLI=1`)
+/// it passed: the boot ordering is the module's part of the fix; this pins the CLI side.
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn boot_replay_with_a_legacy_parent_mounts_every_service_and_writes_nothing_below() {
@@ -626,6 +648,7 @@ fn boot_replay_with_a_legacy_parent_mounts_every_service_and_writes_nothing_belo
 /// Boot with a non-legacy parent (mountpoint=<dir>/persist, canmount=on): the boot unit runs after
 /// zfs-mount.service, so: `zpool import -N`, `zfs mount -a`, then the apply (which creates a new service's
 /// dataset).
+/// Before the fix (27a56fa; same on 2.3.2 and 2.1.11): as the legacy boot test: only the flag failed.
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn boot_replay_with_a_mounted_parent_mounts_every_service_and_writes_nothing_below() {
@@ -648,6 +671,7 @@ fn boot_replay_with_a_mounted_parent_mounts_every_service_and_writes_nothing_bel
 
 /// Datasets apply creates (the parent with createParent, the services) get overlay=off, so a later
 /// `zfs mount` over files (a reboot after someone wrote into the unmounted path) fails instead of hiding.
+/// Before the fix (27a56fa; same on 2.3.2 and 2.1.11): overlay `on default` on the parent and the service.
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn created_datasets_get_overlay_off_so_a_later_mount_over_files_fails() {
