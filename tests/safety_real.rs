@@ -27,6 +27,9 @@
 //      `zfs get all`, `zfs get -H -p -r ...`, `zfs list`, `zpool list` still return at once (from memory),
 //      `zpool status` says healthy. After `fsfreeze -u` the blocked calls finish AND TAKE EFFECT (the
 //      SIGKILLed create's dataset exists, the SIGKILLed set's value is set). Same on 2.3 and 2.1.
+//    - `timeout -s KILL 8 zfs create pool/x` on a frozen vdev returns after 8 s, status 137 (timeout kills
+//      its own process group), while the zfs process stays in D state, reparented: a caller can walk away
+//      from a hung zfs only by not waiting for it.
 //    - Same results with `dmsetup suspend` of a dm-linear vdev (I/O queues), and `dmsetup resume` to recover.
 //    - A dm error table (`dmsetup load NAME --table "0 N error"`) + a write + `zpool sync`: the pool is
 //      SUSPENDED within ~1 s (failmode=wait), and on BOTH lines `zfs get/list/create/set` then fail at
