@@ -125,6 +125,11 @@ pub struct PreseedConfig {
     /// Top-level entries that do not count as data.
     #[serde(default = "default_ignore")]
     pub ignore: Vec<String>,
+    /// Paths (relative to the dataset root) whose existence means "the data is here", e.g.
+    /// `sonarr.db`. Empty: any entry not in `ignore` counts. Set, a dataset holding other entries but no
+    /// marker (a directory a tmpfiles rule or `StateDirectory` pre-created) is refused, never skipped.
+    #[serde(default)]
+    pub data_markers: Vec<String>,
     /// The syncoid target of this dataset.
     pub replica: Option<ReplicaConfig>,
     /// The restic repository holding this service's backups.
@@ -462,6 +467,15 @@ fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
             errors.push(format!("{at}.ignore"), format!("{entry:?} is not a plain file name"));
         }
     }
+    for marker in &preseed.data_markers {
+        let bad_part = marker.split('/').any(|part| part.is_empty() || part == "." || part == "..");
+        if marker.starts_with('/') || bad_part || marker.chars().any(char::is_control) {
+            errors.push(
+                format!("{at}.dataMarkers"),
+                format!("{marker:?} must be a relative path inside the dataset (no empty, . or .. parts)"),
+            );
+        }
+    }
     let uses = |kind| preseed.sources.contains(&kind);
     match (&preseed.replica, uses(SourceKind::Replica) && preseed.enable) {
         (Some(replica), _) => {
@@ -742,6 +756,16 @@ mod tests {
             (r#"{"recordsiz": "16K"}"#, "datasets.services.sonarr.recordsiz", "unknown field `recordsiz`"),
             (r#"{"recordsize": 16384}"#, "datasets.services.sonarr.recordsize", "invalid type"),
             (r#"{"preseed": {"enable": true}}"#, "datasets.services.sonarr.preseed.replica", "required"),
+            (
+                r#"{"preseed": {"enable": true, "sources": ["snapshot"], "dataMarkers": ["../etc/passwd"]}}"#,
+                "datasets.services.sonarr.preseed.dataMarkers",
+                "relative path inside the dataset",
+            ),
+            (
+                r#"{"preseed": {"enable": true, "sources": ["snapshot"], "dataMarkers": ["/abs"]}}"#,
+                "datasets.services.sonarr.preseed.dataMarkers",
+                "relative path",
+            ),
             (
                 r#"{"preseed": {"enable": true, "sources": ["restic"], "restic": {"passwordFile": "/p"}}}"#,
                 "datasets.services.sonarr.preseed.restic.repository",

@@ -183,6 +183,26 @@ fn data_present_exits_zero_and_touches_nothing() {
 }
 
 #[test]
+fn data_markers_refuse_a_dataset_holding_only_pre_created_entries() {
+    let fake = Fake::new("sonarr", Some(&["a"]));
+    // A tmpfiles rule or StateDirectory made logs/ before the first start; the database is gone.
+    std::fs::create_dir(fake.mountpoint("sonarr").join("logs")).unwrap();
+    let repo = fake.repo("right", &[]);
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"dataMarkers": ["sonarr.db"]})));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("none of preseed.dataMarkers exists"), "{}", text(&out));
+    assert!(writes(&fake.zfs_calls()).is_empty(), "nothing restored over the entries");
+    assert!(fake.restic_calls().is_empty());
+    assert_eq!(fake.status_lines()[0]["event"], "failed", "recorded like any failure");
+    // The marker there: data present.
+    std::fs::write(fake.mountpoint("sonarr").join("sonarr.db"), "live").unwrap();
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("data marker sonarr.db exists"), "{}", text(&out));
+}
+
+#[test]
 fn empty_dataset_rolls_back_to_its_newest_snapshot() {
     let fake = Fake::new("sonarr", Some(&["old", "new"]));
     std::fs::create_dir(fake.mountpoint("sonarr").join("lost+found")).unwrap();

@@ -135,6 +135,7 @@ let
           sourceTimeout
           verifyCommand
           ignore
+          dataMarkers
           ;
         replica =
           if p.replica.dataset == null then

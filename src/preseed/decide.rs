@@ -65,6 +65,37 @@ pub enum Start {
     },
 }
 
+/// What `preseed.dataMarkers` found in a mounted dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Markers {
+    /// None configured: any entry not ignored counts as data.
+    NotConfigured,
+    /// This configured marker exists.
+    Present(String),
+    /// Markers are configured and none exists.
+    Absent,
+}
+
+/// Decides whether the dataset needs a restore. `ignore`: entries that do not count as data;
+/// `markers`: what the configured data markers showed.
+#[must_use]
+pub fn start_with_markers(facts: &DatasetFacts, ignore: &[String], markers: &Markers) -> Start {
+    let decided = start(facts, ignore);
+    match (decided, markers) {
+        (Start::Skip { reason, stale_staging }, Markers::Present(marker)) => {
+            Start::Skip { reason: format!("{reason}; data marker {marker} exists"), stale_staging }
+        }
+        (Start::Skip { reason, .. }, Markers::Absent) => Start::Refuse {
+            reason: format!(
+                "{reason}, but none of preseed.dataMarkers exists: the data may be missing while something \
+                 pre-created entries (a tmpfiles rule, StateDirectory). Not restoring over them and not \
+                 starting the service: move those entries away (then preseed restores), or fix dataMarkers"
+            ),
+        },
+        (other, _) => other,
+    }
+}
+
 /// Decides whether the dataset needs a restore. `ignore`: entries that do not count as data.
 #[must_use]
 pub fn start(facts: &DatasetFacts, ignore: &[String]) -> Start {
@@ -400,6 +431,32 @@ pub fn conclude(attempts: &[(SourceKind, Attempt)], allow_empty: bool) -> Conclu
         } else {
             "no source holds a backup and allowEmptyBootstrap is false; not starting on an empty dataset".to_string()
         })
+    }
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    fn mounted(entries: &[&str]) -> DatasetFacts {
+        DatasetFacts::Mounted { entries: entries.iter().map(|e| (*e).to_string()).collect(), complete_staging: vec![] }
+    }
+
+    #[test]
+    fn data_markers_turn_a_silent_skip_into_a_refusal() {
+        let ignore = vec!["lost+found".to_string()];
+        let logs = mounted(&["logs"]);
+        assert!(matches!(start_with_markers(&logs, &ignore, &Markers::NotConfigured), Start::Skip { .. }));
+        let Start::Refuse { reason } = start_with_markers(&logs, &ignore, &Markers::Absent) else { panic!() };
+        assert!(reason.contains("none of preseed.dataMarkers exists"), "{reason}");
+        let Start::Skip { reason, .. } = start_with_markers(&logs, &ignore, &Markers::Present("sonarr.db".into()))
+        else {
+            panic!()
+        };
+        assert!(reason.contains("sonarr.db"), "{reason}");
+        // An empty dataset is restored whatever the markers say.
+        assert!(matches!(start_with_markers(&mounted(&[]), &ignore, &Markers::Absent), Start::Restore { .. }));
+        assert!(matches!(start_with_markers(&DatasetFacts::Missing, &ignore, &Markers::Absent), Start::Restore { .. }));
     }
 }
 

@@ -370,7 +370,17 @@ impl Run<'_> {
                 Resume::Nothing | Resume::Refuse(_) => {}
             }
         }
-        match decide::start(&facts, &self.preseed.ignore) {
+        let markers = match (&mountpoint, self.preseed.data_markers.is_empty()) {
+            (_, true) | (None, false) => decide::Markers::NotConfigured,
+            (Some(root), false) => self
+                .preseed
+                .data_markers
+                .iter()
+                // lstat: a marker that is a symlink counts as present, and is never followed.
+                .find(|m| std::fs::symlink_metadata(root.join(m)).is_ok())
+                .map_or(decide::Markers::Absent, |m| decide::Markers::Present(m.clone())),
+        };
+        match decide::start_with_markers(&facts, &self.preseed.ignore, &markers) {
             Start::Skip { reason, stale_staging } => {
                 if !self.opts.dry_run {
                     if let Some(mp) = &mountpoint {

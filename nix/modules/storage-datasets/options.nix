@@ -212,6 +212,18 @@ let
           ];
           description = "Top-level entries that do not count as data when deciding whether the dataset is empty.";
         };
+        dataMarkers = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "sonarr.db" ];
+          description = ''
+            Paths inside the dataset whose existence means "the data is here". Empty: any top-level
+            entry not in `ignore` counts as data. Set it when something creates entries in the data
+            directory before the service first runs (a tmpfiles rule, `StateDirectory`): then a dataset
+            holding such entries but none of these paths is refused (the service stays down, and you are
+            told), never taken as "data present" and skipped.
+          '';
+        };
         replica = {
           dataset = mkOption {
             type = types.nullOr t.datasetName;
