@@ -330,6 +330,20 @@ impl Run<'_> {
         Ok((facts, live.is_mounted()))
     }
 
+    /// What `preseed.dataMarkers` shows in the mounted dataset at `root`.
+    fn markers(&self, root: Option<&Path>) -> decide::Markers {
+        match (root, self.preseed.data_markers.is_empty()) {
+            (_, true) | (None, false) => decide::Markers::NotConfigured,
+            (Some(root), false) => self
+                .preseed
+                .data_markers
+                .iter()
+                // lstat: a marker that is a symlink counts as present, and is never followed.
+                .find(|m| std::fs::symlink_metadata(root.join(m)).is_ok())
+                .map_or(decide::Markers::Absent, |m| decide::Markers::Present(m.clone())),
+        }
+    }
+
     fn execute(&self) -> anyhow::Result<Report> {
         let (mut facts, mut mountpoint, mark, rolling_back) = match self.read_target_mounted()? {
             Ok(t) => (t.facts, t.mountpoint, t.mark, t.rolling_back),
@@ -370,17 +384,7 @@ impl Run<'_> {
                 Resume::Nothing | Resume::Refuse(_) => {}
             }
         }
-        let markers = match (&mountpoint, self.preseed.data_markers.is_empty()) {
-            (_, true) | (None, false) => decide::Markers::NotConfigured,
-            (Some(root), false) => self
-                .preseed
-                .data_markers
-                .iter()
-                // lstat: a marker that is a symlink counts as present, and is never followed.
-                .find(|m| std::fs::symlink_metadata(root.join(m)).is_ok())
-                .map_or(decide::Markers::Absent, |m| decide::Markers::Present(m.clone())),
-        };
-        match decide::start_with_markers(&facts, &self.preseed.ignore, &markers) {
+        match decide::start_with_markers(&facts, &self.preseed.ignore, &self.markers(mountpoint.as_deref())) {
             Start::Skip { reason, stale_staging } => {
                 if !self.opts.dry_run {
                     if let Some(mp) = &mountpoint {
