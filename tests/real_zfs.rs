@@ -340,7 +340,7 @@ fn two_concurrent_applies_create_each_dataset_once() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let creates = pool.history().iter().filter(|l| l.contains("zfs create -o")).count();
+    let creates = pool.history().iter().filter(|l| l.contains("zfs create -o") && l.contains("/persist/svc")).count();
     assert_eq!(creates, 8, "each dataset created exactly once");
 }
 
