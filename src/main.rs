@@ -565,7 +565,7 @@ fn status_report(zfs: &Zfs, config_path: &Path, args: &StatusArgs, now: i64) -> 
     };
     let report = status::run(zfs, &validated, &opts, now)?;
     if let Some(path) = &args.prometheus {
-        status::render::write_atomically(path, &status::render::prometheus(&report))?;
+        status::render::write_atomically(path, &status::render::prometheus(&report), status::render::TEXTFILE_MODE)?;
     }
     Ok(report)
 }
