@@ -484,6 +484,15 @@ fn a_failed_unit_is_reported_with_its_journal_and_mapped_template() {
     assert_eq!(body["template"], "unit-failure");
     assert_eq!(body["title"], "Unit Failed: syncoid-tank-persist.service");
     assert!(std::fs::read_to_string(&journal_args).unwrap().contains("--unit=syncoid-tank-persist.service"));
+
+    // A restic job's journal quoting its repository URL: the password is masked in errorMessage.
+    std::fs::write(bin.join("journalctl"), "#!/bin/sh\necho 'Fatal: unable to open sftp://u:hunter2@h/r'\n").unwrap();
+    let mut cmd = setup.command(&["notify", "restic-backups-sonarr.service"]);
+    cmd.env("PATH", &path);
+    let done = run(cmd);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    let body = &server.requests()[2].body;
+    assert!(body.contains("sftp://u:***@h/r") && !body.contains("hunter2"), "{body}");
 }
 
 #[test]
@@ -591,7 +600,8 @@ fn a_server_echoing_tokens_and_secret_paths_in_its_error_reply_is_never_quoted()
         let run = setup.notify(&["syncoid-lag-warning", "--var", "lagHours=1", "--var", "dataset=d", "--json"]);
         assert_eq!(run.code, Some(2), "{}", run.all());
         assert!(!server.requests().is_empty());
-        for secret in ["SECRETPATH123", "QUERYSECRET", "tok-SECRET-456", "NTFYSECRET", "POTOKENSECRET", "POUSERSECRET"] {
+        for secret in ["SECRETPATH123", "QUERYSECRET", "tok-SECRET-456", "NTFYSECRET", "POTOKENSECRET", "POUSERSECRET"]
+        {
             assert!(!run.all().contains(secret), "{secret} leaked (HTTP {code}):\n{}", run.all());
         }
         let host = format!("127.0.0.1:{}", server.port);

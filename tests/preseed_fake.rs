@@ -808,7 +808,8 @@ fn a_failed_rollback_whose_mark_cannot_be_cleared_stops_the_chain_and_the_rerun_
 }
 
 /// Secrets that must never leave persistctl: in its output, the status file, a notification or a hook.
-const SECRETS: &[&str] = &["hunter2", "pw-s3cret-value", "aws-secret-value", "inherited-must-be-scrubbed", "parent-aws"];
+const SECRETS: &[&str] =
+    &["hunter2", "pw-s3cret-value", "aws-secret-value", "inherited-must-be-scrubbed", "parent-aws"];
 
 /// A notification command backend and a `--notify-command` hook that each write their argv and
 /// environment to a file; returns (config with notifications, the hook's argv for `preseed`).
