@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use crate::redact;
+
 /// How long the output of an exited child is waited for (a grandchild outside its group may hold a pipe).
 const PIPE_GRACE: Duration = Duration::from_millis(500);
 
@@ -42,10 +44,24 @@ impl Finished {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
-    /// stderr as text, trimmed and shortened to its last 2000 bytes (for errors and logs).
+    /// stderr as text, trimmed, shortened to its last 2000 bytes, and with URL passwords masked
+    /// ([`redact::url_userinfo`]): this is what errors and logs quote. Callers that know secret values
+    /// mask them too ([`redact::Secrets`]).
     #[must_use]
     pub fn stderr_text(&self) -> String {
-        tail(&String::from_utf8_lossy(&self.stderr), 2000)
+        redact::url_userinfo(&tail(&String::from_utf8_lossy(&self.stderr), 2000))
+    }
+}
+
+/// Gives `cmd` only the inherited variables [`redact::inherited`] allows (`PATH`, `HOME`, `LANG`,
+/// `LC_*`, `TZ`, ...): a hook or notification command never sees persistctl's `RESTIC_*`, `AWS_*`,
+/// `B2_*` or other secrets. Call it before setting the variables the child is documented to get.
+pub fn scrub_env(cmd: &mut Command) {
+    cmd.env_clear();
+    for (name, value) in std::env::vars_os() {
+        if name.to_str().is_some_and(redact::inherited) {
+            cmd.env(name, value);
+        }
     }
 }
 
@@ -318,6 +334,29 @@ mod tests {
         let err = run(Command::new("/nonexistent/prog"), None, soon()).unwrap_err();
         assert!(matches!(err, ChildError::Spawn { .. }));
         assert!(err.to_string().contains("could not start /nonexistent/prog"), "{err}");
+    }
+
+    #[test]
+    fn quoted_stderr_never_carries_a_url_password() {
+        let done = run(sh("echo 'Fatal: sftp://u:hunter2@h/repo: EOF' >&2; exit 1"), None, soon()).unwrap();
+        assert_eq!(done.stderr_text(), "Fatal: sftp://u:***@h/repo: EOF");
+    }
+
+    #[test]
+    fn a_scrubbed_child_keeps_path_and_nothing_secret() {
+        let mut cmd = sh("env");
+        cmd.env("RESTIC_PASSWORD", "set-before-scrub");
+        scrub_env(&mut cmd);
+        cmd.env("PERSISTCTL_X", "given");
+        let env = run(cmd, None, soon()).unwrap().stdout_text();
+        assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+        assert!(env.contains("PERSISTCTL_X=given"), "{env}");
+        assert!(!env.contains("RESTIC_PASSWORD"), "{env}");
+        for line in env.lines() {
+            let name = line.split_once('=').map_or(line, |(n, _)| n);
+            // sh itself sets PWD, SHLVL and _.
+            assert!(redact::inherited(name) || ["PERSISTCTL_X", "PWD", "SHLVL", "_"].contains(&name), "{line}");
+        }
     }
 
     #[test]

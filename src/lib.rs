@@ -13,6 +13,7 @@ pub mod notify;
 pub mod output;
 pub mod plan;
 pub mod preseed;
+pub mod redact;
 pub mod restic;
 pub mod status;
 pub mod zfs;

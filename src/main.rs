@@ -105,11 +105,12 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
-        /// Append one JSON line per run here.
+        /// Append one JSON line per run here (mode 0600: it quotes redacted errors).
         #[arg(long, env = "PERSISTCTL_PRESEED_STATUS", default_value = preseed::DEFAULT_STATUS_FILE)]
         status_file: PathBuf,
         /// Notification hook, one argv element per use (`--notify-command prog --notify-command arg`); called
-        /// with the event (preseed-skipped|restored|empty-bootstrap|failed) and key=value arguments.
+        /// with the event (preseed-skipped|restored|empty-bootstrap|failed) and key=value arguments, and
+        /// only PATH, HOME, LANG, LC_*, TZ and the like of persistctl's environment.
         #[arg(long, allow_hyphen_values = true)]
         notify_command: Vec<String>,
     },
@@ -189,7 +190,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         state_file: Option<PathBuf>,
         /// Hook run on a change of state (with --state-file), one argv element per use; gets
-        /// `PERSISTCTL_STATUS_STATE`, `PERSISTCTL_STATUS_PREVIOUS` and `PERSISTCTL_STATUS_SUMMARY`.
+        /// `PERSISTCTL_STATUS_STATE`, `PERSISTCTL_STATUS_PREVIOUS` and `PERSISTCTL_STATUS_SUMMARY` (and only
+        /// PATH, HOME, LANG, LC_*, TZ and the like of persistctl's environment).
         #[arg(long, allow_hyphen_values = true)]
         notify_command: Vec<String>,
         /// Seconds each `restic snapshots` may take.
@@ -565,7 +567,7 @@ fn status_report(zfs: &Zfs, config_path: &Path, args: &StatusArgs, now: i64) -> 
     };
     let report = status::run(zfs, &validated, &opts, now)?;
     if let Some(path) = &args.prometheus {
-        status::render::write_atomically(path, &status::render::prometheus(&report))?;
+        status::render::write_atomically(path, &status::render::prometheus(&report), status::render::TEXTFILE_MODE)?;
     }
     Ok(report)
 }

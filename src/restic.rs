@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::child::{self, ChildError};
 use crate::config::ResticConfig;
+use crate::redact::Secrets;
 
 /// Exit code of restic ≥ 0.17: the repository does not exist.
 pub const EXIT_NO_REPOSITORY: i32 = 10;
@@ -183,7 +184,8 @@ pub fn parse_rfc3339(text: &str) -> Option<i128> {
 }
 
 /// Parses an environment file: `KEY=value` lines, `#` comments, optional `export ` and quotes.
-/// Errors name the line, never its value.
+/// Errors name the line by its number and say what is wrong, never quote it: a malformed line is often
+/// a pasted key on its own line, and even its part before `=` may be a secret.
 pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut vars = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -193,13 +195,17 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
-            return Err(format!("line {}: expected KEY=value", index + 1));
+            return Err(format!("line {}: expected KEY=value, found no '=' (the line is not shown)", index + 1));
         };
         let key = key.trim();
         let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(format!("line {}: {key:?} is not a variable name", index + 1));
+            return Err(format!(
+                "line {}: the part before '=' is not a variable name (letters, digits and _, not starting with a \
+                 digit; the line is not shown)",
+                index + 1
+            ));
         }
         let value = value.trim();
         let unquoted =
@@ -209,11 +215,43 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
     Ok(vars)
 }
 
+/// The secrets of a restic configuration, for masking in whatever restic or its caller reports: the
+/// password file's content and every value (and, should it not parse, every line) of `environmentFile`.
+/// Files that cannot be read add nothing.
+#[must_use]
+pub fn secrets(config: &ResticConfig) -> Secrets {
+    let mut secrets = Secrets::default();
+    secrets.add_file(&config.password_file);
+    if let Some(file) = &config.environment_file {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            match parse_env_file(&text) {
+                Ok(vars) => vars.iter().for_each(|(_, value)| secrets.add(value)),
+                Err(_) => secrets.add_text(&text),
+            }
+        }
+    }
+    secrets
+}
+
 /// Runs restic for one repository.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Restic {
     program: OsString,
     env: Vec<(String, OsString)>,
+    /// Masked in everything restic prints before it becomes an error.
+    secrets: Secrets,
+}
+
+impl std::fmt::Debug for Restic {
+    /// The variables' names only: their values are secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Restic")
+            .field("program", &self.program)
+            .field("env", &names)
+            .field("secrets", &self.secrets)
+            .finish()
+    }
 }
 
 impl Restic {
@@ -242,7 +280,11 @@ impl Restic {
             bail!("restic password file {} does not exist or is not a file", config.password_file);
         }
         env.push(("RESTIC_PASSWORD_FILE".into(), config.password_file.clone().into()));
-        Ok(Self { program: std::env::var_os("PERSISTCTL_RESTIC").unwrap_or_else(|| "restic".into()), env })
+        Ok(Self {
+            program: std::env::var_os("PERSISTCTL_RESTIC").unwrap_or_else(|| "restic".into()),
+            env,
+            secrets: secrets(config),
+        })
     }
 
     fn command(&self, args: &[String]) -> Command {
@@ -260,11 +302,12 @@ impl Restic {
     fn run(&self, verb: &str, args: &[String], deadline: Instant) -> Result<child::Finished, ResticError> {
         match child::run(self.command(args), None, deadline) {
             Ok(done) if done.status.success() => Ok(done),
-            Ok(done) => Err(classify(verb, done.status.code(), &done.stderr_text())),
+            // restic 0.14 quotes `sftp://user:password@host` URLs whole: masked here, with every known secret.
+            Ok(done) => Err(classify(verb, done.status.code(), &self.secrets.redact(&done.stderr_text()))),
             Err(ChildError::TimedOut { after, .. }) => {
                 Err(ResticError::TimedOut { verb: verb.to_string(), secs: after.as_secs() })
             }
-            Err(e) => Err(ResticError::NotRun(e.to_string())),
+            Err(e) => Err(ResticError::NotRun(self.secrets.redact(&e.to_string()))),
         }
     }
 
@@ -278,7 +321,7 @@ impl Restic {
     ) -> Result<Vec<ResticSnapshot>, ResticError> {
         let done = self.run("snapshots", &snapshots_args(tags, path, host), deadline)?;
         parse_snapshots(&String::from_utf8_lossy(&done.stdout))
-            .map_err(|why| ResticError::BadOutput { verb: "snapshots".into(), why })
+            .map_err(|why| ResticError::BadOutput { verb: "snapshots".into(), why: self.secrets.redact(&why) })
     }
 
     /// `restic restore ID --target TARGET --include PATH`: restores `path` of the snapshot to
@@ -393,10 +436,17 @@ mod tests {
             vars,
             [("AWS_ACCESS_KEY_ID".into(), "abc".into()), ("B".into(), "q v".into()), ("C".into(), "x=y".into())]
         );
-        let err = parse_env_file("SECRET_VALUE_NO_EQUALS\n").unwrap_err();
-        assert_eq!(err, "line 1: expected KEY=value");
-        let err = parse_env_file("1X=supersecret\n").unwrap_err();
-        assert!(!err.contains("supersecret"), "{err}");
+        let cases: &[(&str, &str, &str)] = &[
+            ("A=1\nwJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n", "line 2: expected KEY=value", "wJalrXUtnFEMI"),
+            ("# x\n\n  AKIAsecretpart+/xyz=tail\n", "line 3: the part before '=' is not a variable name", "AKIA"),
+            ("1X=supersecret\n", "line 1: the part before '=' is not a variable name", "1X"),
+            ("export K/ey=supersecret\n", "line 1: the part before '=' is not a variable name", "K/ey"),
+        ];
+        for (text, want, secret) in cases {
+            let err = parse_env_file(text).unwrap_err();
+            assert!(err.starts_with(want), "{err}");
+            assert!(!err.contains(secret) && !err.contains("supersecret") && !err.contains("tail"), "{err}");
+        }
     }
 
     #[test]
@@ -436,5 +486,41 @@ mod tests {
         std::fs::write(&env, "RESTIC_PASSWORD=oops\n").unwrap();
         let err = Restic::new(&config).unwrap_err().to_string();
         assert!(err.contains("sets RESTIC_PASSWORD") && !err.contains("oops"), "{err}");
+        std::fs::write(&env, "A=1\nbare-pasted-secret-key\n").unwrap();
+        let err = format!("{:#}", Restic::new(&config).unwrap_err());
+        assert!(err.contains(&env.display().to_string()) && err.contains("line 2"), "{err}");
+        assert!(!err.contains("bare-pasted"), "{err}");
+    }
+
+    #[test]
+    fn restic_errors_mask_url_passwords_and_every_configured_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "repo-password\n").unwrap();
+        let env = dir.path().join("env");
+        std::fs::write(&env, "AWS_SECRET_ACCESS_KEY=aws-secret-value\nB2_ACCOUNT_KEY='b2-key-value'\n").unwrap();
+        let fake = dir.path().join("restic");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho \"Fatal: sftp://u:hunter2@h/r: repo-password aws-secret-value b2-key-value\" >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let config = ResticConfig {
+            repository: Some("/repo".into()),
+            repository_file: None,
+            password_file: pw.display().to_string(),
+            environment_file: Some(env.display().to_string()),
+            tags: vec![],
+            path: None,
+            host: None,
+        };
+        let mut restic = Restic::new(&config).unwrap();
+        restic.program = fake.into_os_string();
+        let err = restic.snapshots(&[], None, None, Instant::now() + std::time::Duration::from_secs(30)).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(text, "restic snapshots failed with exit code 1: Fatal: sftp://u:***@h/r: *** *** ***");
+        let debug = format!("{restic:?}");
+        assert!(debug.contains("Secrets(3 values)") && !debug.contains("aws-secret-value"), "{debug}");
     }
 }

@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Copy)]
 enum Reply {
     Status(u16),
+    /// Answer with this status and a body that echoes the request line, headers and body back (as
+    /// servers' error pages do), tokens and secret paths included.
+    Echo(u16),
     /// Read the request, never answer.
     Hang,
 }
@@ -128,6 +131,15 @@ fn serve(stream: TcpStream, reply: Reply, recorded: &Mutex<Vec<Request>>) {
     match reply {
         Reply::Status(code) => {
             let text = format!("status {code}");
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+        Reply::Echo(code) => {
+            let r = recorded.lock().unwrap().last().cloned().unwrap();
+            let text = format!("error at {}: headers {:?} body {}", r.path, r.headers, r.body);
             let _ = write!(
                 stream,
                 "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
@@ -472,6 +484,15 @@ fn a_failed_unit_is_reported_with_its_journal_and_mapped_template() {
     assert_eq!(body["template"], "unit-failure");
     assert_eq!(body["title"], "Unit Failed: syncoid-tank-persist.service");
     assert!(std::fs::read_to_string(&journal_args).unwrap().contains("--unit=syncoid-tank-persist.service"));
+
+    // A restic job's journal quoting its repository URL: the password is masked in errorMessage.
+    std::fs::write(bin.join("journalctl"), "#!/bin/sh\necho 'Fatal: unable to open sftp://u:hunter2@h/r'\n").unwrap();
+    let mut cmd = setup.command(&["notify", "restic-backups-sonarr.service"]);
+    cmd.env("PATH", &path);
+    let done = run(cmd);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    let body = &server.requests()[2].body;
+    assert!(body.contains("sftp://u:***@h/r") && !body.contains("hunter2"), "{body}");
 }
 
 #[test]
@@ -560,4 +581,56 @@ fn run_check(config: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_persistctl")).arg("check-config").arg(config).output().unwrap();
     assert!(!out.status.success());
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_server_echoing_tokens_and_secret_paths_in_its_error_reply_is_never_quoted() {
+    for code in [500, 401] {
+        let server = Server::start(&[Reply::Echo(code)]);
+        let setup = Setup::new(&json!({}));
+        let url = setup.secret("hook-url", &server.url("/hooks/SECRETPATH123?key=QUERYSECRET"));
+        let token = setup.secret("token", "tok-SECRET-456\n");
+        let ntfy_token = setup.secret("ntfy-token", "tk_NTFYSECRET");
+        let pushover = (setup.secret("po-token", "POTOKENSECRET"), setup.secret("po-user", "POUSERSECRET"));
+        setup.write_config(&quick(&json!({
+            "webhook": {"ops": {"urlFile": url, "tokenFile": token}},
+            "ntfy": {"phone": {"url": server.url("/"), "topic": "homelab", "tokenFile": ntfy_token}},
+            "pushover": {"po": {"tokenFile": pushover.0, "userFile": pushover.1, "apiUrl": server.url("/1/messages.json")}},
+        })));
+        let run = setup.notify(&["syncoid-lag-warning", "--var", "lagHours=1", "--var", "dataset=d", "--json"]);
+        assert_eq!(run.code, Some(2), "{}", run.all());
+        assert!(!server.requests().is_empty());
+        for secret in ["SECRETPATH123", "QUERYSECRET", "tok-SECRET-456", "NTFYSECRET", "POTOKENSECRET", "POUSERSECRET"]
+        {
+            assert!(!run.all().contains(secret), "{secret} leaked (HTTP {code}):\n{}", run.all());
+        }
+        let host = format!("127.0.0.1:{}", server.port);
+        assert!(run.all().contains(&format!("{host} answered HTTP {code}")), "backend, host, status: {}", run.all());
+        assert!(run.stderr.contains("webhook/ops") && run.stderr.contains("pushover/po"), "{}", run.all());
+    }
+}
+
+#[test]
+fn a_notification_command_gets_no_secret_from_the_parent_environment() {
+    let setup = Setup::new(&json!({}));
+    let out = setup.p("env");
+    let cmd = setup.script("hook", &format!("env > {out}"));
+    setup.write_config(&quick(&json!({"command": {"log": {"command": [cmd]}}})));
+    let mut command = setup.command(&["notify", "syncoid-lag-warning", "--var", "lagHours=1", "--var", "dataset=d"]);
+    command
+        .env("RESTIC_PASSWORD", "parent-restic-password")
+        .env("RESTIC_REPOSITORY", "sftp://u:parent-pass@h/r")
+        .env("AWS_SECRET_ACCESS_KEY", "parent-aws")
+        .env("B2_ACCOUNT_KEY", "parent-b2")
+        .env("LC_ALL", "C.UTF-8")
+        .env("TZ", "UTC");
+    let run = run(command);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let env = std::fs::read_to_string(&out).unwrap();
+    for secret in ["RESTIC_", "AWS_", "B2_", "parent-"] {
+        assert!(!env.contains(secret), "{secret} reached the command:\n{env}");
+    }
+    for kept in ["PATH=", "LC_ALL=C.UTF-8", "TZ=UTC", "PERSISTCTL_NOTIFY_TEMPLATE=syncoid-lag-warning"] {
+        assert!(env.lines().any(|l| l.starts_with(kept)), "{kept} missing:\n{env}");
+    }
 }

@@ -806,3 +806,105 @@ fn a_failed_rollback_whose_mark_cannot_be_cleared_stops_the_chain_and_the_rerun_
     assert!(props.get("persistctl:rolling-back").is_none(), "{props}");
     assert_eq!(props["persistctl:restored-from"], "snapshot");
 }
+
+/// Secrets that must never leave persistctl: in its output, the status file, a notification or a hook.
+const SECRETS: &[&str] =
+    &["hunter2", "pw-s3cret-value", "aws-secret-value", "inherited-must-be-scrubbed", "parent-aws"];
+
+/// A notification command backend and a `--notify-command` hook that each write their argv and
+/// environment to a file; returns (config with notifications, the hook's argv for `preseed`).
+fn recording_hooks(fake: &Fake, config: &Path) -> (PathBuf, Vec<String>) {
+    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    let backend = format!("{{ printf '%s\\n' \"$@\"; env; }} > '{}'", fake.path("backend.out").display());
+    value["notifications"] = json!({"timeout": 5, "attempts": 1, "retryDelay": 0, "backends": {"command": {
+        "rec": {"command": ["sh", "-c", backend, "backend"]}}}});
+    let with_notifications = fake.path("notify.json");
+    std::fs::write(&with_notifications, value.to_string()).unwrap();
+    let hook = format!("{{ printf '%s\\n' \"$@\"; env; }} > '{}'", fake.path("hook.out").display());
+    let argv = ["sh", "-c", hook.as_str(), "hook"].map(|a| ["--notify-command".to_string(), a.to_string()]);
+    (with_notifications, argv.concat())
+}
+
+/// Everything persistctl said or handed on: stdout, stderr, the status file, the backend's and the hook's
+/// argv and environment.
+fn everything_said(fake: &Fake, out: &Output) -> String {
+    let read = |name: &str| std::fs::read_to_string(fake.path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    format!(
+        "{}\nstatus:\n{}\nbackend:\n{}\nhook:\n{}",
+        text(out),
+        read("status/preseed.json"),
+        read("backend.out"),
+        read("hook.out")
+    )
+}
+
+#[test]
+fn a_restic_error_quoting_a_url_password_and_known_secrets_reaches_no_output_file_or_notification() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let fake = Fake::new("sonarr", Some(&[]));
+    std::fs::write(fake.path("password"), "pw-s3cret-value\n").unwrap();
+    let repo = fake.repo("pw-s3cret-value", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    std::fs::write(fake.path("restic.env"), "AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY=aws-secret-value\n")
+        .unwrap();
+    let env_file = fake.path("restic.env").display().to_string();
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"environmentFile": env_file}})));
+    let (config, hook) = recording_hooks(&fake, &config);
+    // An older status file, world-readable: made private on the next append.
+    std::fs::create_dir_all(fake.path("status")).unwrap();
+    std::fs::write(fake.path("status/preseed.json"), "").unwrap();
+    std::fs::set_permissions(fake.path("status/preseed.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let message = "Fatal: unable to open repository at sftp://u:hunter2@h/srv/restic: ssh: pw-s3cret-value \
+                   aws-secret-value rejected";
+    let hook: Vec<&str> = hook.iter().map(String::as_str).collect();
+    let out = fake.preseed(
+        &config,
+        "sonarr",
+        &hook,
+        &[
+            ("FAKE_RESTIC_FAIL", "snapshots"),
+            ("FAKE_RESTIC_FAIL_MESSAGE", message),
+            ("AWS_SECRET_ACCESS_KEY", "parent-aws"),
+            ("RUST_LOG", "debug"),
+        ],
+    );
+    fails_closed(&fake, &out, "sftp://u:***@h/srv/restic");
+    let said = everything_said(&fake, &out);
+    for secret in SECRETS {
+        assert!(!said.contains(secret), "{secret:?} leaked:\n{said}");
+    }
+    assert!(said.contains("ssh: *** *** rejected"), "known secrets are masked, the rest kept:\n{said}");
+    let hook_env = std::fs::read_to_string(fake.path("hook.out")).unwrap();
+    assert!(hook_env.contains("\nPATH=") && hook_env.starts_with("preseed-failed\n"), "{hook_env}");
+    assert!(!hook_env.contains("RESTIC_") && !hook_env.contains("AWS_") && !hook_env.contains("FAKE_"), "{hook_env}");
+    let backend_env = std::fs::read_to_string(fake.path("backend.out")).unwrap();
+    assert!(backend_env.contains("PERSISTCTL_NOTIFY_TEMPLATE=preseed-failure"), "{backend_env}");
+    assert!(!backend_env.contains("RESTIC_") && !backend_env.contains("AWS_"), "{backend_env}");
+    let mode = std::fs::metadata(fake.path("status/preseed.json")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the status file quotes errors: root only");
+}
+
+#[test]
+fn a_bare_secret_line_in_the_environment_file_is_named_by_its_line_number_never_quoted() {
+    let fake = Fake::new("sonarr", Some(&[]));
+    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let env_file = fake.path("restic.env");
+    // A pasted key on its own line, and one whose part before '=' is not a name.
+    std::fs::write(&env_file, "# S3\nAWS_ACCESS_KEY_ID=AKIAEXAMPLE\nwJalrXUtnFEMI/K7MDENG+bPxRfiCYhunter2\n").unwrap();
+    let env = env_file.display().to_string();
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"environmentFile": env}})));
+    let (config, hook) = recording_hooks(&fake, &config);
+    let hook: Vec<&str> = hook.iter().map(String::as_str).collect();
+    let out = fake.preseed(&config, "sonarr", &hook, &[]);
+    fails_closed(&fake, &out, &format!("Bad restic environment file {env}: line 3: expected KEY=value"));
+    let said = everything_said(&fake, &out);
+    for secret in ["wJalrXUtnFEMI", "hunter2", "AKIAEXAMPLE"] {
+        assert!(!said.contains(secret), "{secret:?} leaked:\n{said}");
+    }
+    std::fs::write(&env_file, "AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nsecret/part+x=hunter2\n").unwrap();
+    let out = fake.preseed(&config, "sonarr", &hook, &[]);
+    fails_closed(&fake, &out, "line 2: the part before '=' is not a variable name");
+    let said = everything_said(&fake, &out);
+    for secret in ["secret/part", "hunter2", "AKIAEXAMPLE"] {
+        assert!(!said.contains(secret), "{secret:?} leaked:\n{said}");
+    }
+}

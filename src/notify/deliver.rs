@@ -2,7 +2,9 @@
 //! doubling delay, and one overall deadline that no attempt or pause outlasts.
 //!
 //! Secrets are read from their files at delivery time and go only into the request (a header or
-//! the form body); errors name the backend (`webhook/ops`), never a URL read from a file or a token.
+//! the form body); errors name the backend (`webhook/ops`), the host and the HTTP status, never a URL's
+//! path, a server's reply or a token (every secret read is masked in what an attempt reports).
+//! Commands and sendmail get a scrubbed environment ([`child::scrub_env`]).
 
 use std::path::Path;
 use std::process::Command;
@@ -16,6 +18,7 @@ use super::config::{
 use super::message;
 use super::template::Rendered;
 use crate::child;
+use crate::redact::{self, Secrets};
 
 /// The most that is waited between two attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
@@ -205,35 +208,51 @@ pub fn deliver(b: &Backends, n: &Rendered, policy: &Policy) -> Vec<BackendOutcom
     })
 }
 
+/// One attempt at one backend. Whatever it reports is masked: the secrets it read (tokens, a URL from a
+/// file) and URL passwords never reach the log, the `--json` output or the caller's status file.
 fn send(target: Target<'_>, n: &Rendered, until: Instant) -> Result<(), AttemptError> {
+    let mut secrets = Secrets::default();
+    send_reading(target, n, until, &mut secrets).map_err(|e| match e {
+        AttemptError::Transient(m) => AttemptError::Transient(secrets.redact(&m)),
+        AttemptError::Permanent(m) => AttemptError::Permanent(secrets.redact(&m)),
+    })
+}
+
+fn send_reading(target: Target<'_>, n: &Rendered, until: Instant, secrets: &mut Secrets) -> Result<(), AttemptError> {
+    let mut read = |path: &str| {
+        let value = read_secret(path)?;
+        secrets.add(&value);
+        Ok::<_, AttemptError>(value)
+    };
     match target {
         Target::Ntfy(x) => {
-            let token = x.token_file.as_deref().map(read_secret).transpose()?;
+            let token = x.token_file.as_deref().map(&mut read).transpose()?;
             let body = message::ntfy_json(&x.topic, n).to_string();
-            post(&x.url, None, token.as_deref(), Body::Json(body), until)
+            post(&x.url, token.as_deref(), Body::Json(body), until)
         }
         Target::Webhook(x) => {
-            let (url, secret_url) = match (&x.url, &x.url_file) {
-                (Some(url), _) => (url.clone(), None),
+            let url = match (&x.url, &x.url_file) {
+                (Some(url), _) => url.clone(),
                 (None, Some(file)) => {
-                    let url = read_secret(file)?;
+                    let url = read(file)?;
                     super::config::check_url(&url)
                         .map_err(|_| AttemptError::Permanent(format!("{file} does not hold an http(s) URL")))?;
-                    (url.clone(), Some(url))
+                    url
                 }
                 (None, None) => return Err(AttemptError::Permanent("no url".into())),
             };
-            let token = x.token_file.as_deref().map(read_secret).transpose()?;
+            let token = x.token_file.as_deref().map(&mut read).transpose()?;
             let body = message::webhook_json(n).to_string();
-            post(&url, secret_url.as_deref(), token.as_deref(), Body::Json(body), until)
+            post(&url, token.as_deref(), Body::Json(body), until)
         }
         Target::Pushover(x) => {
-            let token = read_secret(&x.token_file)?;
-            let user = read_secret(&x.user_file)?;
-            post(&x.api_url, None, None, Body::Form(message::pushover_form(&token, &user, n)), until)
+            let token = read(&x.token_file)?;
+            let user = read(&x.user_file)?;
+            post(&x.api_url, None, Body::Form(message::pushover_form(&token, &user, n)), until)
         }
         Target::Email(x) => {
             let mut cmd = Command::new(&x.sendmail);
+            child::scrub_env(&mut cmd);
             cmd.arg("-i").args(&x.to);
             let text = message::email_text(x.from.as_deref(), &x.to, n);
             run_program(cmd, Some(text.into_bytes()), until)
@@ -243,6 +262,7 @@ fn send(target: Target<'_>, n: &Rendered, until: Instant) -> Result<(), AttemptE
                 return Err(AttemptError::Permanent("empty command".into()));
             };
             let mut cmd = Command::new(program);
+            child::scrub_env(&mut cmd);
             cmd.args(args).envs(message::command_env(n));
             run_program(cmd, None, until)
         }
@@ -279,18 +299,10 @@ enum Body {
     Form(Vec<(&'static str, String)>),
 }
 
-/// One POST; `secret_url` (when the URL came from a file) is removed from error messages.
-fn post(
-    url: &str,
-    secret_url: Option<&str>,
-    bearer: Option<&str>,
-    body: Body,
-    until: Instant,
-) -> Result<(), AttemptError> {
-    let redact = |text: String| match secret_url {
-        Some(secret) => text.replace(secret, "<url from file>"),
-        None => text,
-    };
+/// One POST. Its errors name the host and the HTTP status, never the URL (its path or query may be the
+/// secret) and never the server's reply (servers echo tokens and paths back).
+fn post(url: &str, bearer: Option<&str>, body: Body, until: Instant) -> Result<(), AttemptError> {
+    let host = redact::url_host(url);
     let timeout = until.saturating_duration_since(Instant::now());
     if timeout.is_zero() {
         return Err(AttemptError::Transient("no time left".into()));
@@ -310,28 +322,22 @@ fn post(
         Body::Json(json) => request.content_type("application/json").send(json.as_bytes()),
         Body::Form(form) => request.send_form(form),
     };
-    let mut response = response.map_err(|e| {
-        AttemptError::Transient(redact(match e {
-            ureq::Error::Timeout(_) => format!("timed out after {:.1} s", timeout.as_secs_f64()),
-            other => other.to_string(),
-        }))
+    let response = response.map_err(|e| {
+        AttemptError::Transient(match e {
+            ureq::Error::Timeout(_) => format!("{host}: timed out after {:.1} s", timeout.as_secs_f64()),
+            // ureq's texts may quote the URL: it is replaced by the host before anything else masks.
+            other => format!("{host}: {}", other.to_string().replace(url, &host)),
+        })
     })?;
     let status = response.status().as_u16();
     if (200..300).contains(&status) {
         return Ok(());
     }
-    let answer = response
-        .body_mut()
-        .with_config()
-        .limit(2000)
-        .read_to_string()
-        .map(|t| child::tail(&t, 300))
-        .unwrap_or_default();
-    let what = format!("HTTP {status}{}", if answer.is_empty() { String::new() } else { format!(": {answer}") });
+    let what = format!("{host} answered HTTP {status}");
     if status >= 500 || status == 429 || status == 408 {
         Err(AttemptError::Transient(what))
     } else {
-        Err(AttemptError::Permanent(redact(what)))
+        Err(AttemptError::Permanent(what))
     }
 }
 

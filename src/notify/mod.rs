@@ -124,8 +124,9 @@ pub fn unit_variables(unit: &str, deadline: Instant) -> Vars {
         None => cmd.arg(format!("--unit={}", vars["unit"])),
     };
     let message = match child::run(cmd, None, deadline) {
+        // A failed restic job's lines may quote its repository URL with the password (restic 0.14).
         Ok(done) if done.status.success() && !done.stdout_text().trim().is_empty() => {
-            child::tail(&done.stdout_text(), 3000)
+            crate::redact::url_userinfo(&child::tail(&done.stdout_text(), 3000))
         }
         Ok(done) if done.status.success() => format!("(no journal lines; see journalctl -u {})", vars["unit"]),
         Ok(done) => {

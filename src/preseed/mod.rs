@@ -22,6 +22,7 @@ use crate::child;
 use crate::config::{DatasetSpec, PreseedConfig, ResticConfig, SourceKind, Validated};
 use crate::lock;
 use crate::notify;
+use crate::redact::Secrets;
 use crate::restic::{self, Restic, ResticSnapshot};
 use crate::zfs::{LiveDataset, PropertySource, TreeRead, Zfs, props};
 use decide::{
@@ -130,6 +131,19 @@ pub struct AttemptRecord {
 }
 
 impl Report {
+    /// The report with URL passwords and every secret in `secrets` masked in its texts: what is printed,
+    /// written to the status file, notified and given to the notify hook.
+    #[must_use]
+    pub fn redacted(mut self, secrets: &Secrets) -> Self {
+        self.detail = secrets.redact(&self.detail);
+        self.note = self.note.map(|n| secrets.redact(&n));
+        for a in &mut self.attempts {
+            let (Attempt::Restored(text) | Attempt::NoBackup(text) | Attempt::Failed(text)) = &mut a.attempt;
+            *text = secrets.redact(text);
+        }
+        self
+    }
+
     /// Whether the service must be kept down.
     #[must_use]
     pub fn failed(&self) -> bool {
@@ -168,6 +182,9 @@ struct Run<'a> {
     /// (restic restoring, a `zfs receive` into our own staging name, a verify hook): other services'
     /// restores and `apply` go on meanwhile. The per-dataset lock is held for the whole run.
     global: std::cell::RefCell<Option<lock::Lock>>,
+    /// The restic source's secrets (password file, `environmentFile` values), masked in everything logged
+    /// and reported.
+    secrets: Secrets,
 }
 
 /// Runs `preseed` for one service. An `Err` is an error before any decision (bad service name, ...);
@@ -187,6 +204,7 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
         started: Instant::now(),
         deadline: Instant::now() + Duration::from_secs(preseed.timeout),
         global: std::cell::RefCell::new(None),
+        secrets: preseed.restic.as_ref().map(restic::secrets).unwrap_or_default(),
     };
     // A lock that cannot be had is a failure like any other: recorded, notified, the service kept down.
     let locked = if opts.dry_run {
@@ -201,6 +219,8 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
         Ok(report) => report,
         Err(e) => run.report(Event::Failed, None, None, format!("{e:#}"), Vec::new(), None),
     };
+    // The one point every report passes before it is printed, stored, notified or given to the hook.
+    let report = report.redacted(&run.secrets);
     drop(run.global.borrow_mut().take());
     if !opts.dry_run {
         run.record(&report);
@@ -507,10 +527,12 @@ impl Run<'_> {
                     break;
                 }
                 SourceTry::NoBackup(why) => {
+                    let why = self.secrets.redact(&why);
                     tracing::info!(source = %kind, "no backup: {why}");
                     attempts.push(AttemptRecord { source: kind, attempt: Attempt::NoBackup(why) });
                 }
                 SourceTry::Failed(why) => {
+                    let why = self.secrets.redact(&why);
                     tracing::error!(source = %kind, "source failed: {why}");
                     attempts.push(AttemptRecord { source: kind, attempt: Attempt::Failed(why) });
                     if !self.opts.dry_run {
@@ -961,6 +983,7 @@ impl Run<'_> {
         let Some(argv) = &self.preseed.verify_command else { return Ok(()) };
         let Some((program, rest)) = argv.split_first() else { return Ok(()) };
         let mut cmd = Command::new(program);
+        child::scrub_env(&mut cmd);
         cmd.args(rest).arg(path);
         match child::run(cmd, None, deadline) {
             Ok(done) if done.status.success() => Ok(()),
@@ -1066,8 +1089,11 @@ enum SourceTry {
     Failed(String),
 }
 
-/// Appends one JSON line to the status file (creating its directory).
+/// Appends one JSON line to the status file (creating its directory). The file is made 0600 (an older
+/// one, too): its details quote what sources and hooks said, and only root (`persistctl status`)
+/// reads it.
 pub fn append_status(path: &Path, report: &Report) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
     }
@@ -1076,8 +1102,11 @@ pub fn append_status(path: &Path, report: &Report) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(crate::status::render::PRIVATE_MODE)
         .open(path)
         .with_context(|| format!("Failed to open status file {}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(crate::status::render::PRIVATE_MODE))
+        .with_context(|| format!("Failed to make status file {} private", path.display()))?;
     file.write_all(&line).with_context(|| format!("Failed to append to status file {}", path.display()))
 }
 
@@ -1134,6 +1163,7 @@ pub fn notify_args(report: &Report) -> Vec<String> {
 fn notify(prefix: &[String], report: &Report) {
     let Some((program, fixed)) = prefix.split_first() else { return };
     let mut cmd = Command::new(program);
+    child::scrub_env(&mut cmd);
     cmd.args(fixed).args(notify_args(report));
     match child::run(cmd, None, Instant::now() + NOTIFY_TIMEOUT) {
         Ok(done) if done.status.success() => {}

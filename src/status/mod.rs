@@ -470,7 +470,9 @@ pub fn parse_preseed_status(text: &str) -> BTreeMap<String, PreseedFact> {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let Ok(p) = serde_json::from_str::<PreseedLine>(line) else { continue };
         let at = p.at.as_deref().and_then(restic::parse_rfc3339).and_then(|ns| i64::try_from(ns / 1_000_000_000).ok());
-        last.insert(p.service, PreseedFact::Last { event: p.event, at, detail: p.detail });
+        // A line written before persistctl masked URL passwords may still carry one.
+        let detail = crate::redact::url_userinfo(&p.detail);
+        last.insert(p.service, PreseedFact::Last { event: p.event, at, detail });
     }
     last
 }
@@ -497,6 +499,9 @@ mod tests {
             PreseedFact::Last { event: "restored".into(), at: Some(1_800_003_600), detail: "from snapshot".into() }
         );
         assert!(matches!(&got["b"], PreseedFact::Last { event, at: None, .. } if event == "skipped"));
+        let old = r#"{"service":"c","event":"failed","detail":"restic: Fatal: sftp://u:hunter2@h/r: EOF"}"#;
+        let PreseedFact::Last { detail, .. } = &parse_preseed_status(old)["c"] else { panic!() };
+        assert_eq!(detail, "restic: Fatal: sftp://u:***@h/r: EOF", "a line an older version wrote is masked too");
     }
 
     #[test]

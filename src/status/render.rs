@@ -180,9 +180,18 @@ pub fn prometheus(report: &Report) -> String {
     m.text
 }
 
+/// Mode of the Prometheus textfile: node-exporter's textfile collector reads it as its own user, and it
+/// carries only names and numbers (service, dataset, replication target labels), never error text.
+pub const TEXTFILE_MODE: u32 = 0o644;
+
+/// Mode of files that may carry error text (the status state file, the preseed status file): only root,
+/// which every reader (`persistctl status`, the deadman's `stat`) runs as, reads them.
+pub const PRIVATE_MODE: u32 = 0o600;
+
 /// Writes `contents` to `path` atomically: a temporary file in the same directory, fsynced, then renamed
-/// over `path`, so node-exporter never reads half a file.
-pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
+/// over `path`, so node-exporter never reads half a file. The file gets `mode` whatever the umask.
+pub fn write_atomically(path: &Path, contents: &str, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -190,7 +199,15 @@ pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
     let name = path.file_name().with_context(|| format!("{} has no file name", path.display()))?;
     let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp).with_context(|| format!("Failed to create {}", tmp.display()))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)
+            .with_context(|| format!("Failed to create {}", tmp.display()))?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("Failed to set the mode of {}", tmp.display()))?;
         file.write_all(contents.as_bytes()).with_context(|| format!("Failed to write {}", tmp.display()))?;
         file.sync_all().with_context(|| format!("Failed to sync {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("Failed to rename {} to {}", tmp.display(), path.display()))
@@ -275,11 +292,17 @@ mod tests {
     fn the_textfile_is_replaced_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("persistctl.prom");
-        write_atomically(&path, "a 1\n").unwrap();
-        write_atomically(&path, "a 2\n").unwrap();
+        write_atomically(&path, "a 1\n", TEXTFILE_MODE).unwrap();
+        write_atomically(&path, "a 2\n", TEXTFILE_MODE).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a 2\n");
+        let mode = |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions());
+        assert_eq!(mode(&path) & 0o777, 0o644, "node-exporter reads it as its own user");
+        let private = dir.path().join("state.json");
+        write_atomically(&private, "{}", PRIVATE_MODE).unwrap();
+        assert_eq!(mode(&private) & 0o777, 0o600);
+        std::fs::remove_file(&private).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
-        assert!(write_atomically(&dir.path().join("missing/x.prom"), "").is_err());
+        assert!(write_atomically(&dir.path().join("missing/x.prom"), "", TEXTFILE_MODE).is_err());
     }
 }

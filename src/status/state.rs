@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::State;
-use super::render::write_atomically;
+use super::render::{PRIVATE_MODE, write_atomically};
 
 /// What the state file holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +77,8 @@ pub fn record(path: &Path, current: State, now: i64, summary: &str) -> anyhow::R
         std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
     }
     let text = serde_json::to_string(&saved).context("Failed to render the state")?;
-    write_atomically(path, &format!("{text}\n"))?;
+    // Its summary can quote a check's error: root only.
+    write_atomically(path, &format!("{text}\n"), PRIVATE_MODE)?;
     Ok(change)
 }
 
@@ -85,10 +86,12 @@ pub fn record(path: &Path, current: State, now: i64, summary: &str) -> anyhow::R
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs the notify hook (argv) with `PERSISTCTL_STATUS_STATE`, `PERSISTCTL_STATUS_PREVIOUS` and
-/// `PERSISTCTL_STATUS_SUMMARY` in its environment. Its failure is logged, never the status' failure.
+/// `PERSISTCTL_STATUS_SUMMARY` in its environment (and of persistctl's own only what
+/// [`crate::redact::inherited`] allows). Its failure is logged, never the status' failure.
 pub fn notify(argv: &[String], change: &Change, summary: &str) {
     let Some((program, rest)) = argv.split_first() else { return };
     let mut cmd = Command::new(program);
+    crate::child::scrub_env(&mut cmd);
     cmd.args(rest)
         .env("PERSISTCTL_STATUS_STATE", change.current.label())
         .env("PERSISTCTL_STATUS_PREVIOUS", change.previous.map_or("NONE", State::label))
