@@ -14,5 +14,6 @@ pub mod output;
 pub mod plan;
 pub mod preseed;
 pub mod restic;
+pub mod safe_write;
 pub mod status;
 pub mod zfs;

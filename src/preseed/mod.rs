@@ -9,7 +9,6 @@
 pub mod decide;
 pub mod staging;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
@@ -1066,19 +1065,15 @@ enum SourceTry {
     Failed(String),
 }
 
-/// Appends one JSON line to the status file (creating its directory).
+/// Appends one JSON line to the status file (creating its directory); a symlink or anything but a regular
+/// file there is refused, never written through.
 pub fn append_status(path: &Path, report: &Report) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
     }
     let mut line = serde_json::to_vec(report).context("Failed to render the status line")?;
     line.push(b'\n');
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("Failed to open status file {}", path.display()))?;
-    file.write_all(&line).with_context(|| format!("Failed to append to status file {}", path.display()))
+    crate::safe_write::append_no_follow(path, &line, 0o644).context("Failed to append to the preseed status file")
 }
 
 /// The built-in template and its variables for a run's outcome (`None` for a dry run).

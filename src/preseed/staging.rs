@@ -7,13 +7,12 @@
 //! a rerun removes it. The target's own entries are never removed.
 
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::os::fd::AsFd as _;
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, ResolveFlag, openat2};
+use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, RenameFlags, ResolveFlag, openat2, renameat2};
 use serde::{Deserialize, Serialize};
 
 use super::decide::STAGING_PREFIX;
@@ -99,16 +98,8 @@ pub fn sync_filesystem(path: &Path) -> anyhow::Result<()> {
 
 /// Writes the journal atomically (temporary file, fsync, rename, fsync of the directory).
 pub fn write_journal(staging: &Path, journal: &SwapJournal) -> anyhow::Result<()> {
-    let tmp = staging.join(format!("{SWAP_JOURNAL}.tmp"));
     let text = serde_json::to_vec(journal).context("Failed to render the swap journal")?;
-    let mut file = std::fs::File::create(&tmp).with_context(|| format!("Failed to create {}", tmp.display()))?;
-    file.write_all(&text).with_context(|| format!("Failed to write {}", tmp.display()))?;
-    file.sync_all().with_context(|| format!("Failed to sync {}", tmp.display()))?;
-    let done = staging.join(SWAP_JOURNAL);
-    std::fs::rename(&tmp, &done).with_context(|| format!("Failed to rename {} into place", tmp.display()))?;
-    std::fs::File::open(staging)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("Failed to sync {}", staging.display()))
+    crate::safe_write::write_atomically(&staging.join(SWAP_JOURNAL), &text, 0o600)
 }
 
 /// Reads a staging directory's journal.
@@ -166,15 +157,18 @@ pub fn swap_in(
     for name in names {
         let from = root.join(&name);
         let to = mountpoint.join(&name);
-        if std::fs::symlink_metadata(&to).is_ok() {
-            if ignore.iter().any(|i| OsString::from(i) == name) {
-                continue;
+        // RENAME_NOREPLACE: an entry that appears in the target between a check and the rename (the
+        // service user owns the dataset root) is never replaced; the kernel decides, atomically.
+        match renameat2(AT_FDCWD, &from, AT_FDCWD, &to, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => moved += 1,
+            Err(nix::errno::Errno::EEXIST) if ignore.iter().any(|i| OsString::from(i) == name) => {}
+            Err(nix::errno::Errno::EEXIST) => {
+                bail!("{} already exists; not overwriting it with the restored copy", to.display());
             }
-            bail!("{} already exists; not overwriting it with the restored copy", to.display());
+            Err(e) => {
+                return Err(e).with_context(|| format!("Failed to move {} to {}", from.display(), to.display()));
+            }
         }
-        std::fs::rename(&from, &to)
-            .with_context(|| format!("Failed to move {} to {}", from.display(), to.display()))?;
-        moved += 1;
     }
     Ok(moved)
 }
@@ -237,4 +231,19 @@ mod tests {
         std::os::unix::fs::symlink(&other, dir.path().join("lnk")).unwrap();
         assert!(list_entries(&dir.path().join("lnk")).is_err(), "symlinks are not followed");
     }
+    #[test]
+    fn the_swap_never_replaces_an_entry_even_one_that_appears_late() {
+        // The rename itself refuses (RENAME_NOREPLACE): no check-then-rename window to race.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path();
+        let staging = create(target, "restic").unwrap();
+        std::fs::create_dir_all(staging.join("data/old path")).unwrap();
+        std::fs::write(staging.join("data/old path/db"), "restored").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", target.join("db")).unwrap();
+        let err = swap_in(target, &staging, &journal(), &[], CopyOwnership::default()).unwrap_err();
+        assert!(err.to_string().contains("not overwriting"), "{err}");
+        assert_eq!(std::fs::read_link(target.join("db")).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(std::fs::read_to_string(staging.join("data/old path/db")).unwrap(), "restored");
+    }
+
 }

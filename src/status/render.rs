@@ -1,10 +1,8 @@
 //! The table for people, the Prometheus textfile for node-exporter, and writing it atomically.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::Context as _;
 
 use super::evaluate::{age, capacity_percent, human_bytes, human_duration};
 use super::{BackupFact, PreseedFact, ReplicationFact, Report, State};
@@ -180,25 +178,10 @@ pub fn prometheus(report: &Report) -> String {
     m.text
 }
 
-/// Writes `contents` to `path` atomically: a temporary file in the same directory, fsynced, then renamed
-/// over `path`, so node-exporter never reads half a file.
+/// Replaces `path` with `contents` (mode 0644, for node-exporter) through [`crate::safe_write`]: never
+/// through a planted link, never under a guessable temporary name.
 pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().with_context(|| format!("{} has no file name", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp).with_context(|| format!("Failed to create {}", tmp.display()))?;
-        file.write_all(contents.as_bytes()).with_context(|| format!("Failed to write {}", tmp.display()))?;
-        file.sync_all().with_context(|| format!("Failed to sync {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("Failed to rename {} to {}", tmp.display(), path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::safe_write::write_atomically(path, contents.as_bytes(), 0o644)
 }
 
 /// The state a line of [`prometheus`] output reports for a check (used by tests that parse it back).
