@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::apply;
 use crate::config::{DatasetSpec, Validated};
 use crate::lock;
-use crate::preseed::decide::{PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, STAGING_PREFIX, is_data};
+use crate::preseed::decide::{PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, is_data};
 use crate::preseed::staging::{self, SwapJournal};
 use crate::preseed::{self, local_value};
 use crate::zfs::{TreeRead, Zfs, props};
@@ -155,10 +155,9 @@ impl Run<'_> {
         // Judge and write only the dataset's own root, never a tmpfs or bind mount over it.
         crate::fsprobe::verify_dataset_mount(name, &mountpoint.display().to_string())?;
         let entries = staging::list_entries(&mountpoint)?;
-        let (complete_staging, stale_staging) = entries
-            .iter()
-            .filter(|e| e.starts_with(STAGING_PREFIX))
-            .cloned()
+        // A staging-named entry persistctl did not make (the service user owns this root) fails the run.
+        let (complete_staging, stale_staging) = staging::our_staging(&mountpoint, &entries)?
+            .into_iter()
             .partition(|e| staging::is_complete(&mountpoint.join(e)));
         let provenance = local_value(live, PROP_RESTORED_FROM)
             .zip(local_value(live, PROP_RESTORED_SNAPSHOT))

@@ -25,7 +25,7 @@ use crate::restic::{self, Restic, ResticSnapshot};
 use crate::zfs::{LiveDataset, PropertySource, TreeRead, Zfs, props};
 use decide::{
     Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT,
-    PROP_ROLLING_BACK, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, STAGING_PREFIX, StagingFacts, StagingPlan,
+    PROP_ROLLING_BACK, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, StagingFacts, StagingPlan,
     Start, TargetMark,
 };
 use staging::{CopyOwnership, SwapJournal};
@@ -288,10 +288,10 @@ impl Run<'_> {
         // sees it, never a tmpfs or bind mount over it, never a directory above a hidden mount.
         crate::fsprobe::verify_dataset_mount(&self.spec.dataset, &mountpoint.display().to_string())?;
         let entries = staging::list_entries(&mountpoint)?;
-        let complete_staging = entries
-            .iter()
-            .filter(|e| e.starts_with(STAGING_PREFIX) && staging::is_complete(&mountpoint.join(e)))
-            .cloned()
+        // A staging-named entry persistctl did not make (the service user owns this root) fails the run.
+        let complete_staging = staging::our_staging(&mountpoint, &entries)?
+            .into_iter()
+            .filter(|e| staging::is_complete(&mountpoint.join(e)))
             .collect();
         let facts = DatasetFacts::Mounted { entries, complete_staging };
         Ok(Target { facts, mountpoint: Some(mountpoint), mark, rolling_back, unmounted_at: None })
@@ -914,7 +914,7 @@ impl Run<'_> {
             bail!("restic path {path:?} contains a pattern character (* ? [ ] \\); restic cannot select it literally");
         }
         let staging = staging::create(mountpoint, "restic")?;
-        let data_root = Path::new("data").join(path.trim_start_matches('/'));
+        let data_root = staging::data_root_for(&path);
         let staged = self
             .unlocked(|| -> anyhow::Result<()> {
                 restic.restore(&snap.id, &path, &staging.join("data"), deadline)?;

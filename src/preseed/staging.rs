@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::AsFd as _;
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -61,16 +61,90 @@ pub fn is_free_mountpoint(path: &Path) -> anyhow::Result<bool> {
     }
 }
 
-/// Whether a staging directory holds a swap journal.
+/// Whether a staging directory holds a swap journal (a regular file: a symlink there is not one).
 #[must_use]
 pub fn is_complete(staging: &Path) -> bool {
-    staging.join(SWAP_JOURNAL).is_file()
+    std::fs::symlink_metadata(staging.join(SWAP_JOURNAL)).is_ok_and(|m| m.file_type().is_file())
+}
+
+/// Checks that `staging` is a staging directory persistctl itself made: named like one, reached
+/// without following a symlink, a directory, owned by persistctl's own user (root) and mode 0700, as
+/// [`create`] makes them. The dataset root belongs to the service user, who could plant a symlink or a
+/// directory of its own under a staging name; such a thing is never followed, trusted or removed (it
+/// might be the user's): the error names it, and it is left in place.
+pub fn check_ours(staging: &Path) -> anyhow::Result<()> {
+    let named = staging.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(STAGING_PREFIX));
+    if !named {
+        bail!("{} is not a persistctl staging directory (wrong name)", staging.display());
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(AT_FDCWD, staging, how).map_err(|e| {
+        anyhow::anyhow!(
+            "refusing {}: not a directory persistctl made (a symlink or not a directory: {e}); left in place, \
+             check it by hand",
+            staging.display()
+        )
+    })?;
+    let st = nix::sys::stat::fstat(&fd).with_context(|| format!("Failed to stat {}", staging.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if st.st_uid != me {
+        bail!(
+            "refusing {}: owned by uid {}, but persistctl's staging is owned by uid {me}; left in place, check it \
+             by hand",
+            staging.display(),
+            st.st_uid
+        );
+    }
+    if st.st_mode & 0o7777 != 0o700 {
+        bail!(
+            "refusing {}: mode {:04o}, but persistctl's staging is 0700; left in place, check it by hand",
+            staging.display(),
+            st.st_mode & 0o7777
+        );
+    }
+    Ok(())
+}
+
+/// The staging entries among a mounted dataset's top-level `entries`, each checked with [`check_ours`]:
+/// one persistctl did not make fails the run (fail closed), naming it.
+pub fn our_staging(mountpoint: &Path, entries: &[String]) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = entries.iter().filter(|e| e.starts_with(STAGING_PREFIX)).cloned().collect();
+    for name in &names {
+        check_ours(&mountpoint.join(name))?;
+    }
+    Ok(names)
+}
+
+/// Checks a journal's `data_root`: relative to the staging directory, UTF-8, without empty, `.` or `..`
+/// parts, so that it can only name a place inside the staging directory.
+pub fn check_data_root(data_root: &Path) -> Result<(), String> {
+    let Some(text) = data_root.to_str() else {
+        return Err(format!("data_root {} is not UTF-8", data_root.display()));
+    };
+    if text.is_empty() || text.starts_with('/') || text.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+        return Err(format!("data_root {text:?} is not a relative path without empty, '.' or '..' parts"));
+    }
+    Ok(())
+}
+
+/// Where a restored absolute `path` lands under a staging directory: `data/<path's parts>`.
+#[must_use]
+pub fn data_root_for(path: &str) -> PathBuf {
+    let mut root = PathBuf::from("data");
+    for part in Path::new(path).components() {
+        if let std::path::Component::Normal(part) = part {
+            root.push(part);
+        }
+    }
+    root
 }
 
 /// Creates a fresh staging directory (mode 0700) for `source` on the mounted target.
 pub fn create(mountpoint: &Path, source: &str) -> anyhow::Result<PathBuf> {
     let path = mountpoint.join(format!("{STAGING_PREFIX}{source}-{}", std::process::id()));
-    if path.exists() {
+    if std::fs::symlink_metadata(&path).is_ok() {
         remove(&path)?;
     }
     std::fs::DirBuilder::new()
@@ -80,12 +154,14 @@ pub fn create(mountpoint: &Path, source: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Removes a staging directory persistctl made (refuses any other name). Never follows symlinks.
+/// Removes a staging directory persistctl made (refuses any other name, and anything [`check_ours`]
+/// refuses). Never follows symlinks.
 pub fn remove(staging: &Path) -> anyhow::Result<()> {
     let ours = staging.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(STAGING_PREFIX));
     if !ours {
         bail!("refusing to remove {}: not a persistctl staging directory", staging.display());
     }
+    check_ours(staging)?;
     std::fs::remove_dir_all(staging)
         .with_context(|| format!("Failed to remove staging directory {}", staging.display()))
 }
@@ -102,11 +178,24 @@ pub fn write_journal(staging: &Path, journal: &SwapJournal) -> anyhow::Result<()
     crate::safe_write::write_atomically(&staging.join(SWAP_JOURNAL), &text, 0o600)
 }
 
-/// Reads a staging directory's journal.
+/// Reads a staging directory's journal: only from a staging directory persistctl made, never through a
+/// symlink, and only with a `data_root` inside the staging directory ([`check_data_root`]).
 pub fn read_journal(staging: &Path) -> anyhow::Result<SwapJournal> {
+    check_ours(staging)?;
     let path = staging.join(SWAP_JOURNAL);
-    let text = std::fs::read(&path).with_context(|| format!("Failed to read {}", path.display()))?;
-    serde_json::from_slice(&text).with_context(|| format!("Failed to parse {}", path.display()))
+    let text = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
+        .open(&path)
+        .and_then(|mut f| {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut text).map(|_| text)
+        })
+        .with_context(|| format!("Failed to read {}", path.display()))?;
+    let journal: SwapJournal =
+        serde_json::from_slice(&text).with_context(|| format!("Failed to parse {}", path.display()))?;
+    check_data_root(&journal.data_root).map_err(|why| anyhow::anyhow!("refusing {}: {why}", path.display()))?;
+    Ok(journal)
 }
 
 /// Which of the staged root's owner, group and mode to copy onto the target's root (the config's own
@@ -131,11 +220,17 @@ pub fn swap_in(
     ignore: &[String],
     copy: CopyOwnership,
 ) -> anyhow::Result<usize> {
+    check_ours(staging)?;
+    check_data_root(&journal.data_root).map_err(|why| anyhow::anyhow!("refusing {}: {why}", staging.display()))?;
     let root = staging.join(&journal.data_root);
-    let meta = std::fs::symlink_metadata(&root).with_context(|| format!("Failed to stat {}", root.display()))?;
-    if !meta.is_dir() {
-        bail!("staged data root {} is not a directory", root.display());
-    }
+    // No symlink on the way (a restored tree may hold some): the owner and mode copied below are the
+    // staged root's own, never another path's.
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let root_fd = openat2(AT_FDCWD, &root, how)
+        .with_context(|| format!("staged data root {} is not a directory reached without symlinks", root.display()))?;
+    let meta = std::fs::File::from(root_fd).metadata().with_context(|| format!("Failed to stat {}", root.display()))?;
     // Owner and mode first: the target holds no data yet, so a crash here leaves nothing half-done.
     let uid = copy.owner.then(|| nix::unistd::Uid::from_raw(meta.uid()));
     let gid = copy.group.then(|| nix::unistd::Gid::from_raw(meta.gid()));
@@ -244,6 +339,58 @@ mod tests {
         assert!(err.to_string().contains("not overwriting"), "{err}");
         assert_eq!(std::fs::read_link(target.join("db")).unwrap(), Path::new("/etc/passwd"));
         assert_eq!(std::fs::read_to_string(staging.join("data/old path/db")).unwrap(), "restored");
+    }
+
+    #[test]
+    fn planted_staging_is_refused_named_and_left_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(elsewhere.join("data")).unwrap();
+        std::fs::write(elsewhere.join("swap.json"), r#"{"source":"restic","snapshot":"x","data_root":"data"}"#)
+            .unwrap();
+        std::fs::create_dir(&target).unwrap();
+        // A symlink named like a staging directory (the service user owns the target's root).
+        let link = target.join(format!("{STAGING_PREFIX}restic-1"));
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        // A directory with a staging name but not persistctl's mode, and one owned by someone else.
+        let open_mode = target.join(format!("{STAGING_PREFIX}restic-2"));
+        std::fs::DirBuilder::new().mode(0o755).create(&open_mode).unwrap();
+        let foreign = target.join(format!("{STAGING_PREFIX}restic-3"));
+        std::fs::DirBuilder::new().mode(0o700).create(&foreign).unwrap();
+        let foreign_ok = nix::unistd::chown(&foreign, Some(nix::unistd::Uid::from_raw(4242)), None).is_ok();
+        let mut planted = vec![&link, &open_mode];
+        if foreign_ok {
+            planted.push(&foreign);
+        }
+        for path in planted {
+            let name = path.display().to_string();
+            let err = format!("{:#}", check_ours(path).unwrap_err());
+            assert!(err.contains(&name) && err.contains("left in place"), "{err}");
+            assert!(remove(path).is_err(), "{name} is never removed");
+            assert!(read_journal(path).is_err(), "{name}'s journal is never read");
+            assert!(swap_in(&target, path, &journal(), &[], CopyOwnership::default()).is_err());
+            assert!(std::fs::symlink_metadata(path).is_ok(), "{name} left in place");
+        }
+        assert!(our_staging(&target, &list_entries(&target).unwrap()).is_err());
+        assert!(elsewhere.join("data").exists() && elsewhere.join("swap.json").exists());
+    }
+
+    #[test]
+    fn a_journal_whose_data_root_leaves_the_staging_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path();
+        let staging = create(target, "restic").unwrap();
+        for bad in ["/etc", "../x", "data/../../etc", "data//x", "data/./x", ""] {
+            let j = SwapJournal { source: "restic".into(), snapshot: "s".into(), data_root: bad.into() };
+            write_journal(&staging, &j).unwrap();
+            let err = format!("{:#}", read_journal(&staging).unwrap_err());
+            assert!(err.contains("data_root"), "{bad:?}: {err}");
+            assert!(swap_in(target, &staging, &j, &[], CopyOwnership::default()).is_err(), "{bad:?}");
+        }
+        assert_eq!(data_root_for("/var//lib/x/"), Path::new("data/var/lib/x"));
+        assert_eq!(data_root_for("/"), Path::new("data"));
+        assert!(check_data_root(&data_root_for("/var/lib/x")).is_ok());
     }
 
 }
