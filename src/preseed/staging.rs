@@ -15,7 +15,7 @@ use anyhow::{Context as _, bail};
 use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, RenameFlags, ResolveFlag, openat2, renameat2};
 use serde::{Deserialize, Serialize};
 
-use super::decide::STAGING_PREFIX;
+use super::decide::{STAGING_PREFIX, ZFS_CTLDIR};
 
 /// The journal file inside a staging directory: present = verified, swap begun.
 pub const SWAP_JOURNAL: &str = "swap.json";
@@ -210,7 +210,7 @@ pub struct CopyOwnership {
     pub mode: bool,
 }
 
-/// Moves every entry of the staged data root into the target, one `rename(2)` each. Restartable: an
+/// Moves every entry of the staged data root but `.zfs` into the target, one `rename(2)` each. Restartable: an
 /// entry already moved is simply no longer in the staging directory. An entry that already exists in the
 /// target is left alone when it is an ignored name (`lost+found`), otherwise the swap stops.
 pub fn swap_in(
@@ -250,6 +250,14 @@ pub fn swap_in(
         .with_context(|| format!("Failed to read {}", root.display()))?;
     names.sort();
     for name in names {
+        if name == ZFS_CTLDIR {
+            // A backup of a dataset root taken with snapdir=visible holds ZFS's control directory (a view
+            // of old snapshots, never the dataset's data). The target has its own `.zfs`, which no rename
+            // can replace: moving it would fail on every rerun and leave the swap stuck half-way. It
+            // stays in the staging and goes with it; the backup itself still holds it.
+            tracing::warn!("not moving {}: .zfs is ZFS's snapshot directory, not data", root.join(&name).display());
+            continue;
+        }
         let from = root.join(&name);
         let to = mountpoint.join(&name);
         // RENAME_NOREPLACE: an entry that appears in the target between a check and the rename (the
@@ -391,6 +399,26 @@ mod tests {
         assert_eq!(data_root_for("/var//lib/x/"), Path::new("data/var/lib/x"));
         assert_eq!(data_root_for("/"), Path::new("data"));
         assert!(check_data_root(&data_root_for("/var/lib/x")).is_ok());
+    }
+
+    #[test]
+    fn a_backup_holding_dot_zfs_swaps_in_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path();
+        std::fs::create_dir_all(target.join(".zfs/snapshot")).unwrap();
+        let staging = create(target, "restic").unwrap();
+        let root = staging.join("data/old path");
+        std::fs::create_dir_all(root.join(".zfs/snapshot/s1")).unwrap();
+        std::fs::write(root.join(".zfs/snapshot/s1/db"), "old").unwrap();
+        std::fs::write(root.join("db"), "restored").unwrap();
+        write_journal(&staging, &journal()).unwrap();
+        let moved = swap_in(target, &staging, &journal(), &[], CopyOwnership::default()).unwrap();
+        assert_eq!(moved, 1);
+        assert_eq!(std::fs::read_to_string(target.join("db")).unwrap(), "restored");
+        assert!(!target.join(".zfs/snapshot/s1").exists(), "the target's own .zfs is untouched");
+        // A rerun (as after a crash) finishes too: nothing is stuck.
+        assert_eq!(swap_in(target, &staging, &journal(), &[], CopyOwnership::default()).unwrap(), 0);
+        remove(&staging).unwrap();
     }
 
 }
