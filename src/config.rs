@@ -14,6 +14,10 @@ use crate::zfs::props;
 /// The config version this binary reads.
 pub const CONFIG_VERSION: u64 = 1;
 
+/// The longest timeout a config or the command line may ask for: 7 days, in seconds. Far beyond any
+/// restore that should be waited for, and far below what a deadline (`Instant + Duration`) can hold.
+pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+
 /// The default config path, where the NixOS module links it.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/persistctl/config.json";
 
@@ -451,11 +455,10 @@ fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
     if preseed.enable && preseed.sources.is_empty() && !preseed.allow_empty_bootstrap {
         errors.push(format!("{at}.sources"), "is empty and allowEmptyBootstrap is false: nothing could ever start");
     }
-    if preseed.timeout == 0 {
-        errors.push(format!("{at}.timeout"), "must be at least 1 second");
-    }
-    if preseed.source_timeout == Some(0) {
-        errors.push(format!("{at}.sourceTimeout"), "must be at least 1 second");
+    for (field, value) in [("timeout", Some(preseed.timeout)), ("sourceTimeout", preseed.source_timeout)] {
+        if let Some(secs) = value.filter(|s| !(1..=MAX_TIMEOUT_SECS).contains(s)) {
+            errors.push(format!("{at}.{field}"), format!("{secs} is not 1 … {MAX_TIMEOUT_SECS} seconds (7 days)"));
+        }
     }
     if let Some(cmd) = &preseed.verify_command {
         if cmd.is_empty() || cmd[0].is_empty() {
@@ -780,6 +783,21 @@ mod tests {
                 r#"{"preseed": {"enable": true, "sources": ["snapshot", "snapshot"]}}"#,
                 "datasets.services.sonarr.preseed.sources",
                 "twice",
+            ),
+            (
+                r#"{"preseed": {"timeout": 9223372036854775808, "sources": ["snapshot"]}}"#,
+                "datasets.services.sonarr.preseed.timeout",
+                "not 1 … 604800 seconds",
+            ),
+            (
+                r#"{"preseed": {"sourceTimeout": 604801, "sources": ["snapshot"]}}"#,
+                "datasets.services.sonarr.preseed.sourceTimeout",
+                "not 1 … 604800 seconds",
+            ),
+            (
+                r#"{"preseed": {"timeout": 0, "sources": ["snapshot"]}}"#,
+                "datasets.services.sonarr.preseed.timeout",
+                "not 1 … 604800 seconds",
             ),
             (
                 r#"{"preseed": {"enable": true, "sources": []}}"#,

@@ -114,11 +114,8 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         // No reader: the open fails at once (ENXIO) instead of blocking; with one, the type check refuses.
         assert!(append_no_follow(&fifo, b"x\n", 0o644).is_err());
-        let _reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(OFlag::O_NONBLOCK.bits())
-            .open(&fifo)
-            .unwrap();
+        let _reader =
+            std::fs::OpenOptions::new().read(true).custom_flags(OFlag::O_NONBLOCK.bits()).open(&fifo).unwrap();
         let err = append_no_follow(&fifo, b"x\n", 0o644).unwrap_err();
         assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
         let file = dir.path().join("real");

@@ -15,7 +15,7 @@ pub mod copy;
 pub mod decide;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde::Serialize;
@@ -295,7 +295,7 @@ impl Run<'_> {
     fn copy_in(&self, mountpoint: &Path, source: &Path) -> anyhow::Result<Report> {
         let staging = staging::create(mountpoint, SOURCE_NAME)?;
         let data = staging.join("data");
-        let deadline = Instant::now() + self.opts.timeout;
+        let deadline = crate::child::deadline_in(self.opts.timeout);
         let checked = copy::copy_tree(source, &data, deadline).and_then(|()| {
             tracing::info!("comparing the copy with {}", source.display());
             compare::compare(source, &data)

@@ -25,8 +25,8 @@ use crate::restic::{self, Restic, ResticSnapshot};
 use crate::zfs::{LiveDataset, PropertySource, TreeRead, Zfs, props};
 use decide::{
     Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT,
-    PROP_ROLLING_BACK, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, StagingFacts, StagingPlan,
-    Start, TargetMark,
+    PROP_ROLLING_BACK, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, StagingFacts, StagingPlan, Start,
+    TargetMark,
 };
 use staging::{CopyOwnership, SwapJournal};
 
@@ -178,13 +178,13 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
         .filter(|p| p.enable)
         .with_context(|| format!("preseed is not enabled for service {:?}", opts.service))?;
     let run = Run {
-        zfs: opts.zfs.clone().capped_at(Instant::now() + Duration::from_secs(preseed.timeout)),
+        zfs: opts.zfs.clone().capped_at(child::deadline_in(Duration::from_secs(preseed.timeout))),
         validated,
         spec,
         preseed,
         opts,
         started: Instant::now(),
-        deadline: Instant::now() + Duration::from_secs(preseed.timeout),
+        deadline: child::deadline_in(Duration::from_secs(preseed.timeout)),
         global: std::cell::RefCell::new(None),
     };
     // A lock that cannot be had is a failure like any other: recorded, notified, the service kept down.
@@ -463,7 +463,7 @@ impl Run<'_> {
 
     fn source_deadline(&self) -> Instant {
         let per = self.preseed.source_timeout.unwrap_or(self.preseed.timeout);
-        (Instant::now() + Duration::from_secs(per)).min(self.deadline)
+        child::deadline_in(Duration::from_secs(per)).min(self.deadline)
     }
 
     /// Tries the sources in order. `create`: the dataset does not exist yet (created when a source needs it).

@@ -420,5 +420,4 @@ mod tests {
         assert_eq!(swap_in(target, &staging, &journal(), &[], CopyOwnership::default()).unwrap(), 0);
         remove(&staging).unwrap();
     }
-
 }

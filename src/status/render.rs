@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-
 use super::evaluate::{age, capacity_percent, human_bytes, human_duration};
 use super::{BackupFact, PreseedFact, ReplicationFact, Report, State};
 use crate::output::table;
