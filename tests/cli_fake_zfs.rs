@@ -214,6 +214,18 @@ fn bad_configs_make_zero_zfs_calls_and_name_the_field() {
             "read-only",
         ),
         (r#"{"version": 3}"#, "unsupported config version 3"),
+        (
+            r#"{"version": 1, "datasets": {"parentDataset": "--help", "parentMount": "/p", "services": {"s": {}}}}"#,
+            "pool name \"--help\" must start with a letter",
+        ),
+        (
+            r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/p", "services": {"s": {"mode": "0700", "mode": "0777"}}}}"#,
+            "datasets.services.s.mode: duplicate key \"mode\"",
+        ),
+        (
+            r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/p", "services": {"s": {"preseed": {"timeout": 9223372036854775808}}}}}"#,
+            "datasets.services.s.preseed.timeout",
+        ),
         ("not json", "not valid JSON"),
     ];
     for (text, needle) in cases {

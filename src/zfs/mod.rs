@@ -2,6 +2,7 @@
 //! never in zfs' text formats or argv.
 
 pub mod list;
+pub mod namecheck;
 pub mod parse;
 pub mod props;
 
