@@ -217,6 +217,10 @@ pub fn validate(name: &str, value: &str) -> Result<String, String> {
         }
         return Ok(value.to_string());
     }
+    if value.trim() != value {
+        // `zfs set` refuses " 16K"; no native value starts or ends with a space.
+        return Err(format!("{value:?} has surrounding spaces"));
+    }
     let Some(def) = lookup(name) else {
         return Err(format!(
             "unknown ZFS property {name:?} (user properties need a colon, e.g. \"com.sun:auto-snapshot\")"
