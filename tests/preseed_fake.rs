@@ -183,6 +183,22 @@ fn data_present_exits_zero_and_touches_nothing() {
 }
 
 #[test]
+fn a_status_file_planted_as_a_symlink_is_never_written_through() {
+    let fake = Fake::new("sonarr", Some(&["a"]));
+    std::fs::write(fake.mountpoint("sonarr").join("config.xml"), "live").unwrap();
+    let victim = fake.path("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::create_dir_all(fake.path("status")).unwrap();
+    std::os::unix::fs::symlink(&victim, fake.path("status/preseed.json")).unwrap();
+    let repo = fake.repo("right", &[]);
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({})));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "the result stands: {}", text(&out));
+    assert!(text(&out).contains("preseed status file"), "the refusal is logged: {}", text(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+#[test]
 fn data_markers_refuse_a_dataset_holding_only_pre_created_entries() {
     let fake = Fake::new("sonarr", Some(&["a"]));
     // A tmpfiles rule or StateDirectory made logs/ before the first start; the database is gone.

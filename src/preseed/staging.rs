@@ -151,6 +151,9 @@ pub fn create(mountpoint: &Path, source: &str) -> anyhow::Result<PathBuf> {
         .mode(0o700)
         .create(&path)
         .with_context(|| format!("Failed to create staging directory {}", path.display()))?;
+    // Exactly 0700 whatever the umask: `check_ours` trusts nothing else.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("Failed to set the mode of staging directory {}", path.display()))?;
     Ok(path)
 }
 
