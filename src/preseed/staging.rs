@@ -8,7 +8,8 @@
 
 use std::ffi::OsString;
 use std::os::fd::AsFd as _;
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -73,6 +74,12 @@ pub fn is_complete(staging: &Path) -> bool {
 /// directory of its own under a staging name; such a thing is never followed, trusted or removed (it
 /// might be the user's): the error names it, and it is left in place.
 pub fn check_ours(staging: &Path) -> anyhow::Result<()> {
+    open_ours(staging).map(drop)
+}
+
+/// [`check_ours`], keeping the checked directory open: what is done through the descriptor is done to
+/// the directory that was checked, even if the service user renames it and plants another meanwhile.
+fn open_ours(staging: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
     let named = staging.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(STAGING_PREFIX));
     if !named {
         bail!("{} is not a persistctl staging directory (wrong name)", staging.display());
@@ -104,7 +111,7 @@ pub fn check_ours(staging: &Path) -> anyhow::Result<()> {
             st.st_mode & 0o7777
         );
     }
-    Ok(())
+    Ok(fd)
 }
 
 /// The staging entries among a mounted dataset's top-level `entries`, each checked with [`check_ours`]:
@@ -223,34 +230,40 @@ pub fn swap_in(
     ignore: &[String],
     copy: CopyOwnership,
 ) -> anyhow::Result<usize> {
-    check_ours(staging)?;
+    let staging_fd = open_ours(staging)?;
     check_data_root(&journal.data_root).map_err(|why| anyhow::anyhow!("refusing {}: {why}", staging.display()))?;
     let root = staging.join(&journal.data_root);
-    // No symlink on the way (a restored tree may hold some): the owner and mode copied below are the
-    // staged root's own, never another path's.
+    // Beneath the checked staging directory's descriptor, no symlink on the way (a restored tree may
+    // hold some): the owner and mode copied below are the staged root's own, and the entries moved are
+    // its entries, never another path's.
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let root_fd = openat2(AT_FDCWD, &root, how)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let root_fd = openat2(&staging_fd, &journal.data_root, how)
         .with_context(|| format!("staged data root {} is not a directory reached without symlinks", root.display()))?;
-    let meta = std::fs::File::from(root_fd).metadata().with_context(|| format!("Failed to stat {}", root.display()))?;
+    let meta = nix::sys::stat::fstat(&root_fd).with_context(|| format!("Failed to stat {}", root.display()))?;
     // Owner and mode first: the target holds no data yet, so a crash here leaves nothing half-done.
-    let uid = copy.owner.then(|| nix::unistd::Uid::from_raw(meta.uid()));
-    let gid = copy.group.then(|| nix::unistd::Gid::from_raw(meta.gid()));
+    let uid = copy.owner.then(|| nix::unistd::Uid::from_raw(meta.st_uid));
+    let gid = copy.group.then(|| nix::unistd::Gid::from_raw(meta.st_gid));
     if uid.is_some() || gid.is_some() {
         nix::unistd::chown(mountpoint, uid, gid)
             .with_context(|| format!("Failed to change the owner of {}", mountpoint.display()))?;
     }
     if copy.mode {
-        std::fs::set_permissions(mountpoint, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        std::fs::set_permissions(mountpoint, std::fs::Permissions::from_mode(meta.st_mode & 0o7777))
             .with_context(|| format!("Failed to change the mode of {}", mountpoint.display()))?;
     }
     let mut moved = 0;
-    let mut names: Vec<OsString> = std::fs::read_dir(&root)
-        .with_context(|| format!("Failed to read {}", root.display()))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("Failed to read {}", root.display()))?;
+    let listing = root_fd.try_clone().with_context(|| format!("Failed to read {}", root.display()))?;
+    let mut dir = nix::dir::Dir::from_fd(listing).with_context(|| format!("Failed to read {}", root.display()))?;
+    let mut names: Vec<OsString> = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry.with_context(|| format!("Failed to read {}", root.display()))?;
+        let name = std::ffi::OsStr::from_bytes(entry.file_name().to_bytes());
+        if name != "." && name != ".." {
+            names.push(name.to_os_string());
+        }
+    }
     names.sort();
     for name in names {
         if name == ZFS_CTLDIR {
@@ -265,7 +278,7 @@ pub fn swap_in(
         let to = mountpoint.join(&name);
         // RENAME_NOREPLACE: an entry that appears in the target between a check and the rename (the
         // service user owns the dataset root) is never replaced; the kernel decides, atomically.
-        match renameat2(AT_FDCWD, &from, AT_FDCWD, &to, RenameFlags::RENAME_NOREPLACE) {
+        match renameat2(&root_fd, Path::new(&name), AT_FDCWD, &to, RenameFlags::RENAME_NOREPLACE) {
             Ok(()) => moved += 1,
             Err(nix::errno::Errno::EEXIST) if ignore.iter().any(|i| OsString::from(i) == name) => {}
             Err(nix::errno::Errno::EEXIST) => {
@@ -422,5 +435,20 @@ mod tests {
         // A rerun (as after a crash) finishes too: nothing is stuck.
         assert_eq!(swap_in(target, &staging, &journal(), &[], CopyOwnership::default()).unwrap(), 0);
         remove(&staging).unwrap();
+    }
+    #[test]
+    fn a_staged_root_reached_through_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(elsewhere.join("old path")).unwrap();
+        std::fs::write(elsewhere.join("old path/secret"), "x").unwrap();
+        std::fs::create_dir(&target).unwrap();
+        let staging = create(&target, "restic").unwrap();
+        // A restored tree holding a symlink where the data root's parent should be.
+        std::os::unix::fs::symlink(&elsewhere, staging.join("data")).unwrap();
+        let err = swap_in(&target, &staging, &journal(), &[], CopyOwnership::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("without symlinks"), "{err:#}");
+        assert!(elsewhere.join("old path/secret").exists() && !target.join("secret").exists());
     }
 }
