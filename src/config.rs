@@ -569,6 +569,15 @@ fn check_encryption_properties(errors: &mut Errors, at: &str, service: &ServiceC
             "keylocation needs properties.encryption (a value other than \"off\") on the same dataset",
         );
     }
+    // OpenZFS refuses fewer than 100000 PBKDF2 iterations (MIN_PBKDF2_ITERATIONS).
+    if let Some(iters) = service.properties.get("pbkdf2iters") {
+        if !iters.parse::<u64>().is_ok_and(|n| n >= 100_000) {
+            errors.push(
+                format!("{at}.properties.\"pbkdf2iters\""),
+                format!("{iters:?} is not a number of at least 100000"),
+            );
+        }
+    }
 }
 
 fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
@@ -1041,6 +1050,11 @@ mod tests {
                 config_with_service(r#"{"properties": {"keylocation": "file:///k"}}"#),
                 "datasets.services.sonarr.properties.\"keylocation\"",
                 "needs properties.encryption",
+            ),
+            (
+                config_with_service(r#"{"properties": {"pbkdf2iters": "1000"}}"#),
+                "datasets.services.sonarr.properties.\"pbkdf2iters\"",
+                "at least 100000",
             ),
             (
                 config_with_service(r#"{"mountpoint": "/persist/%LONG%"}"#).replace("%LONG%", &"x".repeat(256)),

@@ -274,6 +274,7 @@ const BAD_CONFIGS: &[(&str, &[&str])] = &[
         "keylocation-without-encryption",
         &["modules.storage.datasets.services.app.properties.\"keylocation\"", "needs properties.encryption"],
     ),
+    ("pbkdf2iters-too-few", &["modules.storage.datasets.services.app.properties.\"pbkdf2iters\"", "at least 100000"]),
     ("preseed-timeout-too-long", &["`modules.storage.datasets.services.app.preseed.timeout'", "604800 (7 days)"]),
     ("mountpoint-component-too-long", &["`modules.storage.datasets.services.app.mountpoint'", "at most 255"]),
     ("aside-name-too-long", &["modules.storage.datasets.services.sonarr", "moved-aside dataset"]),

@@ -54,6 +54,13 @@ let
         ) ''${at}: "${value}" is not one of ${lib.concatStringsSep ", " words}''
     ) (attrNames service.properties)
     ++ optional (
+      service.properties ? pbkdf2iters
+      && (
+        builtins.match "[0-9]{1,18}" service.properties.pbkdf2iters == null
+        || lib.toInt service.properties.pbkdf2iters < 100000
+      )
+    ) ''${serviceOption name}.properties."pbkdf2iters": "${service.properties.pbkdf2iters}" is not a number of at least 100000''
+    ++ optional (
       service.properties ? keylocation && (service.properties.encryption or "off") == "off"
     ) ''${serviceOption name}.properties."keylocation": keylocation needs properties.encryption (a value other than "off") on the same dataset'';
 
