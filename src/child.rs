@@ -26,6 +26,16 @@ const PIPE_GRACE: Duration = Duration::from_millis(500);
 /// away and the process stays a zombie-to-be until it can die, never a reason for us to hang.
 const REAP_GRACE: Duration = Duration::from_secs(1);
 
+/// The instant `timeout` from now, saturating: a huge timeout (which config and CLI bounds already refuse)
+/// means "far away", never an overflow panic. `Instant + Duration` panics on overflow.
+#[must_use]
+pub fn deadline_in(timeout: Duration) -> Instant {
+    /// About 30 years: past any run, well inside what `Instant` can hold.
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(timeout.min(FAR)).unwrap_or(now)
+}
+
 /// A child that ran to completion (successfully or not).
 #[derive(Debug)]
 pub struct Finished {

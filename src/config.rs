@@ -1,18 +1,24 @@
 //! The JSON contract with the NixOS module (`docs/config-format.md`): parsing, validation, and the
 //! dataset specs everything downstream works from. Nothing below `plan` reads the JSON again.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
 use anyhow::Context as _;
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::zfs::parse::{check_component, check_dataset_name};
+use crate::zfs::namecheck::{MAX_DATASET_NAME, check_component, check_dataset_name};
 use crate::zfs::props;
 
 /// The config version this binary reads.
 pub const CONFIG_VERSION: u64 = 1;
+
+/// The longest timeout a config or the command line may ask for: 7 days, in seconds. Far beyond any
+/// restore that should be waited for, and far below what a deadline (`Instant + Duration`) can hold.
+pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
 /// The default config path, where the NixOS module links it.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/persistctl/config.json";
@@ -277,6 +283,17 @@ pub fn load(path: &Path) -> anyhow::Result<Validated> {
 /// Parses and validates config text.
 pub fn parse(text: &str) -> Result<Validated, ConfigErrors> {
     let one = |path: &str, message: String| ConfigErrors(vec![ConfigError { path: path.into(), message }]);
+    // Before anything else: serde (and `Value`) keep the last of two equal keys without a word, so a
+    // config saying `"mode": "0700"` and then `"mode": "0777"` would silently mean the second.
+    let duplicate = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let scanned = DuplicateKeys { path: String::new(), found: &duplicate }.deserialize(&mut de).and_then(|()| de.end());
+    if let Err(e) = scanned {
+        return Err(match duplicate.into_inner() {
+            Some(dup) => ConfigErrors(vec![dup]),
+            None => one("(file)", format!("not valid JSON: {e}")),
+        });
+    }
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| one("(file)", format!("not valid JSON: {e}")))?;
     match value.get("version") {
@@ -299,6 +316,77 @@ pub fn parse(text: &str) -> Result<Validated, ConfigErrors> {
     Ok(Validated { config, specs })
 }
 
+/// Walks a JSON document and fails at the first object holding a key twice, recording where.
+struct DuplicateKeys<'a> {
+    /// The field path of the value being walked (`datasets.services.sonarr`).
+    path: String,
+    /// The duplicate found, with its field path.
+    found: &'a RefCell<Option<ConfigError>>,
+}
+
+impl DuplicateKeys<'_> {
+    fn child(&self, part: &str) -> Self {
+        let path = if self.path.is_empty() { part.to_string() } else { format!("{}.{part}", self.path) };
+        Self { path, found: self.found }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for DuplicateKeys<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DuplicateKeys<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        loop {
+            let element = Self { path: format!("{}[{index}]", self.path), found: self.found };
+            if seq.next_element_seed(element)?.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let child = self.child(&key);
+            if seen.contains(&key) {
+                let message = format!("duplicate key {key:?} (only one value per key is allowed)");
+                *self.found.borrow_mut() = Some(ConfigError { path: child.path, message });
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            map.next_value_seed(child)?;
+            seen.insert(key);
+        }
+        Ok(())
+    }
+}
+
 struct Errors(Vec<ConfigError>);
 
 impl Errors {
@@ -314,6 +402,8 @@ fn check_absolute_path(errors: &mut Errors, path: &str, value: &str) {
         errors.push(path, format!("{value:?} contains a control character"));
     } else if value.split('/').any(|c| c == ".." || c == ".") {
         errors.push(path, format!("{value:?} contains a '.' or '..' component"));
+    } else if let Err(why) = crate::zfs::namecheck::check_path_lengths(value) {
+        errors.push(path, why);
     }
 }
 
@@ -431,16 +521,63 @@ fn validate_service(
     if let Some(preseed) = &service.preseed {
         validate_preseed(errors, &format!("{at}.preseed"), preseed);
     }
+    check_encryption_properties(errors, at, service);
+    let dataset = format!("{}/{name}", parent.parent_dataset);
+    for (what, derived) in derived_datasets(&dataset, service) {
+        if derived.len() > MAX_DATASET_NAME {
+            errors.push(
+                at,
+                format!(
+                    "the {what} {derived:?} would be {} bytes long; ZFS allows at most {MAX_DATASET_NAME} (shorten \
+                     datasets.parentDataset or the service name)",
+                    derived.len()
+                ),
+            );
+        }
+    }
     if errors.0.len() > before {
         return None;
     }
     Some(DatasetSpec {
         service: name.to_string(),
-        dataset: format!("{}/{name}", parent.parent_dataset),
+        dataset,
         mountpoint: canonical_mountpoint,
         properties,
         ownership: OwnershipSpec { owner: service.owner.clone(), group: service.group.clone(), mode },
     })
+}
+
+/// Every dataset name persistctl derives for a service: its dataset, and with a replica source the
+/// staging dataset a replica is received into and the name an empty target is moved aside to.
+fn derived_datasets(dataset: &str, service: &ServiceConfig) -> Vec<(&'static str, String)> {
+    let mut names = vec![("dataset name", dataset.to_string())];
+    if service.preseed.as_ref().is_some_and(|p| p.replica.is_some()) {
+        names.push(("replica staging dataset", crate::preseed::decide::staging_dataset(dataset)));
+        // The stamp has a fixed width (`20240501T120000Z`), so any time gives the longest name.
+        names.push(("moved-aside dataset", crate::preseed::decide::aside_dataset(dataset, "20240501T120000Z")));
+    }
+    names
+}
+
+/// `keylocation` only means something on an encryption root: set without `encryption`, `zfs create`
+/// fails at apply time; refused here instead.
+fn check_encryption_properties(errors: &mut Errors, at: &str, service: &ServiceConfig) {
+    let encrypted = service.properties.get("encryption").is_some_and(|v| v != "off");
+    if service.properties.contains_key("keylocation") && !encrypted {
+        errors.push(
+            format!("{at}.properties.\"keylocation\""),
+            "keylocation needs properties.encryption (a value other than \"off\") on the same dataset",
+        );
+    }
+    // OpenZFS refuses fewer than 100000 PBKDF2 iterations (MIN_PBKDF2_ITERATIONS).
+    if let Some(iters) = service.properties.get("pbkdf2iters") {
+        if !iters.parse::<u64>().is_ok_and(|n| n >= 100_000) {
+            errors.push(
+                format!("{at}.properties.\"pbkdf2iters\""),
+                format!("{iters:?} is not a number of at least 100000"),
+            );
+        }
+    }
 }
 
 fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
@@ -451,11 +588,10 @@ fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
     if preseed.enable && preseed.sources.is_empty() && !preseed.allow_empty_bootstrap {
         errors.push(format!("{at}.sources"), "is empty and allowEmptyBootstrap is false: nothing could ever start");
     }
-    if preseed.timeout == 0 {
-        errors.push(format!("{at}.timeout"), "must be at least 1 second");
-    }
-    if preseed.source_timeout == Some(0) {
-        errors.push(format!("{at}.sourceTimeout"), "must be at least 1 second");
+    for (field, value) in [("timeout", Some(preseed.timeout)), ("sourceTimeout", preseed.source_timeout)] {
+        if let Some(secs) = value.filter(|s| !(1..=MAX_TIMEOUT_SECS).contains(s)) {
+            errors.push(format!("{at}.{field}"), format!("{secs} is not 1 … {MAX_TIMEOUT_SECS} seconds (7 days)"));
+        }
     }
     if let Some(cmd) = &preseed.verify_command {
         if cmd.is_empty() || cmd[0].is_empty() {
@@ -782,6 +918,21 @@ mod tests {
                 "twice",
             ),
             (
+                r#"{"preseed": {"timeout": 9223372036854775808, "sources": ["snapshot"]}}"#,
+                "datasets.services.sonarr.preseed.timeout",
+                "not 1 … 604800 seconds",
+            ),
+            (
+                r#"{"preseed": {"sourceTimeout": 604801, "sources": ["snapshot"]}}"#,
+                "datasets.services.sonarr.preseed.sourceTimeout",
+                "not 1 … 604800 seconds",
+            ),
+            (
+                r#"{"preseed": {"timeout": 0, "sources": ["snapshot"]}}"#,
+                "datasets.services.sonarr.preseed.timeout",
+                "not 1 … 604800 seconds",
+            ),
+            (
                 r#"{"preseed": {"enable": true, "sources": []}}"#,
                 "datasets.services.sonarr.preseed.sources",
                 "nothing could ever start",
@@ -841,6 +992,124 @@ mod tests {
                 "{text}: wanted {path}: ...{needle}..., got {errors:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_an_error_naming_it_at_any_level() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"version": 1, "version": 1, "datasets": {}}"#, "version"),
+            (
+                r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentDataset": "evil/x", "parentMount": "/p"}}"#,
+                "datasets.parentDataset",
+            ),
+            (&config_with_service(r#"{"mode": "0700", "mode": "0777"}"#), "datasets.services.sonarr.mode"),
+            (
+                &config_with_service(r#"{"properties": {"a:b": "1", "a:b": "2"}}"#),
+                "datasets.services.sonarr.properties.a:b",
+            ),
+            (
+                &config_with_service(
+                    r#"{"preseed": {"sources": ["snapshot"], "verifyCommand": ["x"], "ignore": [], "replica": {"dataset": "b/x", "dataset": "c/y"}}}"#,
+                ),
+                "datasets.services.sonarr.preseed.replica.dataset",
+            ),
+        ];
+        for (text, path) in cases {
+            let errors = parse(text).expect_err(text).0;
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].path, *path, "{errors:?}");
+            assert!(errors[0].message.contains("duplicate key"), "{errors:?}");
+        }
+        // Equal keys in different objects are fine.
+        let text = r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/p",
+            "services": {"a": {"mode": "0700"}, "b": {"mode": "0700"}}}}"#;
+        assert!(parse(text).is_ok());
+    }
+
+    #[test]
+    fn what_zfs_or_linux_would_refuse_is_refused_here() {
+        let long = "a".repeat(230);
+        let cases: Vec<(String, &str, &str)> = vec![
+            (config_with_service(r#"{"recordsize": " 16K"}"#), "datasets.services.sonarr.recordsize", "spaces"),
+            (
+                config_with_service(r#"{"properties": {"quota": "10G "}}"#),
+                "datasets.services.sonarr.properties.\"quota\"",
+                "spaces",
+            ),
+            (
+                config_with_service(r#"{"properties": {"Com:x": "1"}}"#),
+                "datasets.services.sonarr.properties.\"Com:x\"",
+                "not allowed",
+            ),
+            (
+                config_with_service(r#"{"properties": {"a+b:x": "1"}}"#),
+                "datasets.services.sonarr.properties.\"a+b:x\"",
+                "'+'",
+            ),
+            (
+                config_with_service(r#"{"properties": {"keylocation": "file:///k"}}"#),
+                "datasets.services.sonarr.properties.\"keylocation\"",
+                "needs properties.encryption",
+            ),
+            (
+                config_with_service(r#"{"properties": {"pbkdf2iters": "1000"}}"#),
+                "datasets.services.sonarr.properties.\"pbkdf2iters\"",
+                "at least 100000",
+            ),
+            (
+                config_with_service(r#"{"mountpoint": "/persist/%LONG%"}"#).replace("%LONG%", &"x".repeat(256)),
+                "datasets.services.sonarr.mountpoint",
+                "at most 255",
+            ),
+            (
+                config_with_service(r#"{"mountpoint": "/%LONG%"}"#).replace("%LONG%", &"x/".repeat(2100)),
+                "datasets.services.sonarr.mountpoint",
+                "at most 4095",
+            ),
+        ];
+        let mut cases = cases;
+        for (parent, needle) in [
+            ("-1", "must start with a letter"),
+            ("--help", "must start with a letter"),
+            ("mirror/x", "reserved"),
+            ("raidz2", "reserved"),
+            ("log", "reserved"),
+        ] {
+            cases.push((
+                format!(r#"{{"version": 1, "datasets": {{"parentDataset": "{parent}", "parentMount": "/p"}}}}"#),
+                "datasets.parentDataset",
+                needle,
+            ));
+        }
+        // 5 + 230 + 1 + 6 = 242 bytes: a valid dataset, but the moved-aside name a replica swap derives
+        // from it (+34) is not.
+        let with_replica = format!(
+            r#"{{"version": 1, "datasets": {{"parentDataset": "tank/{long}", "parentMount": "/p",
+               "services": {{"sonarr": {{"preseed": {{"enable": true, "sources": ["replica"], "replica": {{"dataset": "b/s"}}}}}}}}}}}}"#
+        );
+        cases.push((with_replica, "datasets.services.sonarr", "moved-aside dataset"));
+        let too_long = format!(
+            r#"{{"version": 1, "datasets": {{"parentDataset": "tank/{long}", "parentMount": "/p", "services": {{"{}": {{}}}}}}}}"#,
+            "s".repeat(30)
+        );
+        let too_long_at = format!("datasets.services.{}", "s".repeat(30));
+        cases.push((too_long, &too_long_at, "dataset name"));
+        for (text, path, needle) in &cases {
+            let errors = parse(text).expect_err(text).0;
+            assert!(
+                errors.iter().any(|e| e.path == *path && e.message.contains(needle)),
+                "{}: wanted {path}: ...{needle}..., got {errors:?}",
+                &text[..text.len().min(160)]
+            );
+        }
+        let ok = format!(
+            r#"{{"version": 1, "datasets": {{"parentDataset": "tank/{long}", "parentMount": "/p", "services": {{"sonarr": {{}}}}}}}}"#
+        );
+        assert!(parse(&ok).is_ok(), "without a replica, only the dataset's own name counts");
+        let encrypted = config_with_service(
+            r#"{"properties": {"encryption": "on", "keyformat": "passphrase", "keylocation": "file:///k"}}"#,
+        );
+        assert!(parse(&encrypted).is_ok(), "{:?}", parse(&encrypted).err());
     }
 
     #[test]

@@ -15,5 +15,6 @@ pub mod plan;
 pub mod preseed;
 pub mod redact;
 pub mod restic;
+pub mod safe_write;
 pub mod status;
 pub mod zfs;

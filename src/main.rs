@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use persistctl::apply::{self, Report};
-use persistctl::config::{self, DEFAULT_CONFIG_PATH};
+use persistctl::config::{self, DEFAULT_CONFIG_PATH, MAX_TIMEOUT_SECS};
 use persistctl::lock::{self, DEFAULT_LOCK_PATH};
 use persistctl::migrate;
 use persistctl::notify;
@@ -45,8 +45,9 @@ struct Cli {
     /// The lock that serialises concurrent runs.
     #[arg(long, global = true, env = "PERSISTCTL_LOCK", default_value = DEFAULT_LOCK_PATH)]
     lock_file: PathBuf,
-    /// Seconds to wait for another run to release the lock.
-    #[arg(long, global = true, default_value_t = 120)]
+    /// Seconds to wait for another run to release the lock (0 … 604800, 7 days).
+    #[arg(long, global = true, default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_SECS))]
     lock_timeout: u64,
     /// Seconds one `zfs` call may take before it is killed (and, if stuck in the kernel on a suspended
     /// pool, abandoned) and the run fails with a "timed out" error.
@@ -129,8 +130,9 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
-        /// Seconds the copy may take.
-        #[arg(long, default_value_t = 6 * 3600)]
+        /// Seconds the copy may take (1 … 604800, 7 days).
+        #[arg(long, default_value_t = 6 * 3600,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
         timeout: u64,
     },
     /// Refuse (exit 1) unless each service's dataset is mounted at its path, as every process sees it (the
@@ -194,8 +196,9 @@ enum Command {
         /// PATH, HOME, LANG, LC_*, TZ and the like of persistctl's environment).
         #[arg(long, allow_hyphen_values = true)]
         notify_command: Vec<String>,
-        /// Seconds each `restic snapshots` may take.
-        #[arg(long, default_value_t = 120)]
+        /// Seconds each `restic snapshots` may take (1 … 604800, 7 days).
+        #[arg(long, default_value_t = 120,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
         restic_timeout: u64,
     },
 }

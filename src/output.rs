@@ -9,11 +9,29 @@ use crate::apply::{Outcome, Report};
 use crate::plan::{Action, Plan};
 use crate::zfs::LiveDataset;
 
-/// Lays rows out in columns separated by two spaces; the last column is not padded.
+/// The longest cell a table shows, in characters; a longer one (a huge property value) is cut, and says
+/// so. The `--json` output always carries the whole value.
+pub const MAX_CELL_CHARS: usize = 1024;
+
+/// A cell as shown: at most [`MAX_CELL_CHARS`] characters.
+fn shown(cell: &str) -> std::borrow::Cow<'_, str> {
+    let count = cell.chars().count();
+    if count <= MAX_CELL_CHARS {
+        return cell.into();
+    }
+    let kept: String = cell.chars().take(MAX_CELL_CHARS).collect();
+    format!("{kept}… ({} more characters; see --json)", count - MAX_CELL_CHARS).into()
+}
+
+/// Lays rows out in columns separated by two spaces; the last column is not padded. Never panics,
+/// whatever the cells hold: padding is written by hand (`format!`'s width is limited to 65535).
 #[must_use]
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let header: Vec<String> = headers.iter().map(ToString::to_string).collect();
+    let cells: Vec<Vec<std::borrow::Cow<'_, str>>> =
+        std::iter::once(&header).chain(rows).map(|row| row.iter().map(|c| shown(c)).collect()).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &cells {
         for (i, cell) in row.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
                 *w = (*w).max(cell.chars().count());
@@ -21,15 +39,20 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let mut out = String::new();
-    let header: Vec<String> = headers.iter().map(ToString::to_string).collect();
-    for row in std::iter::once(&header).chain(rows) {
+    for row in &cells {
         let last = row.len().saturating_sub(1);
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, c)| if i == last { c.clone() } else { format!("{c:<width$}", width = widths[i]) })
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            if i != last {
+                let width = widths.get(i).copied().unwrap_or(0);
+                line.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.chars().count())));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }
@@ -234,5 +257,14 @@ mod tests {
     fn tables_align_columns_by_width() {
         let out = table(&["A", "BB"], &[vec!["long".into(), "x".into()], vec!["s".into(), "yy".into()]]);
         assert_eq!(out, "A     BB\nlong  x\ns     yy\n");
+    }
+    #[test]
+    fn a_huge_cell_is_cut_and_never_panics() {
+        let huge = "x".repeat(70_000);
+        let text = table(&["A", "B"], &[vec![huge.clone(), "y".into()], vec!["z".into(), huge]]);
+        assert!(text.contains("more characters; see --json"), "{}", &text[..200]);
+        assert!(text.lines().all(|l| l.chars().count() < 2 * MAX_CELL_CHARS + 200));
+        let small = table(&["A", "B"], &[vec!["1".into(), "2".into()], vec!["long".into(), "3".into()]]);
+        assert_eq!(small, "A     B\n1     2\nlong  3\n");
     }
 }

@@ -214,6 +214,18 @@ fn bad_configs_make_zero_zfs_calls_and_name_the_field() {
             "read-only",
         ),
         (r#"{"version": 3}"#, "unsupported config version 3"),
+        (
+            r#"{"version": 1, "datasets": {"parentDataset": "--help", "parentMount": "/p", "services": {"s": {}}}}"#,
+            "pool name \"--help\" must start with a letter",
+        ),
+        (
+            r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/p", "services": {"s": {"mode": "0700", "mode": "0777"}}}}"#,
+            "datasets.services.s.mode: duplicate key \"mode\"",
+        ),
+        (
+            r#"{"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": "/p", "services": {"s": {"preseed": {"timeout": 9223372036854775808}}}}}"#,
+            "datasets.services.s.preseed.timeout",
+        ),
         ("not json", "not valid JSON"),
     ];
     for (text, needle) in cases {
@@ -459,4 +471,41 @@ fn create_parent_makes_missing_ancestors_unmounted_one_by_one() {
     assert_eq!(creates[2].last().map(String::as_str), Some("tank/a/persist/app"));
     assert!(creates.iter().all(|c| !c.contains(&"-p".to_string())), "{creates:?}");
     assert_eq!(fake.state()["datasets"]["tank/a"]["mounted"], false);
+}
+
+#[test]
+fn durations_too_large_are_refused_by_the_parser_not_a_panic() {
+    let fake = Fake::new(&base_pool());
+    let config = fake.write_config(&seed_services());
+    let huge = "9223372036854775808"; // 2^63 seconds: once a panic in `Instant + Duration`
+    let cases: &[&[&str]] = &[
+        &["--lock-timeout", huge, "apply"],
+        &["migrate", "sonarr", "--from", "/x", "--timeout", huge],
+        &["migrate", "sonarr", "--from", "/x", "--timeout", "604801"],
+        &["status", "--restic-timeout", huge],
+        &["status", "--restic-timeout", "0"],
+    ];
+    for args in cases {
+        let out = fake.run(&config, args, &[]);
+        assert_ne!(out.status.code(), Some(101), "{args:?} panicked: {}", stderr(&out));
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr(&out).contains("not in 0..=604800") || stderr(&out).contains("not in 1..=604800"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(fake.take_calls().is_empty(), "no zfs process");
+}
+
+#[test]
+fn apply_with_a_huge_table_cell_reports_instead_of_panicking() {
+    let fake = Fake::new(&base_pool());
+    let props: serde_json::Map<String, Value> =
+        (0..10).map(|i| (format!("note:p{i}"), Value::String("v".repeat(8000)))).collect();
+    let config = fake.write_config(&json!({"big": {"properties": props}}));
+    let out = fake.run(&config, &["apply"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("big"), "the report is printed: {}", &stdout(&out)[..stdout(&out).len().min(300)]);
+    assert!(writes(&fake.take_calls()).iter().any(|c| c[0] == "create"));
 }

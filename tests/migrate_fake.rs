@@ -295,3 +295,23 @@ fn a_dataset_created_but_not_mounted_by_a_killed_zfs_create_is_mounted_then_fill
         assert!(!lab.writes().iter().any(|c| c[0] == "mount"), "never mounted over files");
     }
 }
+
+#[test]
+fn a_staging_named_directory_persistctl_did_not_make_is_refused_and_kept() {
+    let lab = Lab::new(None);
+    let old = lab.old_data("persist/var/lib/sonarr");
+    let mp = PathBuf::from(lab.path("persist/sonarr"));
+    let mut state = lab.state();
+    state["datasets"][DS] = json!({"local": {"mountpoint": lab.path("persist/sonarr")}, "mounted": true});
+    std::fs::write(lab.path("state.json"), state.to_string()).unwrap();
+    // The service user owns the dataset root and made this: it is theirs, not a leftover to remove.
+    let planted = mp.join(".persistctl-staging-migrate-7");
+    std::fs::create_dir_all(&planted).unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(planted.join("mine"), "theirs").unwrap();
+    let out = lab.migrate(&old.display().to_string(), &[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains(".persistctl-staging-migrate-7") && text(&out).contains("mode 0755"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(planted.join("mine")).unwrap(), "theirs", "left in place");
+    assert!(lab.state()["datasets"][DS]["local"].get("persistctl:restored-from").is_none());
+}

@@ -183,6 +183,22 @@ fn data_present_exits_zero_and_touches_nothing() {
 }
 
 #[test]
+fn a_status_file_planted_as_a_symlink_is_never_written_through() {
+    let fake = Fake::new("sonarr", Some(&["a"]));
+    std::fs::write(fake.mountpoint("sonarr").join("config.xml"), "live").unwrap();
+    let victim = fake.path("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::create_dir_all(fake.path("status")).unwrap();
+    std::os::unix::fs::symlink(&victim, fake.path("status/preseed.json")).unwrap();
+    let repo = fake.repo("right", &[]);
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({})));
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(out.status.success(), "the result stands: {}", text(&out));
+    assert!(text(&out).contains("preseed status file"), "the refusal is logged: {}", text(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+#[test]
 fn data_markers_refuse_a_dataset_holding_only_pre_created_entries() {
     let fake = Fake::new("sonarr", Some(&["a"]));
     // A tmpfiles rule or StateDirectory made logs/ before the first start; the database is gone.
@@ -406,6 +422,7 @@ fn a_killed_runs_leftovers_are_removed_or_finished() {
     let mp = fake.mountpoint("sonarr");
     // Unverified (no swap.json): removed, then a fresh restore.
     std::fs::create_dir_all(mp.join(".persistctl-staging-restic-99/data/x")).unwrap();
+    private(&mp.join(".persistctl-staging-restic-99"));
     std::fs::write(mp.join(".persistctl-staging-restic-99/data/x/db"), "partial").unwrap();
     let out = fake.preseed(&config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
@@ -415,6 +432,7 @@ fn a_killed_runs_leftovers_are_removed_or_finished() {
     std::fs::remove_file(mp.join("db")).unwrap();
     let st = mp.join(".persistctl-staging-restic-98");
     std::fs::create_dir_all(st.join("data/x/sub")).unwrap();
+    private(&st);
     std::fs::write(st.join("data/x/sub/f"), "rest").unwrap();
     std::fs::write(mp.join("db"), "moved before the crash").unwrap();
     std::fs::write(st.join("swap.json"), r#"{"source":"restic","snapshot":"1111111111","data_root":"data/x"}"#)
@@ -425,6 +443,50 @@ fn a_killed_runs_leftovers_are_removed_or_finished() {
     assert!(text(&out).contains("finished the swap"), "{}", text(&out));
     assert_eq!(fake.entries("sonarr"), ["db", "sub"]);
     assert_eq!(fake.restic_calls().len(), calls_before);
+}
+
+/// Mode 0700, as persistctl makes its staging directories (it runs as root, so they are root's).
+fn private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+#[test]
+fn planted_staging_is_refused_and_left_in_place() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let fake = Fake::new("sonarr", Some(&[]));
+    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "restored")])]);
+    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/x"}})));
+    let mp = fake.mountpoint("sonarr");
+    let elsewhere = fake.path("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("data")).unwrap();
+    std::fs::write(elsewhere.join("data/secret"), "not yours").unwrap();
+    std::fs::set_permissions(elsewhere.join("data"), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let journal = |root: &str| format!(r#"{{"source":"restic","snapshot":"1111111111","data_root":"{root}"}}"#);
+    std::fs::write(elsewhere.join("swap.json"), journal("data")).unwrap();
+    // 1. A symlink with a staging name (the service user owns the dataset root and can plant it).
+    let link = mp.join(".persistctl-staging-restic-97");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains(".persistctl-staging-restic-97"), "names it: {}", text(&out));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "left in place");
+    assert_eq!(std::fs::read_to_string(elsewhere.join("data/secret")).unwrap(), "not yours", "nothing moved");
+    assert!(!mp.join("secret").exists());
+    let mode = std::fs::metadata(&mp).unwrap().permissions().mode() & 0o7777;
+    assert_ne!(mode, 0o711, "the dataset root did not take another path's mode");
+    std::fs::remove_file(&link).unwrap();
+    // 2. A real 0700 directory whose journal's data_root leaves it.
+    let st = mp.join(".persistctl-staging-restic-96");
+    std::fs::create_dir(&st).unwrap();
+    private(&st);
+    std::fs::write(st.join("swap.json"), journal(&format!("../../{}", "elsewhere/data"))).unwrap();
+    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("data_root"), "{}", text(&out));
+    assert!(st.join("swap.json").exists(), "left in place");
+    assert_eq!(std::fs::read_to_string(elsewhere.join("data/secret")).unwrap(), "not yours");
+    assert!(fake.local_props(DS).get("persistctl:restored-from").is_none());
 }
 
 #[test]

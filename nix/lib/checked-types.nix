@@ -67,15 +67,33 @@ let
   validComponent =
     c: c != "." && c != ".." && match "[A-Za-z0-9_.: -]+" c != null;
 
+  # A pool name as zpool accepts one (src/zfs/namecheck.rs): a letter first (so never "-1" or
+  # "--help"), at most 246 bytes, not starting with mirror/raidz/draid/spare, not log, cache,
+  # special or dedup. Solaris' "c0..." rule is not applied (OpenZFS on Linux allows it).
+  validPoolName =
+    p:
+    match "[A-Za-z].*" p != null
+    && stringLength p <= 246
+    && match "(mirror|raidz|draid|spare).*" p == null
+    && !(elem p [
+      "log"
+      "cache"
+      "special"
+      "dedup"
+    ]);
+
+  # At most 255 bytes, at most 49 "/" deep (zfs_max_dataset_nesting), a valid pool first.
   validDatasetName =
     s:
     let
       parts = splitString "/" s;
     in
     stringLength s <= 255
-    && match "[A-Za-z].*" s != null
-    && all validComponent parts;
+    && builtins.length parts <= 50
+    && all validComponent parts
+    && validPoolName (builtins.head parts);
 
+  # Linux: under PATH_MAX (4096) bytes, each component under NAME_MAX (255).
   validAbsolutePath =
     s:
     let
@@ -84,7 +102,9 @@ let
     match "/.*" s != null
     && match ".*[[:cntrl:]].*" s == null
     && !(elem "." parts)
-    && !(elem ".." parts);
+    && !(elem ".." parts)
+    && stringLength s <= 4095
+    && all (c: stringLength c <= 255) parts;
 
   # The values `compression=` accepts (OpenZFS 2.1 - 2.3).
   compressionValues = [
@@ -126,6 +146,7 @@ rec {
     parseRecordsize
     validRecordsize
     validComponent
+    validPoolName
     validDatasetName
     validAbsolutePath
     validAccount
@@ -146,13 +167,13 @@ rec {
 
   datasetName = checkedString {
     name = "datasetName";
-    description = ''ZFS dataset name (pool/child/...: components of letters, digits, "_", "-", ".", ":" and space; at most 255 bytes)'';
+    description = ''ZFS dataset name (pool/child/...: components of letters, digits, "_", "-", ".", ":" and space; at most 255 bytes and 49 levels; the pool starts with a letter and is not a vdev keyword such as mirror, raidz, draid, spare, log, cache, special or dedup)'';
     check = validDatasetName;
   };
 
   absolutePath = checkedString {
     name = "absolutePath";
-    description = ''absolute path (no "." or ".." components)'';
+    description = ''absolute path (no "." or ".." components, at most 4095 bytes, each component at most 255)'';
     check = validAbsolutePath;
     acceptPaths = true;
   };
@@ -160,7 +181,7 @@ rec {
   # A path to a secret: the value is only ever a path on the target host, never copied to the store.
   secretPath = checkedString {
     name = "secretPath";
-    description = "absolute path of a file on the target host (read at run time, never copied to the Nix store)";
+    description = "absolute path of a file on the target host (read at run time, never copied to the Nix store; at most 4095 bytes, each component at most 255)";
     check = validAbsolutePath;
     acceptPaths = true;
   };
@@ -179,6 +200,17 @@ rec {
 
   positiveSeconds = lib.types.ints.positive // {
     description = "number of seconds (at least 1)";
+  };
+
+  # persistctl's own timeouts: 1 s to 7 days (src/config.rs MAX_TIMEOUT_SECS), so a deadline can
+  # never overflow.
+  timeoutSeconds = lib.types.ints.between 1 604800 // {
+    description = "number of seconds, from 1 to 604800 (7 days)";
+  };
+
+  # `persistctl --zfs-timeout` takes 1 s to 1 day.
+  zfsCallSeconds = lib.types.ints.between 1 86400 // {
+    description = "number of seconds, from 1 to 86400 (1 day)";
   };
 
   # A restic tag: `--tag a,b` means two tags, so a comma can never be part of one.

@@ -167,7 +167,7 @@ in
   # `module:name`: lower-case letters, digits and `: + . _ -`, at least one colon, not first.
   validUserPropertyName =
     name:
-    builtins.stringLength name <= 256
-    && builtins.match "[a-z0-9+._-][a-z0-9:+._-]*" name != null
+    builtins.stringLength name <= 255
+    && builtins.match "[a-z0-9._-][a-z0-9:._-]*" name != null
     && lib.hasInfix ":" name;
 }

@@ -41,16 +41,28 @@ let
       if props.shorthands ? ${prop} then
         [ "${at}: set ${serviceOption name}.${prop} instead (it has its own option)" ]
       else if lib.hasInfix ":" prop then
-        optional (!props.validUserPropertyName prop) "${at}: a user property name is `module:name` in lower-case letters, digits and `: + . _ -`, at most 256 characters"
+        optional (!props.validUserPropertyName prop) "${at}: a user property name is `module:name` in lower-case letters, digits and `: . _ -`, at most 255 bytes"
       else if !(props.native ? ${prop}) then
         [
           ''${at}: unknown ZFS property "${prop}" (user properties need a colon, e.g. "com.sun:auto-snapshot")''
         ]
+      else if lib.strings.trim value != value then
+        [ ''${at}: "${value}" has surrounding spaces (zfs refuses them)'' ]
       else
         optional (
           words != null && !(elem value words)
         ) ''${at}: "${value}" is not one of ${lib.concatStringsSep ", " words}''
-    ) (attrNames service.properties);
+    ) (attrNames service.properties)
+    ++ optional (
+      service.properties ? pbkdf2iters
+      && (
+        builtins.match "[0-9]{1,18}" service.properties.pbkdf2iters == null
+        || lib.toInt service.properties.pbkdf2iters < 100000
+      )
+    ) ''${serviceOption name}.properties."pbkdf2iters": "${service.properties.pbkdf2iters}" is not a number of at least 100000''
+    ++ optional (
+      service.properties ? keylocation && (service.properties.encryption or "off") == "off"
+    ) ''${serviceOption name}.properties."keylocation": keylocation needs properties.encryption (a value other than "off") on the same dataset'';
 
   preseedErrors =
     name: service:
@@ -81,12 +93,23 @@ let
       ) "${at}.restic.passwordFile: must be set when a restic repository is"
     );
 
+  # The names persistctl derives (src/config.rs derived_datasets): with a replica source, the staging
+  # dataset `<dataset>.persistctl-staging` and the moved-aside `<dataset>.persistctl-empty-<16-char stamp>`.
   nameErrors =
-    name: parentDataset:
+    name: parentDataset: service:
+    let
+      dataset = "${parentDataset}/${name}";
+      p = service.preseed;
+      withReplica = p.enable && p.replica.dataset != null;
+      aside = "${dataset}.persistctl-empty-20240501T120000Z";
+    in
     optional (!types'.validComponent name) "${serviceOption name}: a service name is one dataset name component: letters, digits, `_ - . :` and space, not `.` or `..`, no `/`"
     ++ optional (
-      stringLength "${parentDataset}/${name}" > 255
-    ) "${serviceOption name}: the dataset name ${parentDataset}/${name} is longer than 255 bytes";
+      stringLength dataset > 255
+    ) "${serviceOption name}: the dataset name ${dataset} is longer than 255 bytes"
+    ++ optional (
+      withReplica && stringLength dataset <= 255 && stringLength aside > 255
+    ) "${serviceOption name}: the moved-aside dataset a replica restore derives (${aside}) would be longer than 255 bytes; shorten parentDataset or the service name";
 
   mountpointErrors =
     cfg:
@@ -117,7 +140,7 @@ let
       let
         service = cfg.services.${name};
       in
-      nameErrors name cfg.parentDataset ++ propertyErrors name service ++ preseedErrors name service
+      nameErrors name cfg.parentDataset service ++ propertyErrors name service ++ preseedErrors name service
     ) (attrNames cfg.services)
     ++ mountpointErrors cfg;
 

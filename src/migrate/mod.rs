@@ -15,7 +15,7 @@ pub mod copy;
 pub mod decide;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde::Serialize;
@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::apply;
 use crate::config::{DatasetSpec, Validated};
 use crate::lock;
-use crate::preseed::decide::{PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, STAGING_PREFIX, is_data};
+use crate::preseed::decide::{PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, is_data};
 use crate::preseed::staging::{self, SwapJournal};
 use crate::preseed::{self, local_value};
 use crate::zfs::{TreeRead, Zfs, props};
@@ -155,10 +155,9 @@ impl Run<'_> {
         // Judge and write only the dataset's own root, never a tmpfs or bind mount over it.
         crate::fsprobe::verify_dataset_mount(name, &mountpoint.display().to_string())?;
         let entries = staging::list_entries(&mountpoint)?;
-        let (complete_staging, stale_staging) = entries
-            .iter()
-            .filter(|e| e.starts_with(STAGING_PREFIX))
-            .cloned()
+        // A staging-named entry persistctl did not make (the service user owns this root) fails the run.
+        let (complete_staging, stale_staging) = staging::our_staging(&mountpoint, &entries)?
+            .into_iter()
             .partition(|e| staging::is_complete(&mountpoint.join(e)));
         let provenance = local_value(live, PROP_RESTORED_FROM)
             .zip(local_value(live, PROP_RESTORED_SNAPSHOT))
@@ -238,8 +237,15 @@ impl Run<'_> {
         let _guard = lock::acquire(&self.opts.lock_path, self.opts.lock_timeout)?;
         if rename_aside {
             tracing::warn!("moving {} aside to {} (kept)", from.display(), aside.display());
-            std::fs::rename(from, &aside)
-                .with_context(|| format!("Failed to rename {} to {}", from.display(), aside.display()))?;
+            // RENAME_NOREPLACE: whatever is already at the aside name is never replaced.
+            nix::fcntl::renameat2(
+                nix::fcntl::AT_FDCWD,
+                from,
+                nix::fcntl::AT_FDCWD,
+                &aside,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            )
+            .with_context(|| format!("Failed to rename {} to {}", from.display(), aside.display()))?;
             sync_parent(&aside)?;
         }
         let read = self.set_up_target()?;
@@ -289,7 +295,7 @@ impl Run<'_> {
     fn copy_in(&self, mountpoint: &Path, source: &Path) -> anyhow::Result<Report> {
         let staging = staging::create(mountpoint, SOURCE_NAME)?;
         let data = staging.join("data");
-        let deadline = Instant::now() + self.opts.timeout;
+        let deadline = crate::child::deadline_in(self.opts.timeout);
         let checked = copy::copy_tree(source, &data, deadline).and_then(|()| {
             tracing::info!("comparing the copy with {}", source.display());
             compare::compare(source, &data)

@@ -125,7 +125,7 @@ pub fn run(config_path: &Path, args: &Args) -> anyhow::Result<u8> {
         tracing::warn!("no enabled backend takes priority {}: nothing sent", rendered.priority);
     }
     // Every backend's attempts and pauses fit in this; one more second for killing a program.
-    let deadline = Instant::now() + worst_case(n) + Duration::from_secs(1);
+    let deadline = crate::child::deadline_in(worst_case(n).saturating_add(Duration::from_secs(1)));
     let outcomes = deliver(n, &rendered, deadline);
     let delivered = outcomes.iter().all(|o| o.delivered);
     if args.json {

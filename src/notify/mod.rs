@@ -182,7 +182,7 @@ impl Report {
 /// `config` is `Validated.config.notifications`; `None` (not configured) sends nothing.
 #[must_use]
 pub fn send_logged(config: Option<&NotificationsConfig>, template: &str, vars: &Vars, budget: Duration) -> Report {
-    let deadline = Instant::now() + budget;
+    let deadline = crate::child::deadline_in(budget);
     let mut report = Report { template: template.to_string(), rendered: None, backends: Vec::new(), skipped: None };
     let Some(n) = config else {
         tracing::debug!("notification {template} not sent: notifications are not configured");

@@ -9,7 +9,6 @@
 pub mod decide;
 pub mod staging;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
@@ -27,8 +26,8 @@ use crate::restic::{self, Restic, ResticSnapshot};
 use crate::zfs::{LiveDataset, PropertySource, TreeRead, Zfs, props};
 use decide::{
     Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT,
-    PROP_ROLLING_BACK, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, STAGING_PREFIX, StagingFacts, StagingPlan,
-    Start, TargetMark,
+    PROP_ROLLING_BACK, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, StagingFacts, StagingPlan, Start,
+    TargetMark,
 };
 use staging::{CopyOwnership, SwapJournal};
 
@@ -196,13 +195,13 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
         .filter(|p| p.enable)
         .with_context(|| format!("preseed is not enabled for service {:?}", opts.service))?;
     let run = Run {
-        zfs: opts.zfs.clone().capped_at(Instant::now() + Duration::from_secs(preseed.timeout)),
+        zfs: opts.zfs.clone().capped_at(child::deadline_in(Duration::from_secs(preseed.timeout))),
         validated,
         spec,
         preseed,
         opts,
         started: Instant::now(),
-        deadline: Instant::now() + Duration::from_secs(preseed.timeout),
+        deadline: child::deadline_in(Duration::from_secs(preseed.timeout)),
         global: std::cell::RefCell::new(None),
         secrets: preseed.restic.as_ref().map(restic::secrets).unwrap_or_default(),
     };
@@ -309,10 +308,10 @@ impl Run<'_> {
         // sees it, never a tmpfs or bind mount over it, never a directory above a hidden mount.
         crate::fsprobe::verify_dataset_mount(&self.spec.dataset, &mountpoint.display().to_string())?;
         let entries = staging::list_entries(&mountpoint)?;
-        let complete_staging = entries
-            .iter()
-            .filter(|e| e.starts_with(STAGING_PREFIX) && staging::is_complete(&mountpoint.join(e)))
-            .cloned()
+        // A staging-named entry persistctl did not make (the service user owns this root) fails the run.
+        let complete_staging = staging::our_staging(&mountpoint, &entries)?
+            .into_iter()
+            .filter(|e| staging::is_complete(&mountpoint.join(e)))
             .collect();
         let facts = DatasetFacts::Mounted { entries, complete_staging };
         Ok(Target { facts, mountpoint: Some(mountpoint), mark, rolling_back, unmounted_at: None })
@@ -484,7 +483,7 @@ impl Run<'_> {
 
     fn source_deadline(&self) -> Instant {
         let per = self.preseed.source_timeout.unwrap_or(self.preseed.timeout);
-        (Instant::now() + Duration::from_secs(per)).min(self.deadline)
+        child::deadline_in(Duration::from_secs(per)).min(self.deadline)
     }
 
     /// Tries the sources in order. `create`: the dataset does not exist yet (created when a source needs it).
@@ -937,7 +936,7 @@ impl Run<'_> {
             bail!("restic path {path:?} contains a pattern character (* ? [ ] \\); restic cannot select it literally");
         }
         let staging = staging::create(mountpoint, "restic")?;
-        let data_root = Path::new("data").join(path.trim_start_matches('/'));
+        let data_root = staging::data_root_for(&path);
         let staged = self
             .unlocked(|| -> anyhow::Result<()> {
                 restic.restore(&snap.id, &path, &staging.join("data"), deadline)?;
@@ -1089,25 +1088,17 @@ enum SourceTry {
     Failed(String),
 }
 
-/// Appends one JSON line to the status file (creating its directory). The file is made 0600 (an older
-/// one, too): its details quote what sources and hooks said, and only root (`persistctl status`)
-/// reads it.
+/// Appends one JSON line to the status file (creating its directory), made 0600 (an older one too):
+/// its details quote what sources and hooks said, and only root (`persistctl status`) reads it. A symlink
+/// or anything but a regular file there is refused, never written through.
 pub fn append_status(path: &Path, report: &Report) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
     }
     let mut line = serde_json::to_vec(report).context("Failed to render the status line")?;
     line.push(b'\n');
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(crate::status::render::PRIVATE_MODE)
-        .open(path)
-        .with_context(|| format!("Failed to open status file {}", path.display()))?;
-    file.set_permissions(std::fs::Permissions::from_mode(crate::status::render::PRIVATE_MODE))
-        .with_context(|| format!("Failed to make status file {} private", path.display()))?;
-    file.write_all(&line).with_context(|| format!("Failed to append to status file {}", path.display()))
+    crate::safe_write::append_no_follow(path, &line, crate::status::render::PRIVATE_MODE)
+        .context("Failed to append to the preseed status file")
 }
 
 /// The built-in template and its variables for a run's outcome (`None` for a dry run).

@@ -15,7 +15,7 @@ pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -407,7 +407,7 @@ fn backup_fact(repo: &ResticConfig, service: &str, timeout: Duration) -> BackupF
         Err(e) => return BackupFact::Unavailable { error: format!("{e:#}") },
     };
     let tags = if repo.tags.is_empty() { vec![service.to_string()] } else { repo.tags.clone() };
-    match restic.snapshots(&tags, repo.path.as_deref(), repo.host.as_deref(), Instant::now() + timeout) {
+    match restic.snapshots(&tags, repo.path.as_deref(), repo.host.as_deref(), crate::child::deadline_in(timeout)) {
         Ok(list) => match restic::newest(&list) {
             None => BackupFact::NoSnapshots,
             Some(s) => match restic::parse_rfc3339(&s.time) {

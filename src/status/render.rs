@@ -1,10 +1,7 @@
 //! The table for people, the Prometheus textfile for node-exporter, and writing it atomically.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
-
-use anyhow::Context as _;
 
 use super::evaluate::{age, capacity_percent, human_bytes, human_duration};
 use super::{BackupFact, PreseedFact, ReplicationFact, Report, State};
@@ -188,34 +185,10 @@ pub const TEXTFILE_MODE: u32 = 0o644;
 /// which every reader (`persistctl status`, the deadman's `stat`) runs as, reads them.
 pub const PRIVATE_MODE: u32 = 0o600;
 
-/// Writes `contents` to `path` atomically: a temporary file in the same directory, fsynced, then renamed
-/// over `path`, so node-exporter never reads half a file. The file gets `mode` whatever the umask.
+/// Replaces `path` with `contents` (with `mode`, whatever the umask) through [`crate::safe_write`]: never
+/// through a planted link, never under a guessable temporary name.
 pub fn write_atomically(path: &Path, contents: &str, mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().with_context(|| format!("{} has no file name", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("Failed to create {}", tmp.display()))?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("Failed to set the mode of {}", tmp.display()))?;
-        file.write_all(contents.as_bytes()).with_context(|| format!("Failed to write {}", tmp.display()))?;
-        file.sync_all().with_context(|| format!("Failed to sync {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("Failed to rename {} to {}", tmp.display(), path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::safe_write::write_atomically(path, contents.as_bytes(), mode)
 }
 
 /// The state a line of [`prometheus`] output reports for a check (used by tests that parse it back).

@@ -2,6 +2,7 @@
 //! never in zfs' text formats or argv.
 
 pub mod list;
+pub mod namecheck;
 pub mod parse;
 pub mod props;
 
@@ -209,7 +210,7 @@ impl Zfs {
 
     /// When a call started now must end.
     fn deadline(&self) -> Instant {
-        let own = Instant::now() + self.timeout;
+        let own = crate::child::deadline_in(self.timeout);
         self.cap.map_or(own, |cap| cap.min(own))
     }
 

@@ -123,40 +123,8 @@ pub fn add_get_line(
     Ok(())
 }
 
-/// Checks a dataset name the way ZFS does (`zfs_namecheck.c`): components of letters, digits and
-/// `_ - . : ` and space, separated by `/`, at most 255 bytes, no `.`/`..` components, no snapshot or
-/// bookmark part.
-pub fn check_dataset_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("a dataset name cannot be empty".into());
-    }
-    if name.len() > 255 {
-        return Err(format!("dataset name {name:?} is longer than 255 bytes"));
-    }
-    if name.contains('@') || name.contains('#') {
-        return Err(format!("{name:?} names a snapshot or bookmark, not a filesystem"));
-    }
-    for component in name.split('/') {
-        check_component(component).map_err(|why| format!("dataset name {name:?}: {why}"))?;
-    }
-    Ok(())
-}
-
-/// Checks one component of a dataset name (a service name, for example).
-pub fn check_component(component: &str) -> Result<(), String> {
-    if component.is_empty() {
-        return Err("empty component (leading, trailing or doubled '/')".into());
-    }
-    if component == "." || component == ".." {
-        return Err(format!("component {component:?} is reserved"));
-    }
-    if let Some(bad) =
-        component.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | ' ')))
-    {
-        return Err(format!("character {bad:?} is not allowed (letters, digits, '_', '-', '.', ':' and space are)"));
-    }
-    Ok(())
-}
+// The name rules live in `namecheck.rs`; re-exported here for the callers that found them here.
+pub use super::namecheck::{check_component, check_dataset_name};
 
 /// The pool a dataset lives in: the part before the first `/`.
 #[must_use]

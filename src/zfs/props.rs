@@ -188,7 +188,7 @@ fn lookup(name: &str) -> Option<&'static PropertyDef> {
     PROPERTIES.iter().find(|def| def.name == name)
 }
 
-/// A user property is `module:name`: lower-case letters, digits and `: + . _ -`, with at least one colon.
+/// A user property is `module:name` (its rules: [`super::namecheck::check_user_property_name`]).
 #[must_use]
 pub fn is_user_property(name: &str) -> bool {
     name.contains(':')
@@ -203,22 +203,6 @@ pub fn class_of(name: &str) -> Option<PropertyClass> {
     lookup(name).map(|def| def.class)
 }
 
-/// Checks a user property's name against ZFS's rules (`ZFS_MAXPROPLEN` 256, allowed characters).
-fn check_user_property_name(name: &str) -> Result<(), String> {
-    let valid_chars =
-        name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '+' | '.' | '_' | '-'));
-    if !valid_chars {
-        return Err(format!("user property name {name:?} may only contain lower-case letters, digits and ': + . _ -'"));
-    }
-    if name.len() > 256 {
-        return Err(format!("user property name {name:?} is longer than 256 characters"));
-    }
-    if name.starts_with(':') {
-        return Err(format!("user property name {name:?} needs a module name before the colon"));
-    }
-    Ok(())
-}
-
 /// Validates that `name` may be set to `value` in a config and returns the form to compare live values with.
 ///
 /// Errors are sentences without the field path; the caller adds it.
@@ -227,11 +211,15 @@ pub fn validate(name: &str, value: &str) -> Result<String, String> {
         return Err(format!("{value:?} contains a control character"));
     }
     if is_user_property(name) {
-        check_user_property_name(name)?;
+        super::namecheck::check_user_property_name(name)?;
         if value.len() > 8191 {
             return Err("a user property value is limited to 8191 bytes".to_string());
         }
         return Ok(value.to_string());
+    }
+    if value.trim() != value {
+        // `zfs set` refuses " 16K"; no native value starts or ends with a space.
+        return Err(format!("{value:?} has surrounding spaces"));
     }
     let Some(def) = lookup(name) else {
         return Err(format!(
@@ -389,7 +377,10 @@ fn normalize_path(path: &str) -> String {
 
 /// Parses a ZFS size: `512`, `16K`, `16k`, `16KB`, `16KiB`, `1.5G` (bytes, truncated as ZFS does).
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
+    // `zfs set` refuses " 16K" and "16K " (the suffix check sees the space): so do we, at build time.
+    if text.chars().any(char::is_whitespace) {
+        return Err("a size cannot contain spaces".to_string());
+    }
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
     if number.is_empty() {
@@ -464,6 +455,9 @@ mod tests {
             ("1.2.3K", None),
             ("-1", None),
             ("99999999999E", None),
+            (" 16K", None),
+            ("16K ", None),
+            ("16 K", None),
         ];
         for (text, want) in cases {
             assert_eq!(parse_size(text).ok(), *want, "parse_size({text:?})");

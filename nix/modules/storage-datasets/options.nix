@@ -178,7 +178,7 @@ let
           '';
         };
         timeout = mkOption {
-          type = t.positiveSeconds;
+          type = t.timeoutSeconds;
           default = 3600;
           example = 1800;
           description = ''
@@ -188,7 +188,7 @@ let
           '';
         };
         sourceTimeout = mkOption {
-          type = types.nullOr t.positiveSeconds;
+          type = types.nullOr t.timeoutSeconds;
           default = null;
           example = 900;
           description = "Time limit per source, in seconds; null means the overall `timeout`.";
@@ -489,7 +489,7 @@ in
     };
 
     zfsTimeout = mkOption {
-      type = t.positiveSeconds;
+      type = t.zfsCallSeconds;
       default = 120;
       example = 300;
       description = ''
