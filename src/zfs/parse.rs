@@ -183,10 +183,24 @@ impl TreeParser {
         Malformed { line, why }
     }
 
-    /// The hint for a break right after the row before: which value to look at, and how to reset it.
+    /// The hint for a break somewhere in the current dataset's rows so far.
     fn suspect(&self) -> String {
+        self.current.as_ref().map_or_else(String::new, |(dataset, _)| self.suspect_in(dataset))
+    }
+
+    /// Which of `dataset`'s values read so far may hold the line break that began the forged rows: its
+    /// user properties that are set (free text), else the row just before.
+    fn suspect_in(&self, dataset: &str) -> String {
+        let set_user: Vec<&str> = self
+            .tree
+            .get(dataset)
+            .map(|live| live.properties.keys().filter(|p| p.contains(':')).map(String::as_str).collect())
+            .unwrap_or_default();
+        if !set_user.is_empty() {
+            return Self::hint(dataset, &set_user.join(" or "));
+        }
         match &self.current {
-            Some((dataset, read)) if *read > 0 => Self::hint(dataset, &self.properties[read - 1]),
+            Some((current, read)) if current == dataset && *read > 0 => Self::hint(dataset, &self.properties[read - 1]),
             _ => String::new(),
         }
     }
@@ -194,9 +208,11 @@ impl TreeParser {
     /// Where to look for a line break, and how to clear a user property nobody needs.
     fn hint(dataset: &str, property: &str) -> String {
         format!(
-            " (the value of {dataset}'s {property} may hold a line break: see `zfs get -H {property} {}`; \
-                     if it is a user property nobody needs, `zfs inherit {property} {}` clears it)",
+            " (the value of {dataset}'s {property} may hold a line break: see `zfs get -H {} {}`; a user property \
+             nobody needs is cleared with `zfs inherit {} {}`)",
+            property.replace(" or ", ","),
             super::quote(dataset),
+            property.split(" or ").next().unwrap_or(property),
             super::quote(dataset)
         )
     }
@@ -246,7 +262,7 @@ impl TreeParser {
             if self.tree.contains_key(name) {
                 return Err(self.bad_at(
                     at,
-                    format!("a row for {name}'s {property} outside {name}'s block of rows{}", self.suspect()),
+                    format!("a row for {name}'s {property} outside {name}'s block of rows{}", self.suspect_in(name)),
                 ));
             }
             self.current = Some((name.to_string(), 0));
