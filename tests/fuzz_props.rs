@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,13 +29,10 @@ fn check<S: Strategy>(target: &str, strategy: S, test: impl Fn(S::Value) -> Resu
     let (ran, panics) = (AtomicU64::new(0), AtomicU64::new(0));
     let result = runner.run(&strategy, |value| {
         ran.fetch_add(1, Ordering::Relaxed);
-        match catch_unwind(AssertUnwindSafe(|| test(value))) {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                panics.fetch_add(1, Ordering::Relaxed);
-                Err(TestCaseError::fail("panicked"))
-            }
-        }
+        catch_unwind(AssertUnwindSafe(|| test(value))).unwrap_or_else(|_| {
+            panics.fetch_add(1, Ordering::Relaxed);
+            Err(TestCaseError::fail("panicked"))
+        })
     });
     let findings = u64::from(result.is_err());
     println!(
@@ -51,6 +49,9 @@ fn check<S: Strategy>(target: &str, strategy: S, test: impl Fn(S::Value) -> Resu
 
 const ROOT: &str = "tank/p";
 const ASKED: &[&str] = &["mountpoint", "mounted", "com.sun:auto-snapshot", "persistctl:restored-from", SENTINEL];
+
+/// Dataset → property → (value, source).
+type Props = BTreeMap<String, BTreeMap<String, (String, String)>>;
 
 /// A dataset's rows as zfs would print them: (property, value, source) in `ASKED` order.
 type Block = Vec<(String, String, String)>;
@@ -94,7 +95,7 @@ fn render(tree: &[(String, Block)]) -> String {
 }
 
 /// What the parser must give for a tree without line breaks in values.
-fn expected(tree: &[(String, Block)]) -> BTreeMap<String, BTreeMap<String, (String, String)>> {
+fn expected(tree: &[(String, Block)]) -> Props {
     tree.iter()
         .map(|(name, rows)| {
             let props = rows
@@ -107,7 +108,7 @@ fn expected(tree: &[(String, Block)]) -> BTreeMap<String, BTreeMap<String, (Stri
         .collect()
 }
 
-fn parsed(text: &str) -> Result<BTreeMap<String, BTreeMap<String, (String, String)>>, String> {
+fn parsed(text: &str) -> Result<Props, String> {
     let tree = TreeParser::parse(ROOT, ASKED, text).map_err(|e| e.to_string())?;
     Ok(tree
         .into_iter()
@@ -223,7 +224,10 @@ fn any_text_as_a_zfs_get_answer_never_panics_and_never_lists_a_stranger() {
 fn snapshot_lists_parse_exactly_or_are_refused() {
     let row = ("[a-z]{1,4}(/[a-z -]{1,4}){0,2}", "[a-z0-9_:.-]{1,10}", any::<u32>(), any::<u32>(), any::<u64>());
     check("zfs-list-snapshots", proptest::collection::vec(row, 0..6), |rows| {
-        let text: String = rows.iter().map(|(d, s, c, u, g)| format!("tank/{d}@{s}\t{c}\t{u}\t{g}\n")).collect();
+        let text = rows.iter().fold(String::new(), |mut text, (d, s, c, u, g)| {
+            let _ = writeln!(text, "tank/{d}@{s}\t{c}\t{u}\t{g}");
+            text
+        });
         let valid =
             rows.iter().all(|(d, s, ..)| check_dataset_name(&format!("tank/{d}")).is_ok() && s != "." && s != "..");
         match persistctl::zfs::list::parse_snapshot_list(&text) {

@@ -86,8 +86,9 @@ pub fn check_paths(from: &Path, mountpoint: &Path) -> Result<(), String> {
     }
     // It is recorded as provenance (a ZFS user property); `zfs get -H` prints values raw, so a line
     // break or tab in it would forge rows in every later read. Refused before anything is done.
-    if from.as_os_str().to_string_lossy().chars().any(char::is_control) {
-        return Err(format!("--from {:?} contains a control character (a tab or line break); rename it first", from));
+    let text = from.as_os_str().to_string_lossy();
+    if text.chars().any(char::is_control) {
+        return Err(format!("--from {text:?} contains a control character (a tab or line break); rename it first"));
     }
     if from.components().any(|c| matches!(c, Component::CurDir | Component::ParentDir)) {
         return Err(format!("--from {} contains . or ..; give the plain path", from.display()));

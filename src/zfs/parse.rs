@@ -171,7 +171,7 @@ impl TreeParser {
         }
         let Some(body) = output.strip_suffix('\n') else {
             let last = output.lines().count();
-            return Err(parser.bad_at(last, "the answer does not end with a line break (truncated)".into()));
+            return Err(Self::bad_at(last, "the answer does not end with a line break (truncated)".into()));
         };
         for line in body.split('\n') {
             parser.push_line(line)?;
@@ -179,7 +179,7 @@ impl TreeParser {
         parser.finish()
     }
 
-    fn bad_at(&self, line: usize, why: String) -> Malformed {
+    fn bad_at(line: usize, why: String) -> Malformed {
         Malformed { line, why }
     }
 
@@ -232,10 +232,10 @@ impl TreeParser {
                 (Some(name), Some(property)) if self.is_under_root(name) => Self::hint(name, property),
                 _ => self.suspect(),
             };
-            return Err(self.bad_at(at, format!("{line:?} is not 4 tab-separated fields{hint}")));
+            return Err(Self::bad_at(at, format!("{line:?} is not 4 tab-separated fields{hint}")));
         };
         if !self.is_under_root(name) {
-            return Err(self.bad_at(
+            return Err(Self::bad_at(
                 at,
                 format!("a row for {name:?} ({property}), which is not {} or below it{}", self.root, self.suspect()),
             ));
@@ -244,7 +244,7 @@ impl TreeParser {
         if starts_block {
             if let Some((dataset, read)) = &self.current {
                 if *read < self.properties.len() {
-                    return Err(self.bad_at(
+                    return Err(Self::bad_at(
                         at,
                         format!(
                             "{dataset} has no row for {} before {name}'s {property}{}",
@@ -254,13 +254,13 @@ impl TreeParser {
                     ));
                 }
             } else if name != self.root {
-                return Err(self.bad_at(
+                return Err(Self::bad_at(
                     at,
                     format!("the answer starts with {name}'s {property}, not with {}'s own rows", self.root),
                 ));
             }
             if self.tree.contains_key(name) {
-                return Err(self.bad_at(
+                return Err(Self::bad_at(
                     at,
                     format!("a row for {name}'s {property} outside {name}'s block of rows{}", self.suspect_in(name)),
                 ));
@@ -274,18 +274,20 @@ impl TreeParser {
             Some(expected) => {
                 let seen = self.properties[..read].iter().any(|p| p == property);
                 let what = if seen { "a repeated row" } else { "an unexpected row" };
-                return Err(self
-                    .bad_at(at, format!("{what} for {name}'s {property} where {expected} was due{}", self.suspect())));
+                return Err(Self::bad_at(
+                    at,
+                    format!("{what} for {name}'s {property} where {expected} was due{}", self.suspect()),
+                ));
             }
             None => {
-                return Err(self.bad_at(at, format!("a repeated row for {name}'s {property}{}", self.suspect())));
+                return Err(Self::bad_at(at, format!("a repeated row for {name}'s {property}{}", self.suspect())));
             }
         }
         let Some(source) = strict_source(source) else {
-            return Err(self.bad_at(at, format!("{name}'s {property} has the source {source:?}{}", self.suspect())));
+            return Err(Self::bad_at(at, format!("{name}'s {property} has the source {source:?}{}", self.suspect())));
         };
         if property == SENTINEL && (value != "filesystem" || source != PropertySource::None) {
-            return Err(self.bad_at(at, format!("{name}'s {property} is {value:?} ({})", source.display())));
+            return Err(Self::bad_at(at, format!("{name}'s {property} is {value:?} ({})", source.display())));
         }
         if let Some((_, read)) = &mut self.current {
             *read += 1;
@@ -302,11 +304,11 @@ impl TreeParser {
     /// The tree, once the answer is complete: the root's rows are there and the last block is whole.
     pub fn finish(self) -> Result<BTreeMap<String, LiveDataset>, Malformed> {
         match &self.current {
-            None => Err(self.bad_at(
+            None => Err(Self::bad_at(
                 0,
                 format!("no rows for {}: the answer is empty or truncated (not \"does not exist\")", self.root),
             )),
-            Some((dataset, read)) if *read < self.properties.len() => Err(self.bad_at(
+            Some((dataset, read)) if *read < self.properties.len() => Err(Self::bad_at(
                 self.line,
                 format!("the answer ends before {dataset}'s {} (truncated)", self.properties[*read]),
             )),
@@ -404,6 +406,9 @@ mod tests {
 
     const ASKED: &[&str] = &["mountpoint", "mounted", "persistctl:staging", "type"];
 
+    /// A change made to a good answer.
+    type Change<'a> = &'a dyn Fn(&mut Vec<String>);
+
     /// The answer for `tank/p` (mounted at /p, one child `tank/p/a`), rows given with `|` for tabs.
     fn answer(rows: &[&str]) -> String {
         rows.iter().map(|r| r.replace('|', "\t") + "\n").collect()
@@ -442,7 +447,7 @@ mod tests {
         let forged_child = "tank/p|persistctl:staging|x|local\ntank/p|type|filesystem|-\n\
                             tank/p/b|mountpoint|/decoy|local\ntank/p/b|mounted|yes|-\n\
                             tank/p/b|persistctl:staging|-|-\ntank/p/b|type|filesystem|-\ntank/p/b|x|y|local";
-        let cases: &[(&dyn Fn(&mut Vec<String>), &str)] = &[
+        let cases: &[(Change<'_>, &str)] = &[
             (&|r| r[6] = forged_mountpoint.into(), "tank/p/a's mountpoint"),
             (&|r| r[2] = forged_child.into(), "tank/p/b"),
             (&|r| r[6] = "tank/p/a|persistctl:staging|x\n|local".into(), "tank/p/a's persistctl:staging"),
