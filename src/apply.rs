@@ -15,16 +15,10 @@ use crate::zfs::{TreeRead, Zfs};
 /// Reads everything `plan` needs.
 pub fn gather(zfs: &Zfs, config: &Validated) -> anyhow::Result<LiveState> {
     let parent_name = &config.config.datasets.parent_dataset;
-    // Only rows planning looks at are kept: wanted properties, mount state, and local properties
-    // (for the "set locally but not in the config" report).
-    let wanted: std::collections::BTreeSet<&str> =
-        config.specs.iter().flat_map(|s| s.properties.iter().map(|p| p.name.as_str())).collect();
-    let keep = |property: &str, source: &crate::zfs::PropertySource| {
-        *source == crate::zfs::PropertySource::Local
-            || wanted.contains(property)
-            || matches!(property, "mounted" | "mountpoint" | "canmount")
-    };
-    let parent = match zfs.get_tree_filtered(parent_name, &keep)? {
+    // Only what planning looks at is asked for, by name: mount state, the configured properties and
+    // every settable native one (for the "set locally but not in the config" report). Nobody else's
+    // user properties are printed, so their values (free text) cannot forge rows or fail the run.
+    let parent = match zfs.read_tree(parent_name, &planner_properties(config))? {
         TreeRead::Found(tree) => ParentState::Present(tree),
         // Only on this path does a second process run: is it the pool or just the parent?
         TreeRead::Missing => {
@@ -60,6 +54,18 @@ pub fn gather(zfs: &Zfs, config: &Validated) -> anyhow::Result<LiveState> {
         groups.insert(name, id);
     }
     Ok(LiveState { parent, paths, users, groups, zfs_version: loaded_zfs_version() })
+}
+
+/// What the planner's one `zfs get` asks for: the configured properties, mount state, and every
+/// settable native property (for the "set locally but not in the config" report).
+#[must_use]
+pub fn planner_properties(config: &Validated) -> Vec<&str> {
+    let mut asked: Vec<&str> = config.specs.iter().flat_map(|s| s.properties.iter().map(|p| p.name.as_str())).collect();
+    asked.extend(["mountpoint", "canmount", "mounted"]);
+    for native in crate::zfs::props::settable_native() {
+        asked.push(native);
+    }
+    asked
 }
 
 /// `tank/a/b/persist` → `[tank, tank/a, tank/a/b]`: the pool first, the parent itself not included.

@@ -379,9 +379,6 @@ fn apply(
 fn show(zfs: &Zfs, config_path: &Path, json: bool) -> anyhow::Result<u8> {
     let validated = config::load(config_path)?;
     let parent = &validated.config.datasets.parent_dataset;
-    let TreeRead::Found(tree) = zfs.get_tree(parent)? else {
-        anyhow::bail!("parent dataset {parent} does not exist (or its pool is not imported)");
-    };
     let mut properties: Vec<String> =
         ["mountpoint", "mounted", "canmount", "recordsize", "compression", "used", "available"]
             .map(String::from)
@@ -393,6 +390,10 @@ fn show(zfs: &Zfs, config_path: &Path, json: bool) -> anyhow::Result<u8> {
             }
         }
     }
+    let asked: Vec<&str> = properties.iter().map(String::as_str).collect();
+    let TreeRead::Found(tree) = zfs.read_tree(parent, &asked)? else {
+        anyhow::bail!("parent dataset {parent} does not exist (or its pool is not imported)");
+    };
     let managed = |name: &str| name == parent || validated.specs.iter().any(|s| s.dataset == name);
     let rows = output::show_rows(&tree, &managed, &properties);
     if json {

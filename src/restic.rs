@@ -122,6 +122,11 @@ pub fn parse_snapshots(stdout: &str) -> Result<Vec<ResticSnapshot>, String> {
     let list: Option<Vec<ResticSnapshot>> = serde_json::from_str(stdout.trim()).map_err(|e| e.to_string())?;
     let list = list.unwrap_or_default();
     for snap in &list {
+        // The id is recorded as provenance in a ZFS property and passed to `restic restore`: only the
+        // hex restic prints is taken.
+        if snap.id.is_empty() || !snap.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("a snapshot has the id {:?}, not a hexadecimal restic id", snap.id));
+        }
         if parse_rfc3339(&snap.time).is_none() {
             return Err(format!("snapshot {} has an unreadable time {:?}", snap.short_id(), snap.time));
         }
@@ -427,6 +432,10 @@ mod tests {
         assert_eq!(list[0].paths, ["/a b"]);
         assert!(parse_snapshots("Fatal: x").is_err());
         assert!(parse_snapshots(r#"[{"time":"yesterday","id":"x"}]"#).is_err());
+        for id in ["", "abc\\tlocal", "abc\\n", "../x", "0123 4567"] {
+            let text = format!(r#"[{{"time":"2024-05-01T12:00:00Z","id":"{id}"}}]"#);
+            assert!(parse_snapshots(&text).unwrap_err().contains("not a hexadecimal restic id"), "{id:?}");
+        }
     }
 
     #[test]

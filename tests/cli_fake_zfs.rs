@@ -85,8 +85,14 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-const GET_ALL: [&str; 10] =
-    ["get", "-H", "-p", "-o", "name,property,value,source", "-r", "-t", "filesystem", "all", "tank/persist"];
+/// The planner's one read for the config file `config`: its properties by name, never `all`.
+fn planner_read(config: &Path) -> Vec<String> {
+    let validated = persistctl::config::load(config).unwrap();
+    let asked = persistctl::zfs::tree_properties(&persistctl::apply::planner_properties(&validated));
+    let args = persistctl::zfs::properties_tree_args("tank/persist", &asked);
+    assert!(!args.contains(&"all".to_string()) && args[8].ends_with(",type"), "{args:?}");
+    args
+}
 
 fn seed_services() -> Value {
     json!({
@@ -108,7 +114,7 @@ fn apply_from_scratch_issues_exact_command_lines() {
     let root = fake.mount_root();
     let calls = fake.take_calls();
     let expected: Vec<Vec<String>> = vec![
-        GET_ALL.map(String::from).to_vec(),
+        planner_read(&config),
         vec![
             "create".into(),
             "-o".into(),
@@ -150,7 +156,7 @@ fn second_apply_makes_no_zfs_writes() {
     fake.take_calls();
     let out = fake.run(&config, &["apply"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(fake.take_calls(), vec![GET_ALL.map(String::from).to_vec()], "exactly one zfs process, a read");
+    assert_eq!(fake.take_calls(), vec![planner_read(&config)], "exactly one zfs process, a read");
     let plan = fake.run(&config, &["plan"], &[]);
     assert_eq!(plan.status.code(), Some(0), "in sync");
     assert!(stdout(&plan).contains("in sync: nothing to do"));

@@ -34,7 +34,7 @@ cargo test --all-targets 2>&1 | tee /tmp/persistctl-host-tests.log
 
 step "real OpenZFS (one VM per line)"
 suites=real_zfs
-for s in preseed_real status_real safety_real; do [ -f "tests/$s.rs" ] && suites+=" $s"; done
+for s in preseed_real status_real safety_real hostile_real; do [ -f "tests/$s.rs" ] && suites+=" $s"; done
 SUITES=$suites ZFS_LINES=${ZFS_LINES:-2.3 2.1} tests/vm/real-zfs-tests.sh 2>&1 | tee /tmp/persistctl-vm-tests.log
 
 step "done"

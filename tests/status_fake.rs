@@ -210,7 +210,7 @@ fn one_run_is_two_zfs_gets_one_snapshot_list_and_one_per_replica() {
     let calls = fake.calls();
     let verbs: Vec<String> = calls.iter().map(|c| format!("{} {}", c[0], c.last().unwrap())).collect();
     assert_eq!(verbs, ["get tank/persist", "get tank/persist", "list tank/persist", "list backup/a"], "{calls:?}");
-    assert_eq!(calls[1][8], "used,available,quota,com.sun:auto-snapshot", "the second get is narrow");
+    assert_eq!(calls[1][8], "used,available,quota,com.sun:auto-snapshot,type", "the second get is narrow");
     assert!(calls.iter().all(|c| c[0] == "get" || c[0] == "list"), "status never writes");
 }
 

@@ -84,6 +84,12 @@ pub fn check_paths(from: &Path, mountpoint: &Path) -> Result<(), String> {
     if !from.is_absolute() {
         return Err(format!("--from {} is not an absolute path", from.display()));
     }
+    // It is recorded as provenance (a ZFS user property); `zfs get -H` prints values raw, so a line
+    // break or tab in it would forge rows in every later read. Refused before anything is done.
+    let text = from.as_os_str().to_string_lossy();
+    if text.chars().any(char::is_control) {
+        return Err(format!("--from {text:?} contains a control character (a tab or line break); rename it first"));
+    }
     if from.components().any(|c| matches!(c, Component::CurDir | Component::ParentDir)) {
         return Err(format!("--from {} contains . or ..; give the plain path", from.display()));
     }
@@ -194,6 +200,8 @@ mod tests {
             ("/", "not a service's directory"),
             ("/persist", "inside --from"),
             ("/persist/sonarr/old", "inside the dataset's mountpoint"),
+            ("/var/lib/son\tarr\tlocal\ntank/persist/sonarr\tmountpoint\t/decoy", "control character"),
+            ("/var/lib/sonarr\n", "control character"),
         ];
         for (from, want) in cases {
             let err = check_paths(Path::new(from), mp).unwrap_err();

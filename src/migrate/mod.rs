@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::apply;
 use crate::config::{DatasetSpec, Validated};
 use crate::lock;
-use crate::preseed::decide::{PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, is_data};
+use crate::preseed::decide::{PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, TARGET_PROPERTIES, is_data};
 use crate::preseed::staging::{self, SwapJournal};
 use crate::preseed::{self, local_value};
 use crate::zfs::{TreeRead, Zfs, props};
@@ -147,8 +147,10 @@ impl Run<'_> {
     fn read(&self) -> anyhow::Result<Read> {
         let name = &self.spec.dataset;
         let none = |target| Read { target, mountpoint: None, complete_staging: Vec::new(), stale_staging: Vec::new() };
-        let TreeRead::Found(tree) = self.zfs.get_tree(name)? else { return Ok(none(Target::Missing)) };
-        let Some(live) = tree.get(name) else { return Ok(none(Target::Missing)) };
+        let TreeRead::Found(tree) = self.zfs.read_tree(name, TARGET_PROPERTIES)? else {
+            return Ok(none(Target::Missing));
+        };
+        let live = tree.get(name).with_context(|| format!("zfs did not list {name}"))?;
         let mountpoint = live.value("mountpoint").filter(|mp| mp.starts_with('/'));
         let (true, Some(mountpoint)) = (live.is_mounted(), mountpoint) else { return Ok(none(Target::NotMounted)) };
         let mountpoint = PathBuf::from(props::canonical_live("mountpoint", mountpoint));

@@ -198,6 +198,20 @@ pub const ASIDE_INFIX: &str = ".persistctl-empty-";
 /// On a staging dataset (and on the target between the swap and the end of the run): `received`, then
 /// `verified` once the verify step passed.
 pub const PROP_STAGING: &str = "persistctl:staging";
+/// What preseed and migrate read of a dataset, by name (one `zfs get`): its mount state and every
+/// mark persistctl leaves on it. Nobody else's user properties are read.
+pub const TARGET_PROPERTIES: &[&str] = &[
+    "mountpoint",
+    "mounted",
+    "canmount",
+    PROP_STAGING,
+    PROP_STAGING_SNAPSHOT,
+    PROP_EMPTY_ASIDE,
+    PROP_ROLLING_BACK,
+    PROP_RESTORED_FROM,
+    PROP_RESTORED_AT,
+    PROP_RESTORED_SNAPSHOT,
+];
 /// On a staging dataset: the replica snapshot it was received from.
 pub const PROP_STAGING_SNAPSHOT: &str = "persistctl:staging-snapshot";
 /// On an empty target about to be moved aside (and on the aside dataset afterwards): its new name.

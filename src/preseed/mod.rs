@@ -27,7 +27,7 @@ use crate::zfs::{LiveDataset, PropertySource, TreeRead, Zfs, props};
 use decide::{
     Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT,
     PROP_ROLLING_BACK, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, StagingFacts, StagingPlan, Start,
-    TargetMark,
+    TARGET_PROPERTIES, TargetMark,
 };
 use staging::{CopyOwnership, SwapJournal};
 
@@ -286,8 +286,10 @@ impl Run<'_> {
             rolling_back: None,
             unmounted_at: None,
         };
-        let TreeRead::Found(tree) = self.zfs.get_tree(&self.spec.dataset)? else { return Ok(missing()) };
-        let Some(live) = tree.get(&self.spec.dataset) else { return Ok(missing()) };
+        let TreeRead::Found(tree) = self.zfs.read_tree(&self.spec.dataset, TARGET_PROPERTIES)? else {
+            return Ok(missing());
+        };
+        let live = tree.get(&self.spec.dataset).with_context(|| format!("zfs did not list {}", self.spec.dataset))?;
         let mark = if local_value(live, PROP_STAGING).is_some() {
             TargetMark::Staged
         } else if let Some(aside) = local_value(live, PROP_EMPTY_ASIDE) {
@@ -338,8 +340,10 @@ impl Run<'_> {
     /// The replica staging dataset as found (and whether it is mounted).
     fn staging_facts(&self) -> anyhow::Result<(StagingFacts, bool)> {
         let name = decide::staging_dataset(&self.spec.dataset);
-        let TreeRead::Found(tree) = self.zfs.get_tree(&name)? else { return Ok((StagingFacts::Missing, false)) };
-        let Some(live) = tree.get(&name) else { return Ok((StagingFacts::Missing, false)) };
+        let TreeRead::Found(tree) = self.zfs.read_tree(&name, TARGET_PROPERTIES)? else {
+            return Ok((StagingFacts::Missing, false));
+        };
+        let live = tree.get(&name).with_context(|| format!("zfs did not list {name}"))?;
         let snapshot = local_value(live, PROP_STAGING_SNAPSHOT).map(String::from);
         let facts = match (local_value(live, PROP_STAGING), snapshot) {
             (Some("verified"), Some(snapshot)) => StagingFacts::Verified { snapshot },
@@ -809,7 +813,9 @@ impl Run<'_> {
     /// ownership exactly as `apply` sets them (which mounts it), provenance, then the staging marks go.
     fn settle_replica(&self) -> anyhow::Result<String> {
         let target = &self.spec.dataset;
-        let TreeRead::Found(tree) = self.zfs.get_tree(target)? else { bail!("{target} disappeared") };
+        let TreeRead::Found(tree) = self.zfs.read_tree(target, TARGET_PROPERTIES)? else {
+            bail!("{target} disappeared")
+        };
         let live = tree.get(target).with_context(|| format!("{target} disappeared"))?;
         let snapshot = decide::settled_snapshot(
             local_value(live, PROP_STAGING_SNAPSHOT),
@@ -853,7 +859,7 @@ impl Run<'_> {
     fn replica_note(&self) -> String {
         let parent = &self.validated.config.datasets.parent_dataset;
         let prefix = format!("{}{}", self.spec.dataset, decide::ASIDE_INFIX);
-        let asides: Vec<String> = match self.zfs.get_properties_tree(parent, &[PROP_EMPTY_ASIDE]) {
+        let asides: Vec<String> = match self.zfs.read_tree(parent, &[PROP_EMPTY_ASIDE]) {
             Ok(TreeRead::Found(tree)) => tree
                 .into_iter()
                 .filter(|(name, live)| name.starts_with(&prefix) && local_value(live, PROP_EMPTY_ASIDE).is_some())

@@ -333,7 +333,7 @@ pub fn gather(zfs: &Zfs, validated: &Validated, opts: &Options) -> anyhow::Resul
     // Drift from the core planner; the numbers from a second, narrow `zfs get` (the planner's read keeps
     // only the rows planning needs).
     let planned = apply::make_plan(zfs, validated)?;
-    let (tree, snapshots) = match zfs.get_properties_tree(&d.parent_dataset, SPACE_PROPERTIES)? {
+    let (tree, snapshots) = match zfs.read_tree(&d.parent_dataset, SPACE_PROPERTIES)? {
         TreeRead::Found(tree) => (tree, zfs.snapshots_with_info(&d.parent_dataset, None)?.unwrap_or_default()),
         TreeRead::Missing => (BTreeMap::new(), BTreeMap::new()),
     };

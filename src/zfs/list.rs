@@ -54,6 +54,11 @@ pub fn parse_snapshot_list(output: &str) -> Result<SnapshotsByDataset, String> {
             return Err(bad());
         };
         let (dataset, name) = full.split_once('@').ok_or_else(bad)?;
+        super::parse::check_dataset_name(dataset).map_err(|why| format!("line {}: {why}", index + 1))?;
+        super::parse::check_component(name).map_err(|why| format!("line {}: snapshot {full:?}: {why}", index + 1))?;
+        if guid.is_empty() {
+            return Err(format!("line {}: no guid", index + 1));
+        }
         let creation =
             creation.parse().map_err(|_| format!("line {}: creation {creation:?} is not a number", index + 1))?;
         let used = used.parse().map_err(|_| format!("line {}: used {used:?} is not a number", index + 1))?;
@@ -114,7 +119,16 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_errors() {
-        for bad in ["tank@a\t1\t2", "tank\t1\t2\t3", "tank@a\tnow\t2\t3", "tank@a\t1\tlots\t3"] {
+        for bad in [
+            "tank@a\t1\t2",
+            "tank\t1\t2\t3",
+            "tank@a\tnow\t2\t3",
+            "tank@a\t1\tlots\t3",
+            "tank@a\t1\t2\t",
+            "tank/x\ty@a\t1\t2\t3",
+            "tank@a@b\t1\t2\t3",
+            "tank@\t1\t2\t3",
+        ] {
             assert!(parse_snapshot_list(bad).is_err(), "{bad}");
         }
     }

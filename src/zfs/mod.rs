@@ -121,6 +121,44 @@ pub fn set_args(dataset: &str, properties: &[(String, String)]) -> Vec<String> {
     args
 }
 
+/// What a tree read asks for: `properties` once each, in order, then [`parse::SENTINEL`] last (see
+/// [`parse::TreeParser`] for why the last one matters).
+#[must_use]
+pub fn tree_properties<'a>(properties: &[&'a str]) -> Vec<&'a str> {
+    let mut asked: Vec<&str> = Vec::new();
+    for p in properties {
+        if *p != parse::SENTINEL && !asked.contains(p) {
+            asked.push(p);
+        }
+    }
+    asked.push(parse::SENTINEL);
+    asked
+}
+
+/// Refuses to write a value (or name) with a control character into ZFS: `zfs get -H` would print it
+/// raw, and a line break or tab there forges rows for every later read. Checked before the command runs.
+pub fn check_written(command: &str, dataset: &str, properties: &[(String, String)]) -> Result<(), ZfsError> {
+    let bad = |text: &str| text.chars().any(char::is_control);
+    if bad(dataset) {
+        return Err(ZfsError {
+            command: command.to_string(),
+            status: None,
+            stderr: format!("not run: the dataset name {dataset:?} contains a control character"),
+        });
+    }
+    match properties.iter().find(|(k, v)| bad(k) || bad(v)) {
+        Some((key, value)) => Err(ZfsError {
+            command: command.to_string(),
+            status: None,
+            stderr: format!(
+                "not run: the value {value:?} for {key:?} on {dataset} contains a control character \
+                 (a line break or tab in a property would forge rows in every later `zfs get`)"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// `zfs get -H -p -o name,property,value,source -r -t filesystem p1,p2 root`.
 #[must_use]
 pub fn properties_tree_args(root: &str, properties: &[&str]) -> Vec<String> {
@@ -239,25 +277,33 @@ impl Zfs {
         Err(ZfsError { command, status: output.status.code(), stderr })
     }
 
-    /// Reads every property of every filesystem under `root` in ONE process.
-    pub fn get_tree(&self, root: &str) -> Result<TreeRead, ZfsError> {
-        self.get_tree_filtered(root, &|_, _| true)
-    }
-
-    /// Reads the whole tree under `root` in ONE `zfs get ... all` process, keeping only the rows
-    /// `keep` wants. The output is parsed as it streams in (no copy of it is held: for 500 datasets
-    /// it is megabytes), and zfs' exit status is checked once it is done.
-    pub fn get_tree_filtered(&self, root: &str, keep: &parse::RowFilter<'_>) -> Result<TreeRead, ZfsError> {
-        let args: Vec<String> =
-            ["get", "-H", "-p", "-o", "name,property,value,source", "-r", "-t", "filesystem", "all", root]
-                .iter()
-                .map(|s| (*s).to_string())
-                .collect();
+    /// Reads `properties` of every filesystem under (and of) `root` in ONE `zfs get -r` process, checked
+    /// row by row ([`parse::TreeParser`]): a forged, repeated, stray or missing row is an error naming the
+    /// dataset and property, never a tree. Only the properties asked for are printed, so nobody else's
+    /// user properties (free text, possibly with line breaks) are ever read. `Missing` only when zfs
+    /// exits non-zero saying the root does not exist; an empty answer with exit 0 is an error.
+    ///
+    /// The output is parsed as it streams in (no copy is held: for 500 datasets it is large), and zfs'
+    /// exit status is checked once it is done.
+    pub fn read_tree(&self, root: &str, properties: &[&str]) -> Result<TreeRead, ZfsError> {
+        let asked = tree_properties(properties);
+        let args = properties_tree_args(root, &asked);
+        if self.ssh.is_some() {
+            return match self.run(&args) {
+                Ok(out) => parse::TreeParser::parse(root, &asked, &out).map(TreeRead::Found).map_err(|why| ZfsError {
+                    command: display_argv("zfs", &args),
+                    status: Some(0),
+                    stderr: why.to_string(),
+                }),
+                Err(e) if e.mentions_missing_dataset() => Ok(TreeRead::Missing),
+                Err(e) => Err(e),
+            };
+        }
         let command = display_argv(&self.program.to_string_lossy(), &args);
         tracing::debug!(%command, "running");
         let mut cmd = Command::new(&self.program);
         cmd.args(&args);
-        let mut tree = BTreeMap::new();
+        let mut parser = parse::TreeParser::new(root, &asked);
         let mut bad_output: Option<String> = None;
         let mut pending: Vec<u8> = Vec::new();
         let mut take_line = |line: &[u8], bad: &mut Option<String>| {
@@ -266,8 +312,8 @@ impl Zfs {
             }
             match std::str::from_utf8(line) {
                 Ok(line) => {
-                    if let Err(why) = parse::add_get_line(&mut tree, line, keep) {
-                        *bad = Some(why);
+                    if let Err(why) = parser.push_line(line) {
+                        *bad = Some(why.to_string());
                     }
                 }
                 Err(_) => *bad = Some("output is not UTF-8".into()),
@@ -283,18 +329,25 @@ impl Zfs {
             pending.drain(..start);
         })
         .map_err(|e| ZfsError { command: command.clone(), status: None, stderr: child_failure(&e) })?;
-        if !pending.is_empty() {
-            take_line(&pending, &mut bad_output);
+        if !pending.is_empty() && bad_output.is_none() {
+            bad_output = Some(format!(
+                "malformed `zfs get` output: the answer does not end with a line break (truncated): {:?}",
+                String::from_utf8_lossy(&pending)
+            ));
         }
         let stderr = String::from_utf8_lossy(&streamed.stderr).trim().to_string();
         if !streamed.status.success() {
             let error = ZfsError { command, status: streamed.status.code(), stderr };
             return if error.mentions_missing_dataset() { Ok(TreeRead::Missing) } else { Err(error) };
         }
-        match bad_output {
-            Some(why) => Err(ZfsError { command, status: Some(0), stderr: format!("unexpected output: {why}") }),
-            None => Ok(TreeRead::Found(tree)),
+        if let Some(why) = bad_output {
+            return Err(ZfsError { command, status: Some(0), stderr: why });
         }
+        parser.finish().map(TreeRead::Found).map_err(|why| ZfsError {
+            command,
+            status: Some(0),
+            stderr: why.to_string(),
+        })
     }
 
     /// Which of `names` exist, in ONE `zfs list -H -o name -d 0 n1 n2 ...` (zfs prints the ones that
@@ -332,12 +385,16 @@ impl Zfs {
 
     /// `zfs create -p -o k=v ... dataset`.
     pub fn create(&self, dataset: &str, properties: &[(String, String)]) -> Result<(), ZfsError> {
-        self.run(&create_args(dataset, properties)).map(drop)
+        let args = create_args(dataset, properties);
+        check_written(&display_argv("zfs", &args), dataset, properties)?;
+        self.run(&args).map(drop)
     }
 
     /// `zfs set a=1 b=2 dataset`.
     pub fn set(&self, dataset: &str, properties: &[(String, String)]) -> Result<(), ZfsError> {
-        self.run(&set_args(dataset, properties)).map(drop)
+        let args = set_args(dataset, properties);
+        check_written(&display_argv("zfs", &args), dataset, properties)?;
+        self.run(&args).map(drop)
     }
 
     /// The snapshots of one dataset (not its children), oldest first, in ONE process.
@@ -413,6 +470,7 @@ impl Zfs {
     ) -> Result<(), ZfsError> {
         use std::os::unix::process::CommandExt as _;
         let (send_program, send_argv) = self.argv(&send_args(snapshot));
+        check_written(&display_argv("zfs", &receive_args(target, properties)), target, properties)?;
         let (recv_program, recv_argv) = receiver.argv(&receive_args(target, properties));
         let command = format!(
             "{} | {}",
@@ -484,21 +542,6 @@ impl Zfs {
         );
         let local = Self { program: program.into(), ssh: None, timeout: self.timeout, cap: self.cap };
         local.run(&remote)
-    }
-
-    /// A few properties of every filesystem under `root`, in ONE `zfs get` process (monitoring reads
-    /// used/available/quota this way: the planner's read keeps only the rows planning needs).
-    pub fn get_properties_tree(&self, root: &str, properties: &[&str]) -> Result<TreeRead, ZfsError> {
-        let args = properties_tree_args(root, properties);
-        match self.run(&args) {
-            Ok(out) => parse::parse_get(&out).map(TreeRead::Found).map_err(|why| ZfsError {
-                command: display_argv("zfs", &args),
-                status: Some(0),
-                stderr: format!("unexpected output: {why}"),
-            }),
-            Err(e) if e.mentions_missing_dataset() => Ok(TreeRead::Missing),
-            Err(e) => Err(e),
-        }
     }
 
     /// Every snapshot under (and of) `root` with creation, used and GUID, oldest first, in ONE process

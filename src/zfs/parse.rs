@@ -77,50 +77,244 @@ impl LiveDataset {
     }
 }
 
-/// Parses `zfs get -H -p -o name,property,value,source` output into datasets, in the order ZFS listed them.
-///
-/// Fields are tab-separated. A value may itself contain tabs (user properties), so the name and property
-/// are taken from the left and the source from the right.
-pub fn parse_get(output: &str) -> Result<BTreeMap<String, LiveDataset>, String> {
+/// Parses `zfs get -H -p -o name,property,value,source` lines into datasets, unchecked: for hand-written
+/// fixtures only. Everything read from `zfs` goes through [`TreeParser`], which refuses forged rows.
+#[cfg(test)]
+pub(crate) fn parse_get(output: &str) -> Result<BTreeMap<String, LiveDataset>, String> {
     let mut datasets: BTreeMap<String, LiveDataset> = BTreeMap::new();
-    for (index, line) in output.lines().enumerate() {
-        add_get_line(&mut datasets, line, &|_, _| true).map_err(|why| format!("line {}: {why}", index + 1))?;
+    for (index, line) in output.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+        let (name, property, value, source) = split_row(line)
+            .ok_or_else(|| format!("line {}: expected 4 tab-separated fields, got {line:?}", index + 1))?;
+        let source = PropertySource::parse(source);
+        let entry = datasets.entry(name.to_string()).or_default();
+        if !(value == "-" && source == PropertySource::None && property.contains(':')) {
+            entry.properties.insert(property.to_string(), PropertyValue { value: value.to_string(), source });
+        }
     }
     Ok(datasets)
 }
 
-/// Decides which `(property, source)` rows of a `zfs get` are kept.
-pub type RowFilter<'a> = dyn Fn(&str, &PropertySource) -> bool + 'a;
-
-/// Adds one `zfs get -H -p -o name,property,value,source` line to `datasets`, if `keep` wants it.
-/// Every dataset named gets an entry, even when none of its rows are kept.
-pub fn add_get_line(
-    datasets: &mut BTreeMap<String, LiveDataset>,
-    line: &str,
-    keep: &RowFilter<'_>,
-) -> Result<(), String> {
-    if line.is_empty() {
-        return Ok(());
-    }
+/// `name, property, value, source`: name and property from the left (neither can hold a tab), the source
+/// from the right (it names at most a dataset, which cannot either), the value is what lies between and
+/// may hold tabs.
+fn split_row(line: &str) -> Option<(&str, &str, &str, &str)> {
     let mut left = line.splitn(3, '\t');
-    let (Some(name), Some(property), Some(rest)) = (left.next(), left.next(), left.next()) else {
-        return Err(format!("expected 4 tab-separated fields, got {line:?}"));
-    };
-    let Some((value, source)) = rest.rsplit_once('\t') else {
-        return Err(format!("expected 4 tab-separated fields, got {line:?}"));
-    };
-    let source = PropertySource::parse(source);
-    if !datasets.contains_key(name) {
-        datasets.insert(name.to_string(), LiveDataset::default());
+    let (name, property, rest) = (left.next()?, left.next()?, left.next()?);
+    let (value, source) = rest.rsplit_once('\t')?;
+    Some((name, property, value, source))
+}
+
+/// A source column exactly as zfs prints one; anything else is not a `zfs get` row.
+fn strict_source(text: &str) -> Option<PropertySource> {
+    match text {
+        "-" => Some(PropertySource::None),
+        "local" | "default" | "received" | "temporary" => Some(PropertySource::parse(text)),
+        other => {
+            let from = other.strip_prefix("inherited from ")?;
+            check_dataset_name(from).ok()?;
+            Some(PropertySource::Inherited(from.to_string()))
+        }
     }
-    let unset_user_property = value == "-" && source == PropertySource::None && property.contains(':');
-    if unset_user_property || !keep(property, &source) {
-        return Ok(());
+}
+
+/// Reads the answer to `zfs get -H -p -o name,property,value,source -r -t filesystem p1,...,pn root`
+/// line by line and refuses anything zfs itself would not print.
+///
+/// zfs prints, for every filesystem of the tree (the root first), one row per requested property, in
+/// the requested order, each dataset's rows together. So every dataset's block must be exactly
+/// `p1..pn`; a dataset may not come back after another one's block; every name is the root or below it;
+/// the answer ends with a line break after a complete block. The list must end with a property whose
+/// value never holds a line break ([`SENTINEL`]): then a value with an embedded line break, whatever
+/// rows it forges, is always followed by the real remaining rows of its dataset, which then repeat a
+/// row or stand outside their block — so it is always caught, never guessed at.
+#[derive(Debug)]
+pub struct TreeParser {
+    root: String,
+    properties: Vec<String>,
+    tree: BTreeMap<String, LiveDataset>,
+    /// The dataset whose block is being read and how many of its rows were read.
+    current: Option<(String, usize)>,
+    line: usize,
+}
+
+/// The last property of every tree read: `type` is `filesystem` under `-t filesystem`, never free text.
+pub const SENTINEL: &str = "type";
+
+/// A `zfs get` answer that is not what zfs prints: it is never acted on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed `zfs get` output at line {line}: {why}")]
+pub struct Malformed {
+    /// 1-based line of the answer where it went wrong (0: the answer as a whole).
+    pub line: usize,
+    /// What is wrong, naming the dataset and property.
+    pub why: String,
+}
+
+impl TreeParser {
+    /// A reader of the answer for `root` and `properties` as they were asked for (ending with [`SENTINEL`]).
+    #[must_use]
+    pub fn new(root: &str, properties: &[&str]) -> Self {
+        Self {
+            root: root.to_string(),
+            properties: properties.iter().map(|p| (*p).to_string()).collect(),
+            tree: BTreeMap::new(),
+            current: None,
+            line: 0,
+        }
     }
-    if let Some(entry) = datasets.get_mut(name) {
-        entry.properties.insert(property.to_string(), PropertyValue { value: value.to_string(), source });
+
+    /// Parses a whole answer (the text zfs printed, final line break included).
+    pub fn parse(root: &str, properties: &[&str], output: &str) -> Result<BTreeMap<String, LiveDataset>, Malformed> {
+        let mut parser = Self::new(root, properties);
+        if output.is_empty() {
+            return parser.finish();
+        }
+        let Some(body) = output.strip_suffix('\n') else {
+            let last = output.lines().count();
+            return Err(Self::bad_at(last, "the answer does not end with a line break (truncated)".into()));
+        };
+        for line in body.split('\n') {
+            parser.push_line(line)?;
+        }
+        parser.finish()
     }
-    Ok(())
+
+    fn bad_at(line: usize, why: String) -> Malformed {
+        Malformed { line, why }
+    }
+
+    /// The hint for a break somewhere in the current dataset's rows so far.
+    fn suspect(&self) -> String {
+        self.current.as_ref().map_or_else(String::new, |(dataset, _)| self.suspect_in(dataset))
+    }
+
+    /// Which of `dataset`'s values read so far may hold the line break that began the forged rows: its
+    /// user properties that are set (free text), else the row just before.
+    fn suspect_in(&self, dataset: &str) -> String {
+        let set_user: Vec<&str> = self
+            .tree
+            .get(dataset)
+            .map(|live| live.properties.keys().filter(|p| p.contains(':')).map(String::as_str).collect())
+            .unwrap_or_default();
+        if !set_user.is_empty() {
+            return Self::hint(dataset, &set_user.join(" or "));
+        }
+        match &self.current {
+            Some((current, read)) if current == dataset && *read > 0 => Self::hint(dataset, &self.properties[read - 1]),
+            _ => String::new(),
+        }
+    }
+
+    /// Where to look for a line break, and how to clear a user property nobody needs.
+    fn hint(dataset: &str, property: &str) -> String {
+        format!(
+            " (the value of {dataset}'s {property} may hold a line break: see `zfs get -H {} {}`; a user property \
+             nobody needs is cleared with `zfs inherit {} {}`)",
+            property.replace(" or ", ","),
+            super::quote(dataset),
+            property.split(" or ").next().unwrap_or(property),
+            super::quote(dataset)
+        )
+    }
+
+    fn is_under_root(&self, name: &str) -> bool {
+        name == self.root || name.strip_prefix(self.root.as_str()).is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// Reads one line (without its line break).
+    pub fn push_line(&mut self, line: &str) -> Result<(), Malformed> {
+        self.line += 1;
+        let at = self.line;
+        let Some((name, property, value, source)) = split_row(line) else {
+            // A row cut short by a line break in its own value, or the text after one in the row before.
+            let mut parts = line.splitn(3, '\t');
+            let hint = match (parts.next(), parts.next()) {
+                (Some(name), Some(property)) if self.is_under_root(name) => Self::hint(name, property),
+                _ => self.suspect(),
+            };
+            return Err(Self::bad_at(at, format!("{line:?} is not 4 tab-separated fields{hint}")));
+        };
+        if !self.is_under_root(name) {
+            return Err(Self::bad_at(
+                at,
+                format!("a row for {name:?} ({property}), which is not {} or below it{}", self.root, self.suspect()),
+            ));
+        }
+        let starts_block = self.current.as_ref().is_none_or(|(dataset, _)| dataset != name);
+        if starts_block {
+            if let Some((dataset, read)) = &self.current {
+                if *read < self.properties.len() {
+                    return Err(Self::bad_at(
+                        at,
+                        format!(
+                            "{dataset} has no row for {} before {name}'s {property}{}",
+                            self.properties[*read],
+                            self.suspect()
+                        ),
+                    ));
+                }
+            } else if name != self.root {
+                return Err(Self::bad_at(
+                    at,
+                    format!("the answer starts with {name}'s {property}, not with {}'s own rows", self.root),
+                ));
+            }
+            if self.tree.contains_key(name) {
+                return Err(Self::bad_at(
+                    at,
+                    format!("a row for {name}'s {property} outside {name}'s block of rows{}", self.suspect_in(name)),
+                ));
+            }
+            self.current = Some((name.to_string(), 0));
+            self.tree.insert(name.to_string(), LiveDataset::default());
+        }
+        let read = self.current.as_ref().map_or(0, |(_, read)| *read);
+        match self.properties.get(read) {
+            Some(expected) if expected == property => {}
+            Some(expected) => {
+                let seen = self.properties[..read].iter().any(|p| p == property);
+                let what = if seen { "a repeated row" } else { "an unexpected row" };
+                return Err(Self::bad_at(
+                    at,
+                    format!("{what} for {name}'s {property} where {expected} was due{}", self.suspect()),
+                ));
+            }
+            None => {
+                return Err(Self::bad_at(at, format!("a repeated row for {name}'s {property}{}", self.suspect())));
+            }
+        }
+        let Some(source) = strict_source(source) else {
+            return Err(Self::bad_at(at, format!("{name}'s {property} has the source {source:?}{}", self.suspect())));
+        };
+        if property == SENTINEL && (value != "filesystem" || source != PropertySource::None) {
+            return Err(Self::bad_at(at, format!("{name}'s {property} is {value:?} ({})", source.display())));
+        }
+        if let Some((_, read)) = &mut self.current {
+            *read += 1;
+        }
+        let unset_user_property = value == "-" && source == PropertySource::None && property.contains(':');
+        if !unset_user_property {
+            if let Some(entry) = self.tree.get_mut(name) {
+                entry.properties.insert(property.to_string(), PropertyValue { value: value.to_string(), source });
+            }
+        }
+        Ok(())
+    }
+
+    /// The tree, once the answer is complete: the root's rows are there and the last block is whole.
+    pub fn finish(self) -> Result<BTreeMap<String, LiveDataset>, Malformed> {
+        match &self.current {
+            None => Err(Self::bad_at(
+                0,
+                format!("no rows for {}: the answer is empty or truncated (not \"does not exist\")", self.root),
+            )),
+            Some((dataset, read)) if *read < self.properties.len() => Err(Self::bad_at(
+                self.line,
+                format!("the answer ends before {dataset}'s {} (truncated)", self.properties[*read]),
+            )),
+            Some(_) => Ok(self.tree),
+        }
+    }
 }
 
 // The name rules live in `namecheck.rs`; re-exported here for the callers that found them here.
@@ -178,23 +372,84 @@ mod tests {
         assert_eq!(child.value("note:x"), Some("a\tb"), "a tab inside a value survives");
     }
 
-    #[test]
-    fn filtered_rows_still_list_every_dataset() {
-        let mut tree = BTreeMap::new();
-        let keep = |p: &str, s: &PropertySource| p == "mountpoint" || *s == PropertySource::Local;
-        for line in ["tank/a\tatime\ton\tdefault", "tank/a\txattr\tsa\tlocal", "tank/b\tatime\ton\tdefault"] {
-            add_get_line(&mut tree, line, &keep).unwrap();
-        }
-        assert_eq!(tree.keys().collect::<Vec<_>>(), ["tank/a", "tank/b"]);
-        assert_eq!(tree["tank/a"].properties.keys().collect::<Vec<_>>(), ["xattr"]);
-        assert!(tree["tank/b"].properties.is_empty());
+    const ASKED: &[&str] = &["mountpoint", "mounted", "persistctl:staging", "type"];
+
+    /// A change made to a good answer.
+    type Change<'a> = &'a dyn Fn(&mut Vec<String>);
+
+    /// The answer for `tank/p` (mounted at /p, one child `tank/p/a`), rows given with `|` for tabs.
+    fn answer(rows: &[&str]) -> String {
+        rows.iter().map(|r| r.replace('|', "\t") + "\n").collect()
+    }
+
+    fn good_rows() -> Vec<String> {
+        [
+            "tank/p|mountpoint|/p|local",
+            "tank/p|mounted|yes|-",
+            "tank/p|persistctl:staging|-|-",
+            "tank/p|type|filesystem|-",
+            "tank/p/a|mountpoint|/p/a|inherited from tank/p",
+            "tank/p/a|mounted|yes|-",
+            "tank/p/a|persistctl:staging|x\ty|local",
+            "tank/p/a|type|filesystem|-",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     #[test]
-    fn malformed_get_output_is_an_error_naming_the_line() {
-        let err = parse_get("tank\trecordsize\n").unwrap_err();
-        assert!(err.starts_with("line 1:"), "{err}");
-        assert!(parse_get("").unwrap().is_empty());
+    fn a_well_formed_tree_parses() {
+        let rows = good_rows();
+        let text = answer(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+        let tree = TreeParser::parse("tank/p", ASKED, &text).unwrap();
+        assert_eq!(tree.keys().collect::<Vec<_>>(), ["tank/p", "tank/p/a"]);
+        assert!(!tree["tank/p"].properties.contains_key("persistctl:staging"), "unset user prop is dropped");
+        assert_eq!(tree["tank/p/a"].value("persistctl:staging"), Some("x\ty"), "a tab inside a value survives");
+        assert_eq!(tree["tank/p/a"].properties["mountpoint"].source, PropertySource::Inherited("tank/p".into()));
+    }
+
+    #[test]
+    fn forged_and_broken_answers_are_malformed_and_name_the_dataset_and_property() {
+        // (what is done to the good answer, what the error must say)
+        let forged_mountpoint = "tank/p/a|persistctl:staging|x|local\ntank/p/a|mountpoint|/decoy|local";
+        let forged_child = "tank/p|persistctl:staging|x|local\ntank/p|type|filesystem|-\n\
+                            tank/p/b|mountpoint|/decoy|local\ntank/p/b|mounted|yes|-\n\
+                            tank/p/b|persistctl:staging|-|-\ntank/p/b|type|filesystem|-\ntank/p/b|x|y|local";
+        let cases: &[(Change<'_>, &str)] = &[
+            (&|r| r[6] = forged_mountpoint.into(), "tank/p/a's mountpoint"),
+            (&|r| r[2] = forged_child.into(), "tank/p/b"),
+            (&|r| r[6] = "tank/p/a|persistctl:staging|x\n|local".into(), "tank/p/a's persistctl:staging"),
+            (&|r| r.insert(2, "tank/p|mounted|no|-".into()), "a repeated row for tank/p's mounted"),
+            (&|r| r.push("tank/p|mountpoint|/decoy|local".into()), "outside tank/p's block"),
+            (&|r| r.push("tank/other|mountpoint|/x|local".into()), "not tank/p or below it"),
+            (&|r| r.push("tank/pp|mountpoint|/x|local".into()), "not tank/p or below it"),
+            (&|r| drop(r.drain(..4)), "not with tank/p's own rows"),
+            (&|r| r.truncate(6), "ends before tank/p/a's persistctl:staging"),
+            (&|r| r.truncate(0), "no rows for tank/p"),
+            (&|r| drop(r.remove(5)), "tank/p/a's persistctl:staging where mounted was due"),
+            (&|r| r[1] = "tank/p|mounted|yes|somewhere".into(), "tank/p's mounted has the source"),
+            (&|r| r[3] = "tank/p|type|volume|-".into(), "tank/p's type is \"volume\""),
+            (&|r| r[4] = "tank/p/a|mountpoint|/p/a|inherited from tank/p\n".into(), "tank/p/a's mountpoint"),
+            (&|r| r[4] = "tank/p/a|mountpoint".into(), "not 4 tab-separated fields"),
+        ];
+        for (change, needle) in cases {
+            let mut rows = good_rows();
+            change(&mut rows);
+            let text = answer(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+            let err = TreeParser::parse("tank/p", ASKED, &text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}\n{text}");
+        }
+    }
+
+    #[test]
+    fn empty_or_unterminated_answers_are_never_an_empty_tree() {
+        for text in ["", "\n", "tank/p|mountpoint|/p|local"] {
+            let text = text.replace('|', "\t");
+            assert!(TreeParser::parse("tank/p", ASKED, &text).is_err(), "{text:?}");
+        }
+        let whole = answer(&good_rows().iter().map(String::as_str).collect::<Vec<_>>());
+        let err = TreeParser::parse("tank/p", ASKED, whole.trim_end()).unwrap_err();
+        assert!(err.to_string().contains("does not end with a line break"), "{err}");
     }
 
     #[test]

@@ -184,6 +184,16 @@ const PROPERTIES: &[PropertyDef] = &[
 pub const CREATE_ONLY: &[&str] =
     &["casesensitivity", "normalization", "utf8only", "encryption", "keyformat", "pbkdf2iters", "volblocksize"];
 
+/// Every native filesystem property that can be set (at any time or at creation), for the "set locally
+/// but not in the config" report: read by name, never with `all`, so no foreign user property is printed.
+/// All of them exist in OpenZFS 2.1 – 2.3 (`zfs get` refuses an unknown name).
+pub fn settable_native() -> impl Iterator<Item = &'static str> {
+    PROPERTIES
+        .iter()
+        .filter(|def| def.class != PropertyClass::ReadOnly && def.name != "volblocksize")
+        .map(|def| def.name)
+}
+
 fn lookup(name: &str) -> Option<&'static PropertyDef> {
     PROPERTIES.iter().find(|def| def.name == name)
 }
