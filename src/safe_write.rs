@@ -71,6 +71,35 @@ pub fn append_no_follow(path: &Path, line: &[u8], mode: u32) -> anyhow::Result<(
     file.write_all(line).with_context(|| format!("Failed to append to {}", path.display()))
 }
 
+/// `rename(2)` that never replaces: `renameat2(RENAME_NOREPLACE)`, where the kernel refuses atomically
+/// (`EEXIST`). OpenZFS before 2.2 does not take the flag (`EINVAL`, seen on 2.1.11): there, the target
+/// is looked at (`lstat`, no symlink followed) and the rename made only when nothing is there. That
+/// leaves a window in which a racing writer could put something at the target; on 2.2 and later there
+/// is none.
+pub fn rename_no_replace<P1, P2, Fd1, Fd2>(
+    from_dir: Fd1,
+    from: &P1,
+    to_dir: Fd2,
+    to: &P2,
+) -> Result<(), nix::errno::Errno>
+where
+    P1: ?Sized + nix::NixPath,
+    P2: ?Sized + nix::NixPath,
+    Fd1: std::os::fd::AsFd,
+    Fd2: std::os::fd::AsFd,
+{
+    use nix::errno::Errno;
+    use nix::fcntl::{AtFlags, RenameFlags, renameat, renameat2};
+    match renameat2(&from_dir, from, &to_dir, to, RenameFlags::RENAME_NOREPLACE) {
+        Err(Errno::EINVAL) => match nix::sys::stat::fstatat(&to_dir, to, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(_) => Err(Errno::EEXIST),
+            Err(Errno::ENOENT) => renameat(&from_dir, from, &to_dir, to),
+            Err(e) => Err(e),
+        },
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +154,20 @@ mod tests {
         append_no_follow(&file, b"a\n", 0o644).unwrap();
         append_no_follow(&file, b"b\n", 0o644).unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "a\nb\n");
+    }
+
+    #[test]
+    fn a_rename_never_replaces_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "new").unwrap();
+        std::fs::write(&b, "kept").unwrap();
+        let at = nix::fcntl::AT_FDCWD;
+        assert_eq!(rename_no_replace(at, &a, at, &b), Err(nix::errno::Errno::EEXIST));
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "kept");
+        let c = dir.path().join("c");
+        rename_no_replace(at, &a, at, &c).unwrap();
+        assert_eq!(std::fs::read_to_string(&c).unwrap(), "new");
+        assert!(!a.exists());
     }
 }

@@ -240,14 +240,8 @@ impl Run<'_> {
         if rename_aside {
             tracing::warn!("moving {} aside to {} (kept)", from.display(), aside.display());
             // RENAME_NOREPLACE: whatever is already at the aside name is never replaced.
-            nix::fcntl::renameat2(
-                nix::fcntl::AT_FDCWD,
-                from,
-                nix::fcntl::AT_FDCWD,
-                &aside,
-                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-            )
-            .with_context(|| format!("Failed to rename {} to {}", from.display(), aside.display()))?;
+            crate::safe_write::rename_no_replace(nix::fcntl::AT_FDCWD, from, nix::fcntl::AT_FDCWD, &aside)
+                .with_context(|| format!("Failed to rename {} to {}", from.display(), aside.display()))?;
             sync_parent(&aside)?;
         }
         let read = self.set_up_target()?;

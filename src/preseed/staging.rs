@@ -13,7 +13,7 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, RenameFlags, ResolveFlag, openat2, renameat2};
+use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, ResolveFlag, openat2};
 use serde::{Deserialize, Serialize};
 
 use super::decide::{STAGING_PREFIX, ZFS_CTLDIR};
@@ -278,7 +278,7 @@ pub fn swap_in(
         let to = mountpoint.join(&name);
         // RENAME_NOREPLACE: an entry that appears in the target between a check and the rename (the
         // service user owns the dataset root) is never replaced; the kernel decides, atomically.
-        match renameat2(&root_fd, Path::new(&name), AT_FDCWD, &to, RenameFlags::RENAME_NOREPLACE) {
+        match crate::safe_write::rename_no_replace(&root_fd, Path::new(&name), AT_FDCWD, &to) {
             Ok(()) => moved += 1,
             Err(nix::errno::Errno::EEXIST) if ignore.iter().any(|i| OsString::from(i) == name) => {}
             Err(nix::errno::Errno::EEXIST) => {
