@@ -172,6 +172,21 @@ pub fn remove(staging: &Path) -> anyhow::Result<()> {
         bail!("refusing to remove {}: not a persistctl staging directory", staging.display());
     }
     check_ours(staging)?;
+    // The journal goes first, durably: a run killed inside remove_dir_all (which may delete the staged
+    // data before the journal) must never leave a "complete" staging whose data root is gone, which
+    // every rerun would try to finish and fail on. Without its journal it is a stale staging, which a
+    // rerun removes (seen in a real-ZFS kill -9 trial on 2.1).
+    match std::fs::remove_file(staging.join(SWAP_JOURNAL)) {
+        Ok(()) => {
+            let dir = std::fs::File::open(staging)
+                .with_context(|| format!("Failed to open staging directory {}", staging.display()))?;
+            dir.sync_all().with_context(|| format!("Failed to sync staging directory {}", staging.display()))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("Failed to remove the journal of {}", staging.display()));
+        }
+    }
     std::fs::remove_dir_all(staging)
         .with_context(|| format!("Failed to remove staging directory {}", staging.display()))
 }
@@ -350,6 +365,21 @@ mod tests {
         std::os::unix::fs::symlink(&other, dir.path().join("lnk")).unwrap();
         assert!(list_entries(&dir.path().join("lnk")).is_err(), "symlinks are not followed");
     }
+    #[test]
+    fn a_staging_whose_journal_went_first_is_stale_and_removable() {
+        // A kill anywhere inside remove() must leave no "complete" staging without its data.
+        let dir = tempfile::tempdir().unwrap();
+        let staging = create(dir.path(), "restic").unwrap();
+        std::fs::create_dir_all(staging.join("data/old path")).unwrap();
+        write_journal(&staging, &journal()).unwrap();
+        assert!(is_complete(&staging));
+        // As if killed after the journal went: the rest is a stale staging, removable.
+        std::fs::remove_file(staging.join(SWAP_JOURNAL)).unwrap();
+        assert!(!is_complete(&staging));
+        remove(&staging).unwrap();
+        assert!(!staging.exists());
+    }
+
     #[test]
     fn the_swap_never_replaces_an_entry_even_one_that_appears_late() {
         // The rename itself refuses (RENAME_NOREPLACE): no check-then-rename window to race.
