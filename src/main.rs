@@ -420,7 +420,11 @@ fn guard(config_path: &Path, services: &[String], old_paths: &[String]) -> anyho
             let Some(old) = old.get(service.as_str()) else { return Ok(()) };
             let entries = |path: &Path| -> anyhow::Result<usize> {
                 match std::fs::read_dir(path) {
-                    Ok(dir) => Ok(dir.count()),
+                    // `.zfs` (listed with snapdir=visible) and lost+found are no one's data.
+                    Ok(dir) => Ok(dir
+                        .filter_map(Result::ok)
+                        .filter(|e| !matches!(e.file_name().to_str(), Some(".zfs" | "lost+found")))
+                        .count()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
                     Err(e) => Err(anyhow::Error::new(e).context(format!("Failed to read {}", path.display()))),
                 }

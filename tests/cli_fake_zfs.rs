@@ -413,6 +413,8 @@ fn guard_starts_a_service_only_on_its_own_mounted_dataset() {
     std::fs::create_dir_all(&old).unwrap();
     std::fs::write(old.join("sonarr.db"), "data").unwrap();
     let old_arg = format!("sonarr={}", old.display());
+    // A visible snapshot directory (snapdir=visible) is not data either.
+    std::fs::create_dir_all(fake.path("persist/sonarr/.zfs")).unwrap();
     let out = fake.run(&config, &["guard", "sonarr", "--old-path", &old_arg], &env);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains(&format!("persistctl migrate sonarr --from {}", old.display())), "{}", stderr(&out));
