@@ -20,6 +20,7 @@ rustPlatform.buildRustPackage {
       ../Cargo.toml
       ../Cargo.lock
       ../src
+      ../core
       (fs.maybeMissing ../build.rs)
       # Integration-test sources only: cargo reads every target of the manifest, but the tests
       # themselves need a fake zfs or a VM and do not run here.
@@ -30,8 +31,12 @@ rustPlatform.buildRustPackage {
 
   cargoLock.lockFile = ../Cargo.lock;
 
-  # Unit tests only (`cargo test --bins [--lib]`).
-  cargoTestFlags = [ "--bins" ] ++ lib.optional (builtins.pathExists ../src/lib.rs) "--lib";
+  # Unit tests only (`cargo test --workspace --bins [--lib]`): the core's tables and the shell's.
+  cargoTestFlags = [
+    "--workspace"
+    "--bins"
+  ]
+  ++ lib.optional (builtins.pathExists ../src/lib.rs) "--lib";
 
   meta = {
     description = manifest.package.description or "Declarative, self-healing ZFS persistence for NixOS";

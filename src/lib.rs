@@ -11,10 +11,10 @@ pub mod lock;
 pub mod migrate;
 pub mod notify;
 pub mod output;
-pub mod plan;
 pub mod preseed;
-pub mod redact;
 pub mod restic;
 pub mod safe_write;
 pub mod status;
 pub mod zfs;
+
+pub use persistctl_core::{mountinfo, names, plan, redact};

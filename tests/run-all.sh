@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test, on a fresh Debian 12 machine (root): installs what the tests need, provisions the
 # real-ZFS VMs (OpenZFS 2.3 and 2.1), then runs
-#   1. cargo fmt --check, cargo clippy -D warnings
+#   1. cargo fmt --check, cargo clippy -D warnings (the core's clippy.toml forbids I/O), core deps
 #   2. cargo test: unit tables, the CLI against a fake zfs/restic, Nix eval tests (reported as
 #      ignored without NIXPKGS_LIB or ../shared/nixpkgs-lib), the real-ZFS tests ignored on the host
 #   3. the real-ZFS suites inside one VM per OpenZFS line (2.3, then 2.1)
@@ -26,11 +26,15 @@ ZFS_LINES=${ZFS_LINES:-2.3 2.1} tests/vm/setup.sh
 
 step "cargo fmt --check; cargo clippy -D warnings"
 cargo fmt --check
-cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+# The core may not even link anything that does I/O (its clippy.toml forbids the std calls).
+if cargo tree -p persistctl-core -e normal --prefix none | grep -E '^(nix|duct|ureq|tempfile|walkdir|libc|tracing) '; then
+    echo "persistctl-core must not depend on the crates above: it is the pure core"; exit 1
+fi
 
 step "cargo test (host)"
 [ -n "${NIXPKGS_LIB:-}" ] || [ -f ../shared/nixpkgs-lib/lib/default.nix ] || echo "NOTE: NIXPKGS_LIB is not set and there is no ../shared/nixpkgs-lib: the module evaluation tests are reported as ignored"
-cargo test --all-targets 2>&1 | tee /tmp/persistctl-host-tests.log
+cargo test --workspace --all-targets 2>&1 | tee /tmp/persistctl-host-tests.log
 
 step "real OpenZFS (one VM per line)"
 suites=real_zfs

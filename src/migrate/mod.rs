@@ -12,7 +12,7 @@
 pub mod busy;
 pub mod compare;
 pub mod copy;
-pub mod decide;
+pub use persistctl_core::migrate::decide;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -9,10 +9,7 @@
 //!   cannot fail, keeps to a time budget, and logs every problem.
 
 pub mod cli;
-pub mod config;
 pub mod deliver;
-pub mod message;
-pub mod template;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -20,6 +17,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::child;
+
+pub use persistctl_core::config::notifications as config;
+pub use persistctl_core::notify::{message, template};
 
 pub use config::NotificationsConfig;
 pub use deliver::BackendOutcome;

@@ -6,7 +6,7 @@
 //! the dataset, verify, and swap in by `rename(2)` ([`staging`]). Every source's failure is recorded;
 //! only "every source answered: no backup" plus `allowEmptyBootstrap` lets the service start empty.
 
-pub mod decide;
+pub use persistctl_core::preseed::decide;
 pub mod staging;
 
 use std::path::{Path, PathBuf};

@@ -99,14 +99,6 @@ impl Secrets {
         }
     }
 
-    /// Adds the content of the file at `path`; an unreadable file adds nothing (it cannot leak what
-    /// persistctl cannot read; whoever reads it reports that).
-    pub fn add_file(&mut self, path: &str) {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            self.add_text(&text);
-        }
-    }
-
     /// Adds everything from `other`.
     pub fn extend(&mut self, other: &Secrets) {
         for value in &other.values {
@@ -210,7 +202,6 @@ mod tests {
         let mut s = Secrets::default();
         s.add_text("first-line\nsecond-line\n");
         assert_eq!(s.redact("x first-line y second-line"), "x *** y ***");
-        s.add_file("/nonexistent/secret");
         assert_eq!(s.len(), 3);
         let mut t = Secrets::default();
         t.extend(&s);

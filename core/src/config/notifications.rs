@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::template::{self, Priority, Template};
-use crate::config::ConfigError;
+use super::ConfigError;
+use crate::notify::template::{self, Priority, Template};
 
 const fn default_timeout() -> u64 {
     10

@@ -1,0 +1,3 @@
+//! PURE decisions of `persistctl migrate`.
+
+pub mod decide;

@@ -1,0 +1,3 @@
+//! PURE decisions of `persistctl preseed`.
+
+pub mod decide;
