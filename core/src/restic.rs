@@ -120,49 +120,16 @@ pub fn newest(snapshots: &[ResticSnapshot]) -> Option<&ResticSnapshot> {
     })
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-#[must_use]
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `2024-05-01T12:34:56.123456789+02:00` (or `Z`) → nanoseconds since the epoch. `None` if malformed.
+/// An RFC 3339 time with an offset (`2024-05-01T12:34:56.123456789+02:00` or `Z`, as restic prints
+/// them) → nanoseconds since the epoch. `None` if malformed or without an offset.
 #[must_use]
 pub fn parse_rfc3339(text: &str) -> Option<i128> {
-    let num = |s: &str| -> Option<i64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
-    let (date, rest) = text.split_once('T')?;
-    let mut d = date.splitn(3, '-');
-    let (year, month, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
-    let (clock, offset_secs) = if let Some(clock) = rest.strip_suffix('Z') {
-        (clock, 0)
-    } else {
-        let at = rest.rfind(['+', '-'])?;
-        let (clock, off) = rest.split_at(at);
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let (oh, om) = off[1..].split_once(':')?;
-        (clock, sign * (num(oh)? * 3600 + num(om)? * 60))
-    };
-    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut t = hms.splitn(3, ':');
-    let (h, mi, s) = (num(t.next()?)?, num(t.next()?)?, num(t.next()?)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 || frac.len() > 9 {
+    // jiff also reads a space or a lower-case `t` between date and time; restic writes neither, and a
+    // time that is not restic's own shape is not trusted.
+    if text.as_bytes().get(10) != Some(&b'T') {
         return None;
     }
-    let nanos = if frac.is_empty() { 0 } else { num(frac)? * 10_i64.pow(9 - u32::try_from(frac.len()).ok()?) };
-    let days = days_from_civil(year, u32::try_from(month).ok()?, u32::try_from(day).ok()?);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset_secs;
-    Some(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
+    text.parse::<jiff::Timestamp>().ok().map(jiff::Timestamp::as_nanosecond)
 }
 
 /// Parses an environment file: `KEY=value` lines, `#` comments, optional `export ` and quotes.
@@ -257,6 +224,9 @@ mod tests {
             ("2024-05-01T14:00:00.123456789+02:00", Some(1_714_564_800_123_456_789)),
             ("2024-05-01 12:00:00Z", None),
             ("2024-13-01T12:00:00Z", None),
+            ("2024-02-30T12:00:00Z", None),
+            ("2024-05-01t12:00:00Z", None),
+            ("2024-05-01T12:00:00.1234567891Z", None),
             ("garbage", None),
             ("2024-05-01T12:00:00", None),
         ];
