@@ -8,6 +8,7 @@ pub mod child;
 pub mod config;
 pub mod fsprobe;
 pub mod lock;
+pub mod logging;
 pub mod migrate;
 pub mod notify;
 pub mod output;

@@ -1,7 +1,6 @@
 //! The `persistctl` command line: parse arguments, call one function per subcommand, map the result
 //! to an exit code.
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -203,30 +202,13 @@ enum Command {
     },
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let tty = std::io::stderr().is_terminal();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(tty)
-        .with_target(false);
-    if tty { builder.init() } else { builder.without_time().init() }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    persistctl::logging::init(cli.verbose);
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}error: {e:#}", persistctl::logging::error_prefix());
             EXIT_ERROR
         }
     };
@@ -548,14 +530,14 @@ fn status_cmd(zfs: &Zfs, config_path: &Path, args: &StatusArgs) -> u8 {
                 Ok(())
             };
             if let Err(e) = printed {
-                eprintln!("error: {e:#}");
+                eprintln!("{}error: {e:#}", persistctl::logging::error_prefix());
                 return status::State::Unknown.exit_code();
             }
             report.state.exit_code()
         }
         Err(e) => {
             println!("UNKNOWN: {e:#}");
-            eprintln!("error: {e:#}");
+            eprintln!("{}error: {e:#}", persistctl::logging::error_prefix());
             status::State::Unknown.exit_code()
         }
     }
