@@ -201,6 +201,13 @@ enum Command {
               value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
         restic_timeout: u64,
     },
+    /// The ZFS property model: every property persistctl knows, whether it can be set (any time, only at
+    /// creation, never), the values it takes and the form ZFS reads them back in. Needs no config.
+    Properties {
+        /// Machine-readable output (committed as nix/lib/properties.json for the NixOS module).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logging(verbose: u8) {
@@ -289,6 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let priority = priority.as_deref().map(notify::cli::parse_priority).transpose()?;
             notify::cli::run(&cli.config, &notify::cli::Args { target, vars, strict, dry_run, priority, json })
         }
+        Command::Properties { json } => properties(json),
     }
 }
 
@@ -578,4 +586,32 @@ fn status_report(zfs: &Zfs, config_path: &Path, args: &StatusArgs, now: i64) -> 
         status::render::write_atomically(path, &status::render::prometheus(&report), status::render::TEXTFILE_MODE)?;
     }
     Ok(report)
+}
+
+/// `persistctl properties`: [`persistctl::zfs::props::model`] as JSON or as a table.
+fn properties(json: bool) -> anyhow::Result<u8> {
+    use persistctl::zfs::props::human_size;
+    let model = persistctl::zfs::props::model();
+    if json {
+        print_json(&model)?;
+        return Ok(EXIT_OK);
+    }
+    let rows: Vec<Vec<String>> = model
+        .properties
+        .iter()
+        .map(|(name, p)| {
+            let values = match (&p.values, p.min, p.max) {
+                (Some(values), _, _) if values.len() > 12 => {
+                    format!("{}, ... ({} values: --json lists them)", values[..8].join(", "), values.len())
+                }
+                (Some(values), _, _) => values.join(", "),
+                (None, Some(min), Some(max)) => format!("{}..{}", human_size(min), human_size(max)),
+                _ => String::new(),
+            };
+            let aliases: Vec<String> = p.aliases.iter().map(|(from, to)| format!("{from}={to}")).collect();
+            vec![(*name).to_string(), p.class.to_string(), p.domain.to_string(), values, aliases.join(", ")]
+        })
+        .collect();
+    print!("{}", output::table(&["PROPERTY", "CLASS", "DOMAIN", "VALUES", "READ BACK AS"], &rows));
+    Ok(EXIT_OK)
 }

@@ -322,6 +322,7 @@ const BAD_CONFIGS: &[(&str, &[&str])] = &[
     ),
     ("notifications-without-storage", &["modules.notifications needs modules.storage.datasets.enable"]),
     ("notifications-ntfy-url", &["`modules.notifications.backends.ntfy.phone.url'", "http:// or https:// URL"]),
+    ("property-dedup", &["modules.storage.datasets.services.app.properties.\"dedup\"", "\"edonr\" is not one of"]),
 ];
 
 #[test]
