@@ -1263,3 +1263,53 @@ fn every_replication_option_has_a_description_and_an_example() {
     assert!(got["count"].as_u64().is_some_and(|n| n > 25), "{got}");
     assert_eq!(strings(&got["undocumented"]), Vec::<&str>::new(), "options without a description or an example");
 }
+
+// ---- one restic repository declaration (nix/lib/restic.nix) ------------------------------------------
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn backup_and_preseed_declare_the_same_restic_repository_options() {
+    let lib = nixpkgs_lib();
+    let got = eval_ok(&format!(
+        r#"let
+             lib = {lib};
+             eval = lib.evalModules {{ modules = [ ./nix/modules/storage-datasets/options.nix ]; }};
+             docs = lib.optionAttrSetToDocList eval.options;
+             typeOf = suffix: map (o: o.type) (builtins.filter (o: lib.hasSuffix suffix o.name) docs);
+           in lib.genAttrs [ "repository" "repositoryFile" "passwordFile" "environmentFile" "tags" ] (n: {{
+             backup = typeOf "backup.restic.${{n}}";
+             preseed = typeOf "preseed.restic.${{n}}";
+           }})"#,
+        lib = lib_expr(&lib)
+    ));
+    for (name, types) in got.as_object().expect("object") {
+        assert_eq!(types["backup"].as_array().map(Vec::len), Some(1), "{name}: {types}");
+        assert_eq!(types["backup"], types["preseed"], "{name}");
+    }
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn monitoring_and_preseed_render_a_backup_repository_alike() {
+    let lib = nixpkgs_lib();
+    let got = render_replication_ok(
+        &lib,
+        &format!(
+            r#"{{ {STORAGE}
+              modules.replication.zfs.enable = true;
+              modules.storage.datasets.services.sonarr = {{
+                backup.restic = {{ enable = true; repositoryFile = "/run/secrets/repo"; passwordFile = "/run/secrets/pw";
+                                   environmentFile = "/run/secrets/s3.env"; tags = [ "sonarr" "media" ]; }};
+                preseed.enable = true;
+              }};
+            }}"#
+        ),
+    );
+    let config = &got["config"];
+    let expected = serde_json::json!({
+        "repository": null, "repositoryFile": "/run/secrets/repo", "passwordFile": "/run/secrets/pw",
+        "environmentFile": "/run/secrets/s3.env", "tags": ["sonarr", "media"], "path": null, "host": null
+    });
+    assert_eq!(config["monitoring"]["backups"]["sonarr"], expected);
+    assert_eq!(config["datasets"]["services"]["sonarr"]["preseed"]["restic"], expected, "preseed defaults to the job");
+}
