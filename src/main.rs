@@ -88,6 +88,9 @@ enum Command {
     CheckConfig {
         /// The file to check.
         file: PathBuf,
+        /// Machine-readable output, with what persistctl derives from the config (docs/json-output.md).
+        #[arg(long)]
+        json: bool,
     },
     /// The managed tree as it is: dataset, property, value, source.
     Show {
@@ -247,7 +250,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let zfs = Zfs::new().with_timeout(Duration::from_secs(cli.zfs_timeout));
     match cli.command {
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig { file, json: false } => check_config(&file),
+        Command::CheckConfig { file, json: true } => check_config_json(&file),
         Command::Plan { json, require_pools } => plan(&zfs, &cli.config, json, require_pools),
         Command::Apply { dry_run, json, require_pools } => {
             let dry_run = dry_run || std::env::var("NIXOS_ACTION").is_ok_and(|a| a == "dry-activate");
@@ -613,5 +617,27 @@ fn properties(json: bool) -> anyhow::Result<u8> {
         })
         .collect();
     print!("{}", output::table(&["PROPERTY", "CLASS", "DOMAIN", "VALUES", "READ BACK AS"], &rows));
+    Ok(EXIT_OK)
+}
+
+/// `check-config --json`: the config's facts, and the numbers the NixOS module must agree with: the
+/// longest a notification's delivery takes (`notify::worst_case`), which the module computes
+/// `notify@.service`'s timeout from (`nix/lib/delivery.nix`), and the longest `notify` runs, which that
+/// timeout must exceed (`tests/nix_eval.rs` checks both).
+fn check_config_json(file: &Path) -> anyhow::Result<u8> {
+    let validated = config::load(file)?;
+    let notifications = validated.config.notifications.as_ref().map(|n| {
+        serde_json::json!({
+            "deliveryWorstCaseSeconds": notify::worst_case(n).as_secs(),
+            "longestRunSeconds": notify::cli::longest_run(n).as_secs(),
+        })
+    });
+    print_json(&serde_json::json!({
+        "format": 1,
+        "file": file.display().to_string(),
+        "parentDataset": validated.config.datasets.parent_dataset,
+        "services": validated.specs.iter().map(|s| s.service.as_str()).collect::<Vec<_>>(),
+        "notifications": notifications,
+    }))?;
     Ok(EXIT_OK)
 }

@@ -1313,3 +1313,68 @@ fn monitoring_and_preseed_render_a_backup_repository_alike() {
     assert_eq!(config["monitoring"]["backups"]["sonarr"], expected);
     assert_eq!(config["datasets"]["services"]["sonarr"]["preseed"]["restic"], expected, "preseed defaults to the job");
 }
+
+// ---- the notification worst case: one formula (nix/lib/delivery.nix = src/notify) ------------------
+
+/// `persistctl check-config --json FILE`.
+fn check_config_json(file: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_persistctl"))
+        .args(["check-config", "--json"])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("Failed to run persistctl: {e}"));
+    assert!(out.status.success(), "check-config --json {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("check-config --json printed no JSON: {e}"))
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn notify_unit_timeout_uses_the_binarys_worst_case() {
+    let lib = nixpkgs_lib();
+    // Every setting's bounds (options.nix) and values in between; 45 s doubles past the 60 s cap.
+    let mut grid = Vec::new();
+    for timeout in [1, 10, 600] {
+        for attempts in [1, 3, 4, 10] {
+            for retry_delay in [0, 2, 45, 300] {
+                grid.push((timeout, attempts, retry_delay));
+            }
+        }
+    }
+    let settings: Vec<String> =
+        grid.iter().map(|(t, a, r)| format!("{{ timeout = {t}; attempts = {a}; retryDelay = {r}; }}")).collect();
+    let nix = eval_ok(&format!(
+        "let d = import ./nix/lib/delivery.nix {{ lib = {}; }}; in map (s: {{ worst = d.deliveryWorstCase s; unit = d.unitTimeout s; }}) [ {} ]",
+        lib_expr(&lib),
+        settings.join(" ")
+    ));
+    let mut config = render(&lib, NOTIFYING_HOST).unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("config.json");
+    let mut wrong = Vec::new();
+    for (i, (timeout, attempts, retry_delay)) in grid.iter().enumerate() {
+        config["notifications"]["timeout"] = (*timeout).into();
+        config["notifications"]["attempts"] = (*attempts).into();
+        config["notifications"]["retryDelay"] = (*retry_delay).into();
+        std::fs::write(&file, config.to_string()).expect("write");
+        let rust = &check_config_json(&file)["notifications"];
+        let (worst, unit) = (&nix[i]["worst"], &nix[i]["unit"]);
+        if worst != &rust["deliveryWorstCaseSeconds"] {
+            wrong.push(format!("{}: nix/lib/delivery.nix says {worst}, persistctl {rust}", settings[i]));
+        }
+        if unit.as_u64() <= rust["longestRunSeconds"].as_u64() {
+            wrong.push(format!("{}: unit timeout {unit} does not exceed persistctl's own {rust}", settings[i]));
+        }
+    }
+    assert!(wrong.is_empty(), "nix/lib/delivery.nix disagrees with src/notify:\n{}", wrong.join("\n"));
+
+    // The module uses it; the fixtures have no notifications.
+    let unit = fake_nixos(&lib, NOTIFYING_HOST, r#"c: c.systemd.services."notify@".serviceConfig.TimeoutStartSec"#);
+    let d = eval_ok(&format!(
+        "(import ./nix/lib/delivery.nix {{ lib = {}; }}).unitTimeout {{ timeout = 10; attempts = 4; retryDelay = 2; }}",
+        lib_expr(&lib)
+    ));
+    assert_eq!(unit, d);
+    for host in ["forge", "luna"] {
+        assert_eq!(check_config_json(&fixture(host))["notifications"], Value::Null, "{host}");
+    }
+}
