@@ -87,6 +87,9 @@ enum Command {
     CheckConfig {
         /// The file to check.
         file: PathBuf,
+        /// Machine-readable output, with what persistctl derives from the config (docs/json-output.md).
+        #[arg(long)]
+        json: bool,
     },
     /// The managed tree as it is: dataset, property, value, source.
     Show {
@@ -200,6 +203,13 @@ enum Command {
               value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
         restic_timeout: u64,
     },
+    /// The ZFS property model: every property persistctl knows, whether it can be set (any time, only at
+    /// creation, never), the values it takes and the form ZFS reads them back in. Needs no config.
+    Properties {
+        /// Machine-readable output (committed as nix/lib/properties.json for the NixOS module).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -222,7 +232,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let zfs = Zfs::new().with_timeout(Duration::from_secs(cli.zfs_timeout));
     match cli.command {
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig { file, json: false } => check_config(&file),
+        Command::CheckConfig { file, json: true } => check_config_json(&file),
         Command::Plan { json, require_pools } => plan(&zfs, &cli.config, json, require_pools),
         Command::Apply { dry_run, json, require_pools } => {
             let dry_run = dry_run || std::env::var("NIXOS_ACTION").is_ok_and(|a| a == "dry-activate");
@@ -271,6 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let priority = priority.as_deref().map(notify::cli::parse_priority).transpose()?;
             notify::cli::run(&cli.config, &notify::cli::Args { target, vars, strict, dry_run, priority, json })
         }
+        Command::Properties { json } => properties(json),
     }
 }
 
@@ -560,4 +572,54 @@ fn status_report(zfs: &Zfs, config_path: &Path, args: &StatusArgs, now: i64) -> 
         status::render::write_atomically(path, &status::render::prometheus(&report), status::render::TEXTFILE_MODE)?;
     }
     Ok(report)
+}
+
+/// `persistctl properties`: [`persistctl::zfs::props::model`] as JSON or as a table.
+fn properties(json: bool) -> anyhow::Result<u8> {
+    use persistctl::zfs::props::human_size;
+    let model = persistctl::zfs::props::model();
+    if json {
+        print_json(&model)?;
+        return Ok(EXIT_OK);
+    }
+    let rows: Vec<Vec<String>> = model
+        .properties
+        .iter()
+        .map(|(name, p)| {
+            let values = match (&p.values, p.min, p.max) {
+                (Some(values), _, _) if values.len() > 12 => {
+                    format!("{}, ... ({} values: --json lists them)", values[..8].join(", "), values.len())
+                }
+                (Some(values), _, _) => values.join(", "),
+                (None, Some(min), Some(max)) => format!("{}..{}", human_size(min), human_size(max)),
+                _ => String::new(),
+            };
+            let aliases: Vec<String> = p.aliases.iter().map(|(from, to)| format!("{from}={to}")).collect();
+            vec![(*name).to_string(), p.class.to_string(), p.domain.to_string(), values, aliases.join(", ")]
+        })
+        .collect();
+    print!("{}", output::table(&["PROPERTY", "CLASS", "DOMAIN", "VALUES", "READ BACK AS"], &rows));
+    Ok(EXIT_OK)
+}
+
+/// `check-config --json`: the config's facts, and the numbers the NixOS module must agree with: the
+/// longest a notification's delivery takes (`notify::worst_case`), which the module computes
+/// `notify@.service`'s timeout from (`nix/lib/delivery.nix`), and the longest `notify` runs, which that
+/// timeout must exceed (`tests/nix_eval.rs` checks both).
+fn check_config_json(file: &Path) -> anyhow::Result<u8> {
+    let validated = config::load(file)?;
+    let notifications = validated.config.notifications.as_ref().map(|n| {
+        serde_json::json!({
+            "deliveryWorstCaseSeconds": notify::worst_case(n).as_secs(),
+            "longestRunSeconds": notify::cli::longest_run(n).as_secs(),
+        })
+    });
+    print_json(&serde_json::json!({
+        "format": 1,
+        "file": file.display().to_string(),
+        "parentDataset": validated.config.datasets.parent_dataset,
+        "services": validated.specs.iter().map(|s| s.service.as_str()).collect::<Vec<_>>(),
+        "notifications": notifications,
+    }))?;
+    Ok(EXIT_OK)
 }

@@ -322,6 +322,7 @@ const BAD_CONFIGS: &[(&str, &[&str])] = &[
     ),
     ("notifications-without-storage", &["modules.notifications needs modules.storage.datasets.enable"]),
     ("notifications-ntfy-url", &["`modules.notifications.backends.ntfy.phone.url'", "http:// or https:// URL"]),
+    ("property-dedup", &["modules.storage.datasets.services.app.properties.\"dedup\"", "\"edonr\" is not one of"]),
 ];
 
 #[test]
@@ -1261,4 +1262,119 @@ fn every_replication_option_has_a_description_and_an_example() {
     ));
     assert!(got["count"].as_u64().is_some_and(|n| n > 25), "{got}");
     assert_eq!(strings(&got["undocumented"]), Vec::<&str>::new(), "options without a description or an example");
+}
+
+// ---- one restic repository declaration (nix/lib/restic.nix) ------------------------------------------
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn backup_and_preseed_declare_the_same_restic_repository_options() {
+    let lib = nixpkgs_lib();
+    let got = eval_ok(&format!(
+        r#"let
+             lib = {lib};
+             eval = lib.evalModules {{ modules = [ ./nix/modules/storage-datasets/options.nix ]; }};
+             docs = lib.optionAttrSetToDocList eval.options;
+             typeOf = suffix: map (o: o.type) (builtins.filter (o: lib.hasSuffix suffix o.name) docs);
+           in lib.genAttrs [ "repository" "repositoryFile" "passwordFile" "environmentFile" "tags" ] (n: {{
+             backup = typeOf "backup.restic.${{n}}";
+             preseed = typeOf "preseed.restic.${{n}}";
+           }})"#,
+        lib = lib_expr(&lib)
+    ));
+    for (name, types) in got.as_object().expect("object") {
+        assert_eq!(types["backup"].as_array().map(Vec::len), Some(1), "{name}: {types}");
+        assert_eq!(types["backup"], types["preseed"], "{name}");
+    }
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn monitoring_and_preseed_render_a_backup_repository_alike() {
+    let lib = nixpkgs_lib();
+    let got = render_replication_ok(
+        &lib,
+        &format!(
+            r#"{{ {STORAGE}
+              modules.replication.zfs.enable = true;
+              modules.storage.datasets.services.sonarr = {{
+                backup.restic = {{ enable = true; repositoryFile = "/run/secrets/repo"; passwordFile = "/run/secrets/pw";
+                                   environmentFile = "/run/secrets/s3.env"; tags = [ "sonarr" "media" ]; }};
+                preseed.enable = true;
+              }};
+            }}"#
+        ),
+    );
+    let config = &got["config"];
+    let expected = serde_json::json!({
+        "repository": null, "repositoryFile": "/run/secrets/repo", "passwordFile": "/run/secrets/pw",
+        "environmentFile": "/run/secrets/s3.env", "tags": ["sonarr", "media"], "path": null, "host": null
+    });
+    assert_eq!(config["monitoring"]["backups"]["sonarr"], expected);
+    assert_eq!(config["datasets"]["services"]["sonarr"]["preseed"]["restic"], expected, "preseed defaults to the job");
+}
+
+// ---- the notification worst case: one formula (nix/lib/delivery.nix = src/notify) ------------------
+
+/// `persistctl check-config --json FILE`.
+fn check_config_json(file: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_persistctl"))
+        .args(["check-config", "--json"])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("Failed to run persistctl: {e}"));
+    assert!(out.status.success(), "check-config --json {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("check-config --json printed no JSON: {e}"))
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn notify_unit_timeout_uses_the_binarys_worst_case() {
+    let lib = nixpkgs_lib();
+    // Every setting's bounds (options.nix) and values in between; 45 s doubles past the 60 s cap.
+    let mut grid = Vec::new();
+    for timeout in [1, 10, 600] {
+        for attempts in [1, 3, 4, 10] {
+            for retry_delay in [0, 2, 45, 300] {
+                grid.push((timeout, attempts, retry_delay));
+            }
+        }
+    }
+    let settings: Vec<String> =
+        grid.iter().map(|(t, a, r)| format!("{{ timeout = {t}; attempts = {a}; retryDelay = {r}; }}")).collect();
+    let nix = eval_ok(&format!(
+        "let d = import ./nix/lib/delivery.nix {{ lib = {}; }}; in map (s: {{ worst = d.deliveryWorstCase s; unit = d.unitTimeout s; }}) [ {} ]",
+        lib_expr(&lib),
+        settings.join(" ")
+    ));
+    let mut config = render(&lib, NOTIFYING_HOST).unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("config.json");
+    let mut wrong = Vec::new();
+    for (i, (timeout, attempts, retry_delay)) in grid.iter().enumerate() {
+        config["notifications"]["timeout"] = (*timeout).into();
+        config["notifications"]["attempts"] = (*attempts).into();
+        config["notifications"]["retryDelay"] = (*retry_delay).into();
+        std::fs::write(&file, config.to_string()).expect("write");
+        let rust = &check_config_json(&file)["notifications"];
+        let (worst, unit) = (&nix[i]["worst"], &nix[i]["unit"]);
+        if worst != &rust["deliveryWorstCaseSeconds"] {
+            wrong.push(format!("{}: nix/lib/delivery.nix says {worst}, persistctl {rust}", settings[i]));
+        }
+        if unit.as_u64() <= rust["longestRunSeconds"].as_u64() {
+            wrong.push(format!("{}: unit timeout {unit} does not exceed persistctl's own {rust}", settings[i]));
+        }
+    }
+    assert!(wrong.is_empty(), "nix/lib/delivery.nix disagrees with src/notify:\n{}", wrong.join("\n"));
+
+    // The module uses it; the fixtures have no notifications.
+    let unit = fake_nixos(&lib, NOTIFYING_HOST, r#"c: c.systemd.services."notify@".serviceConfig.TimeoutStartSec"#);
+    let d = eval_ok(&format!(
+        "(import ./nix/lib/delivery.nix {{ lib = {}; }}).unitTimeout {{ timeout = 10; attempts = 4; retryDelay = 2; }}",
+        lib_expr(&lib)
+    ));
+    assert_eq!(unit, d);
+    for host in ["forge", "luna"] {
+        assert_eq!(check_config_json(&fixture(host))["notifications"], Value::Null, "{host}");
+    }
 }

@@ -8,7 +8,6 @@ let
   inherit (builtins)
     all
     elem
-    genList
     isInt
     isPath
     isString
@@ -16,6 +15,8 @@ let
     stringLength
     ;
   inherit (lib) concatStringsSep splitString;
+  # The property model (src/zfs/props.rs, through the generated ./properties.json).
+  props = import ./properties.nix { inherit lib; };
 
   # A string type with a readable description and a predicate. Definitions must agree
   # (mergeEqualOption), like types.str.
@@ -61,7 +62,10 @@ let
     let
       bytes = parseRecordsize s;
     in
-    bytes != null && isPowerOfTwo bytes && bytes >= 512 && bytes <= 16 * 1024 * 1024;
+    bytes != null
+    && isPowerOfTwo bytes
+    && bytes >= props.properties.recordsize.min
+    && bytes <= props.properties.recordsize.max;
 
   # One component of a dataset name, as zfs_namecheck.c (and src/zfs/parse.rs) allow it.
   validComponent =
@@ -106,35 +110,8 @@ let
     && stringLength s <= 4095
     && all (c: stringLength c <= 255) parts;
 
-  # The values `compression=` accepts (OpenZFS 2.1 - 2.3).
-  compressionValues = [
-    "on"
-    "off"
-    "lz4"
-    "lzjb"
-    "zle"
-    "gzip"
-    "zstd"
-    "zstd-fast"
-  ]
-  ++ genList (i: "gzip-${toString (i + 1)}") 9
-  ++ genList (i: "zstd-${toString (i + 1)}") 19
-  ++ map (n: "zstd-fast-${toString n}") (
-    genList (i: i + 1) 10
-    ++ [
-      20
-      30
-      40
-      50
-      60
-      70
-      80
-      90
-      100
-      500
-      1000
-    ]
-  );
+  # The values `compression=` accepts (OpenZFS 2.1 - 2.3), from the binary's property model.
+  compressionValues = props.properties.compression.values;
 
   # A user or group: a name as src/config.rs accepts it, or a numeric id.
   validAccount =

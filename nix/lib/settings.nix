@@ -23,6 +23,7 @@ let
     ;
   types' = import ./checked-types.nix { inherit lib; };
   props = import ./properties.nix { inherit lib; };
+  resticLib = import ./restic.nix { inherit lib; };
 
   prefix = "modules.storage.datasets";
 
@@ -171,17 +172,7 @@ let
           if p.restic.repository == null && p.restic.repositoryFile == null then
             null
           else
-            {
-              inherit (p.restic)
-                repository
-                repositoryFile
-                passwordFile
-                environmentFile
-                tags
-                path
-                host
-                ;
-            };
+            resticLib.toConfig p.restic;
       };
 
   serviceObject = service: {

@@ -203,6 +203,14 @@ fn summary(outcomes: &[BackendOutcome]) -> String {
     }
 }
 
+/// The longest `persistctl notify UNIT` waits with this config: the journal read, every attempt and
+/// pause, and the second [`run`] allows for killing a program. A unit running it needs a longer
+/// `TimeoutStartSec` (the NixOS module's is checked against this by `tests/nix_eval.rs`).
+#[must_use]
+pub fn longest_run(n: &super::NotificationsConfig) -> Duration {
+    JOURNAL_TIMEOUT.saturating_add(worst_case(n)).saturating_add(Duration::from_secs(1))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

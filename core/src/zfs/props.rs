@@ -345,8 +345,7 @@ pub fn in_sync(name: &str, wanted_canonical: &str, live_value: &str, zfs_version
 /// `gzip` is `gzip-6` and `zstd` is `zstd-3`: ZFS reads both back as the short name.
 fn canonical_compression(value: &str) -> Result<String, String> {
     let level = |prefix: &str| value.strip_prefix(prefix).map(str::parse::<u32>);
-    let ok = matches!(value, "on" | "off" | "lz4" | "lzjb" | "zle" | "gzip" | "zstd" | "zstd-fast");
-    if ok {
+    if COMPRESSION_WORDS.contains(&value) {
         return Ok(value.to_string());
     }
     if let Some(Ok(n)) = level("zstd-fast-") {
@@ -440,6 +439,115 @@ pub fn human_size(bytes: u64) -> String {
         }
     }
     bytes.to_string()
+}
+
+// ---- the model as data: `persistctl properties --json`, committed as nix/lib/properties.json ----------
+
+/// The compression values that take no level (`canonical_compression`).
+const COMPRESSION_WORDS: &[&str] = &["on", "off", "lz4", "lzjb", "zle", "gzip", "zstd", "zstd-fast"];
+
+/// Levels tried when listing the compression values: every level OpenZFS has is at most 1000.
+const COMPRESSION_LEVELS_TRIED: u32 = 10_000;
+
+/// One property as the NixOS module sees it: generated from `PROPERTIES` and the validators, so the
+/// module's evaluation-time checks cannot drift from what `check-config` accepts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyModel {
+    /// `settable`, `createOnly` or `readOnly`.
+    pub class: &'static str,
+    /// The kind of value: `words`, `onOff`, `powerOfTwo`, `sizeOrNone`, `smallBlocks`, `compression`,
+    /// `mountpoint`, `copies`, `count` or `text`.
+    pub domain: &'static str,
+    /// Every accepted value, when there are finitely many; `None` for sizes, counts, paths and text.
+    pub values: Option<Vec<String>>,
+    /// Written value → the canonical form compared with what `zfs get -p` reads back, where they differ
+    /// (`gzip-6` → `gzip`, `none` → `0`). Sizes always compare in bytes.
+    pub aliases: std::collections::BTreeMap<String, String>,
+    /// A `powerOfTwo` domain's smallest value, in bytes.
+    pub min: Option<u64>,
+    /// A `powerOfTwo` domain's largest value, in bytes.
+    pub max: Option<u64>,
+}
+
+/// The whole property model, as `persistctl properties --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Model {
+    /// Says where the data comes from and how to regenerate the committed copy.
+    pub generated_by: &'static str,
+    /// Bumped when the shape changes.
+    pub format: u32,
+    /// Every known native property by name (read-only ones included, so they can be named in errors).
+    pub properties: std::collections::BTreeMap<&'static str, PropertyModel>,
+    /// [`settable_native`]: what a filesystem's config may set (volblocksize is for volumes).
+    pub settable_native: Vec<&'static str>,
+}
+
+/// The property model as data (pure): `PROPERTIES` with every finite domain enumerated through the
+/// same validator `check-config` uses.
+#[must_use]
+pub fn model() -> Model {
+    let properties = PROPERTIES.iter().map(|def| (def.name, property_model(def))).collect();
+    Model {
+        generated_by: "persistctl properties --json (src/zfs/props.rs); regenerate with tests/nix/update-properties.sh",
+        format: 1,
+        properties,
+        settable_native: settable_native().collect(),
+    }
+}
+
+fn property_model(def: &PropertyDef) -> PropertyModel {
+    let class = match def.class {
+        PropertyClass::Settable => "settable",
+        PropertyClass::CreateOnly => "createOnly",
+        PropertyClass::ReadOnly => "readOnly",
+    };
+    let (domain, min, max) = match def.domain {
+        Domain::Words(_) => ("words", None, None),
+        Domain::OnOff => ("onOff", None, None),
+        Domain::PowerOfTwo { min, max } => ("powerOfTwo", Some(min), Some(max)),
+        Domain::SizeOrNone => ("sizeOrNone", None, None),
+        Domain::SmallBlocks => ("smallBlocks", None, None),
+        Domain::Compression => ("compression", None, None),
+        Domain::Mountpoint => ("mountpoint", None, None),
+        Domain::Copies => ("copies", None, None),
+        Domain::Count => ("count", None, None),
+        Domain::Text => ("text", None, None),
+    };
+    let candidates: Option<Vec<String>> = match def.domain {
+        Domain::Words(words) => Some(words.iter().map(|w| (*w).to_string()).collect()),
+        Domain::OnOff => Some(ON_OFF.iter().map(|w| (*w).to_string()).collect()),
+        Domain::Copies => Some((0..=9).map(|n| n.to_string()).collect()),
+        Domain::Compression => Some(
+            COMPRESSION_WORDS
+                .iter()
+                .map(|w| (*w).to_string())
+                .chain(
+                    ["gzip-", "zstd-", "zstd-fast-"]
+                        .iter()
+                        .flat_map(|prefix| (0..=COMPRESSION_LEVELS_TRIED).map(move |level| format!("{prefix}{level}"))),
+                )
+                .collect(),
+        ),
+        _ => None,
+    };
+    let values = (def.class != PropertyClass::ReadOnly)
+        .then_some(candidates)
+        .flatten()
+        .map(|c| c.into_iter().filter(|v| canonical_wanted(def, v).is_ok()).collect::<Vec<_>>());
+    let mut aliases = std::collections::BTreeMap::new();
+    if def.class != PropertyClass::ReadOnly {
+        let probes = values.iter().flatten().map(String::as_str).chain(["none"]);
+        for written in probes {
+            if let Ok(canonical) = canonical_wanted(def, written) {
+                if canonical != written {
+                    aliases.insert(written.to_string(), canonical);
+                }
+            }
+        }
+    }
+    PropertyModel { class, domain, values, aliases, min, max }
 }
 
 #[cfg(test)]
@@ -599,5 +707,30 @@ mod tests {
         }
         assert_eq!(human_size(16384), "16K");
         assert_eq!(human_size(1000), "1000");
+    }
+
+    #[test]
+    fn the_model_lists_exactly_the_values_the_validator_accepts() {
+        let model = model();
+        for (name, p) in &model.properties {
+            for value in p.values.iter().flatten() {
+                assert!(validate(name, value).is_ok(), "{name}={value} is listed but refused");
+            }
+            for (written, canonical) in &p.aliases {
+                assert_eq!(validate(name, written).as_deref(), Ok(canonical.as_str()), "{name}={written}");
+            }
+        }
+        let compression = model.properties["compression"].values.clone().unwrap();
+        assert_eq!(compression.len(), 8 + 9 + 19 + 21, "{compression:?}");
+        for refused in ["gzip-0", "gzip-10", "zstd-0", "zstd-20", "zstd-fast-0", "zstd-fast-11", "zstd-fast-2000"] {
+            assert!(!compression.iter().any(|v| v == refused), "{refused}");
+            assert!(validate("compression", refused).is_err(), "{refused}");
+        }
+        assert_eq!(model.properties["copies"].values.as_deref(), Some(&["1", "2", "3"].map(String::from)[..]));
+        assert_eq!(model.properties["acltype"].aliases["posixacl"], "posix");
+        assert_eq!(model.properties["quota"].aliases["none"], "0");
+        assert_eq!(model.properties["used"].class, "readOnly");
+        assert_eq!(model.properties["used"].values, None);
+        assert_eq!(model.settable_native, settable_native().collect::<Vec<_>>());
     }
 }

@@ -12,10 +12,9 @@ let
   storage = config.modules.storage.datasets;
   persistctl = "${storage.package}/bin/persistctl";
 
-  # Every backend's attempts and pauses (doubling, at most 60 s), plus journalctl and slack.
-  pow2 = n: if n == 0 then 1 else 2 * pow2 (n - 1);
-  pauses = lib.foldl' (acc: i: acc + lib.min 60 (cfg.retryDelay * pow2 i)) 0 (lib.genList (i: i) (cfg.attempts - 1));
-  worstCase = cfg.timeout * cfg.attempts + pauses + 10 + 30;
+  # Every backend's attempts and pauses, plus journalctl and slack: the binary's formula
+  # (nix/lib/delivery.nix, checked against `persistctl check-config --json`).
+  unitTimeout = (import ../../lib/delivery.nix { inherit lib; }).unitTimeout cfg;
 
   backendCount = lib.foldl' (n: kind: n + builtins.length (builtins.attrNames (lib.filterAttrs (_: b: b.enable) kind))) 0 (
     builtins.attrValues cfg.backends
@@ -51,7 +50,7 @@ in
               "${config.system.build.persistctlConfig}"
               "notify"
             ]} %i";
-            TimeoutStartSec = worstCase;
+            TimeoutStartSec = unitTimeout;
           };
         };
       }

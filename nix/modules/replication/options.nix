@@ -13,6 +13,7 @@ let
   cfg = config.modules.replication.zfs;
   storage = config.modules.storage.datasets or null;
   replLib = import ./lib.nix { inherit lib; };
+  resticLib = import ../../lib/restic.nix { inherit lib; };
 
   count = types.nullOr types.ints.unsigned;
 
@@ -199,19 +200,10 @@ let
     replication = lib.optionalAttrs cfg.syncoid.enable (
       lib.filterAttrs (_: r: r != null) (builtins.mapAttrs (_: s: replLib.replicaOf cfg.syncoid s.dataset) storageServices)
     );
-    backups = builtins.mapAttrs (
-      _: s: {
-        inherit (s.backup.restic)
-          repository
-          repositoryFile
-          environmentFile
-          tags
-          ;
-        passwordFile = s.backup.restic.passwordFile;
-        path = null;
-        host = null;
-      }
-    ) (lib.filterAttrs (_: s: s.backup.restic.enable && s.backup.restic.passwordFile != null) storageServices);
+    # The backup job's repository; no path or host filter (the job backs up the dataset's path).
+    backups = builtins.mapAttrs (_: s: resticLib.toConfig s.backup.restic) (
+      lib.filterAttrs (_: s: s.backup.restic.enable && s.backup.restic.passwordFile != null) storageServices
+    );
     preseedStatusFile = null;
   };
 

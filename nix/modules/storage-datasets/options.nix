@@ -14,6 +14,7 @@ let
     ;
   t = import ../../lib/checked-types.nix { inherit lib; };
   settingsLib = import ../../lib/settings.nix { inherit lib; };
+  resticLib = import ../../lib/restic.nix { inherit lib; };
   cfg = config.modules.storage.datasets;
 
   parentMount = lib.removeSuffix "/" cfg.parentMount;
@@ -24,32 +25,14 @@ let
     {
       options = {
         enable = mkEnableOption "a restic backup job of this dataset, through nixpkgs' `services.restic.backups.<name>`";
-        repository = mkOption {
-          type = types.nullOr types.str;
-          default = null;
+      }
+      // resticLib.repositoryOptions {
+        repository = {
           example = "sftp:backup@nas:/srv/restic/forge";
           description = "Repository to back up to. Set this or `repositoryFile`.";
         };
-        repositoryFile = mkOption {
-          type = types.nullOr t.secretPath;
-          default = null;
-          example = "/run/secrets/restic-repository";
-          description = "File holding the repository location. Set this or `repository`.";
-        };
-        passwordFile = mkOption {
-          type = types.nullOr t.secretPath;
-          default = null;
-          example = "/run/secrets/restic-password";
-          description = "File holding the repository password (required when the job is enabled).";
-        };
-        environmentFile = mkOption {
-          type = types.nullOr t.secretPath;
-          default = null;
-          example = "/run/secrets/restic-s3.env";
-          description = "`KEY=value` lines for restic, such as S3 credentials.";
-        };
-        tags = mkOption {
-          type = types.listOf t.resticTag;
+        passwordFile.description = "File holding the repository password (required when the job is enabled).";
+        tags = {
           default = [ serviceName ];
           defaultText = literalExpression ''[ "<name>" ]'';
           example = [
@@ -58,6 +41,8 @@ let
           ];
           description = "Tags given to every snapshot of this job; `preseed.restic.tags` defaults to them.";
         };
+      }
+      // {
         exclude = mkOption {
           type = types.listOf types.str;
           default = [ ];
@@ -244,42 +229,34 @@ let
             description = "The ssh key for `host`.";
           };
         };
-        restic = {
-          repository = mkOption {
-            type = types.nullOr types.str;
+        restic = resticLib.repositoryOptions {
+          repository = {
             default = fromBackup "repository";
             defaultText = literalMD "`backup.restic.repository` when `backup.restic.enable`, otherwise null";
             example = "/srv/restic/nas-primary";
             description = "The restic repository holding this service's backups. Set this or `repositoryFile`.";
           };
-          repositoryFile = mkOption {
-            type = types.nullOr t.secretPath;
+          repositoryFile = {
             default = fromBackup "repositoryFile";
             defaultText = literalMD "`backup.restic.repositoryFile` when `backup.restic.enable`, otherwise null";
-            example = "/run/secrets/restic-repository";
-            description = "File holding the repository location. Set this or `repository`.";
           };
-          passwordFile = mkOption {
-            type = types.nullOr t.secretPath;
+          passwordFile = {
             default = fromBackup "passwordFile";
             defaultText = literalMD "`backup.restic.passwordFile` when `backup.restic.enable`, otherwise null";
-            example = "/run/secrets/restic-password";
             description = "File holding the repository password (required with a repository). Never put on a command line or in a log.";
           };
-          environmentFile = mkOption {
-            type = types.nullOr t.secretPath;
+          environmentFile = {
             default = fromBackup "environmentFile";
             defaultText = literalMD "`backup.restic.environmentFile` when `backup.restic.enable`, otherwise null";
-            example = "/run/secrets/restic-s3.env";
-            description = "`KEY=value` lines for restic, such as S3 credentials.";
           };
-          tags = mkOption {
-            type = types.listOf t.resticTag;
+          tags = {
             default = if backup.enable then backup.tags else [ serviceName ];
             defaultText = literalMD ''`backup.restic.tags` when `backup.restic.enable`, otherwise `[ "<name>" ]`'';
             example = [ "sonarr" ];
             description = "Snapshots are selected by these tags.";
           };
+        }
+        // {
           path = mkOption {
             type = types.nullOr t.absolutePath;
             default = null;
