@@ -7,6 +7,7 @@
 //! has no dependency that could (no `nix`, `duct`, `ureq`). The `persistctl` crate is the thin shell
 //! that gathers facts, asks this crate what to do, and does it.
 
+pub mod barman;
 pub mod config;
 pub mod migrate;
 pub mod mountinfo;
