@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::error::Errors;
 use crate::notify::template::{self, Priority, Template};
 
 const fn default_timeout() -> u64 {
@@ -229,26 +229,9 @@ pub fn valid_template_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-struct Errors(Vec<ConfigError>);
-
-impl Errors {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigError { path: path.into(), message: message.into() });
-    }
-
-    fn absolute(&mut self, path: String, value: &str) {
-        if !value.starts_with('/') {
-            self.push(path, format!("{value:?} is not an absolute path"));
-        } else if value.chars().any(char::is_control) {
-            self.push(path, format!("{value:?} contains a control character"));
-        }
-    }
-
-    fn url(&mut self, path: String, value: &str) {
-        if let Err(why) = check_url(value) {
-            self.push(path, why);
-        }
-    }
+/// Records why `value` is not a URL [`check_url`] accepts.
+fn check_url_at(errors: &mut Errors, path: String, value: &str) {
+    errors.check(path, check_url(value));
 }
 
 /// An `http://` or `https://` URL with a host and no whitespace.
@@ -274,9 +257,7 @@ fn check_address(value: &str) -> Result<(), String> {
 }
 
 /// Checks the section; every problem names its field (`notifications.backends.ntfy.phone.url`).
-#[must_use]
-pub fn validate(n: &NotificationsConfig) -> Vec<ConfigError> {
-    let mut errors = Errors(Vec::new());
+pub(super) fn validate(errors: &mut Errors, n: &NotificationsConfig) {
     if n.timeout == 0 || n.timeout > 600 {
         errors.push("notifications.timeout", "must be 1 … 600 seconds");
     }
@@ -286,9 +267,8 @@ pub fn validate(n: &NotificationsConfig) -> Vec<ConfigError> {
     if n.retry_delay > 300 {
         errors.push("notifications.retryDelay", "must be at most 300 seconds");
     }
-    validate_backends(&mut errors, &n.backends);
-    validate_templates(&mut errors, n);
-    errors.0
+    validate_backends(errors, &n.backends);
+    validate_templates(errors, n);
 }
 
 fn validate_backends(errors: &mut Errors, b: &Backends) {
@@ -303,7 +283,7 @@ fn validate_backends(errors: &mut Errors, b: &Backends) {
     }
     for (name, ntfy) in &b.ntfy {
         let at = format!("notifications.backends.ntfy.{name}");
-        errors.url(format!("{at}.url"), &ntfy.url);
+        check_url_at(errors, format!("{at}.url"), &ntfy.url);
         let topic_ok = !ntfy.topic.is_empty()
             && ntfy.topic.len() <= 64
             && ntfy.topic.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -318,7 +298,7 @@ fn validate_backends(errors: &mut Errors, b: &Backends) {
     for (name, hook) in &b.webhook {
         let at = format!("notifications.backends.webhook.{name}");
         match (&hook.url, &hook.url_file) {
-            (Some(url), None) => errors.url(format!("{at}.url"), url),
+            (Some(url), None) => check_url_at(errors, format!("{at}.url"), url),
             (None, Some(file)) => errors.absolute(format!("{at}.urlFile"), file),
             (None, None) => errors.push(format!("{at}.url"), "set url or urlFile"),
             (Some(_), Some(_)) => errors.push(format!("{at}.url"), "set url or urlFile, not both"),
@@ -329,7 +309,7 @@ fn validate_backends(errors: &mut Errors, b: &Backends) {
     }
     for (name, push) in &b.pushover {
         let at = format!("notifications.backends.pushover.{name}");
-        errors.url(format!("{at}.apiUrl"), &push.api_url);
+        check_url_at(errors, format!("{at}.apiUrl"), &push.api_url);
         errors.absolute(format!("{at}.tokenFile"), &push.token_file);
         errors.absolute(format!("{at}.userFile"), &push.user_file);
     }
@@ -394,9 +374,16 @@ fn validate_templates(errors: &mut Errors, n: &NotificationsConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ConfigError;
 
     fn parse(json: &str) -> Result<NotificationsConfig, String> {
         serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    fn validate(n: &NotificationsConfig) -> Vec<ConfigError> {
+        let mut errors = Errors::default();
+        super::validate(&mut errors, n);
+        errors.0
     }
 
     #[test]
