@@ -301,6 +301,33 @@ mod tests {
     }
 
     #[test]
+    fn config_is_a_leaf_of_the_core() {
+        // Read at compile time: the core does no I/O, and a new `use` breaks this test, not a cycle.
+        let sources = [
+            ("mod.rs", include_str!("mod.rs")),
+            ("error.rs", include_str!("error.rs")),
+            ("datasets.rs", include_str!("datasets.rs")),
+            ("preseed.rs", include_str!("preseed.rs")),
+            ("monitoring.rs", include_str!("monitoring.rs")),
+            ("notifications.rs", include_str!("notifications.rs")),
+        ];
+        let allowed = ["config", "zfs::namecheck", "zfs::props", "names", "notify::template"];
+        let marker = ["crate", "::"].concat();
+        for (file, text) in sources {
+            for (at, _) in text.match_indices(&marker) {
+                let path: String = text[at + marker.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':'))
+                    .collect();
+                assert!(
+                    allowed.iter().any(|a| path == *a || path.starts_with(&format!("{a}::"))),
+                    "config/{file} uses {marker}{path}; config may use only {allowed:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn all_errors_are_reported_at_once() {
         let errors =
             parse(&config_with_service(r#"{"recordsize": "15K", "compression": "x", "mode": "9"}"#)).unwrap_err();
