@@ -86,10 +86,14 @@ enum Command {
     /// Validate a config file without touching ZFS.
     CheckConfig {
         /// The file to check.
-        file: PathBuf,
+        #[arg(required_unless_present = "schema")]
+        file: Option<PathBuf>,
         /// Machine-readable output, with what persistctl derives from the config (docs/json-output.md).
         #[arg(long)]
         json: bool,
+        /// Print the config's JSON Schema (docs/config.schema.json) instead.
+        #[arg(long, conflicts_with_all = ["file", "json"])]
+        schema: bool,
     },
     /// The managed tree as it is: dataset, property, value, source.
     Show {
@@ -232,8 +236,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let zfs = Zfs::new().with_timeout(Duration::from_secs(cli.zfs_timeout));
     match cli.command {
-        Command::CheckConfig { file, json: false } => check_config(&file),
-        Command::CheckConfig { file, json: true } => check_config_json(&file),
+        Command::CheckConfig { file: Some(file), json: false, schema: false } => check_config(&file),
+        Command::CheckConfig { file: Some(file), json: true, schema: false } => check_config_json(&file),
+        Command::CheckConfig { .. } => print_config_schema(),
         Command::Plan { json, require_pools } => plan(&zfs, &cli.config, json, require_pools),
         Command::Apply { dry_run, json, require_pools } => {
             let dry_run = dry_run || std::env::var("NIXOS_ACTION").is_ok_and(|a| a == "dry-activate");
@@ -299,6 +304,12 @@ fn check_config(file: &Path) -> anyhow::Result<u8> {
         validated.specs.len(),
         validated.config.datasets.parent_dataset
     );
+    Ok(EXIT_OK)
+}
+
+fn print_config_schema() -> anyhow::Result<u8> {
+    std::io::Write::write_all(&mut std::io::stdout(), config::json_schema().as_bytes())
+        .context("Failed to write the config schema")?;
     Ok(EXIT_OK)
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::Errors;
@@ -11,7 +12,7 @@ use crate::zfs::namecheck::{MAX_DATASET_NAME, check_component, check_dataset_nam
 use crate::zfs::props;
 
 /// `modules.storage.datasets`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DatasetsConfig {
     /// Every service dataset is `<parentDataset>/<service>`.
@@ -27,7 +28,7 @@ pub struct DatasetsConfig {
 }
 
 /// `modules.storage.datasets.services.<name>`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServiceConfig {
     /// Shorthand for `properties.recordsize`.

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use anyhow::Context as _;
+use schemars::JsonSchema;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -37,11 +38,13 @@ pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 /// The default config path, where the NixOS module links it.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/persistctl/config.json";
 
-/// The whole file.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// The whole file: `/etc/persistctl/config.json`, written by the NixOS module (`docs/config-format.md`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "persistctl config, version 1")]
 pub struct Config {
     /// Always 1 for this format.
+    #[schemars(extend("const" = CONFIG_VERSION))]
     pub version: u64,
     /// The `modules.storage.datasets` part.
     pub datasets: DatasetsConfig,
@@ -113,6 +116,19 @@ pub fn parse(text: &str) -> Result<Validated, ConfigErrors> {
     })?;
     let specs = validate(&config)?;
     Ok(Validated { config, specs })
+}
+
+/// The JSON Schema (draft 2020-12) of the file, generated from these types, as
+/// `docs/config.schema.json` holds it (pretty, with a final line break). It states the shape: keys,
+/// types, required and optional fields, defaults, enumerations, and the simple bounds below; the name,
+/// path, property and cross-field rules are [`parse`]'s alone.
+#[must_use]
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Config);
+    // A `Schema` is a JSON value; printing one cannot fail.
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// Walks a JSON document and fails at the first object holding a key twice, recording where.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Config;
@@ -11,7 +12,7 @@ use super::error::Errors;
 use super::preseed::{ReplicaConfig, ResticConfig, ResticUse, validate_replica, validate_restic};
 
 /// Warning and critical limits of one check; `null` disables that level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Limits {
     /// Above this: WARNING.
@@ -36,7 +37,7 @@ fn default_capacity() -> Limits {
 }
 
 /// `monitoring.thresholds`: ages in seconds, capacity in percent. The defaults are the seed's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Thresholds {
     /// Age of the newest snapshot the replica shares with the dataset (default 12 h / 24 h).
@@ -65,7 +66,7 @@ impl Default for Thresholds {
 }
 
 /// `monitoring`: what `persistctl status` checks beyond the datasets themselves.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MonitoringConfig {
     /// Limits; absent ones take the defaults.

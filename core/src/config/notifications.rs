@@ -3,10 +3,18 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::Errors;
 use crate::notify::template::{self, Priority, Template};
+
+/// The longest one delivery attempt may take, seconds.
+const MAX_TIMEOUT: u64 = 600;
+/// The most attempts per backend.
+const MAX_ATTEMPTS: u32 = 10;
+/// The longest wait before the second attempt, seconds.
+const MAX_RETRY_DELAY: u64 = 300;
 
 const fn default_timeout() -> u64 {
     10
@@ -34,17 +42,20 @@ fn default_unit_templates() -> BTreeMap<String, String> {
 }
 
 /// `notifications`: where notifications go and what they say.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NotificationsConfig {
     /// Seconds one delivery attempt may take (connect to answer, or a command's run).
     #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = MAX_TIMEOUT))]
     pub timeout: u64,
     /// Attempts per backend (1 = no retry).
     #[serde(default = "default_attempts")]
+    #[schemars(range(min = 1, max = MAX_ATTEMPTS))]
     pub attempts: u32,
     /// Seconds before the second attempt; doubled before each further one.
     #[serde(default = "default_retry_delay")]
+    #[schemars(range(max = MAX_RETRY_DELAY))]
     pub retry_delay: u64,
     /// Where notifications go, by kind, then by a name of the user's choosing.
     #[serde(default)]
@@ -59,7 +70,7 @@ pub struct NotificationsConfig {
 }
 
 /// `notifications.backends`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Backends {
     /// ntfy servers.
@@ -80,7 +91,7 @@ pub struct Backends {
 }
 
 /// `backends.ntfy.<name>`: a JSON publish to an ntfy server.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NtfyBackend {
     /// Off: configured but not used.
@@ -98,7 +109,7 @@ pub struct NtfyBackend {
 }
 
 /// `backends.webhook.<name>`: a JSON POST.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebhookBackend {
     /// Off: configured but not used.
@@ -116,7 +127,7 @@ pub struct WebhookBackend {
 }
 
 /// `backends.pushover.<name>`: a form POST to the Pushover API.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PushoverBackend {
     /// Off: configured but not used.
@@ -135,7 +146,7 @@ pub struct PushoverBackend {
 }
 
 /// `backends.email.<name>`: a message on the stdin of `sendmail -i <to>...`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EmailBackend {
     /// Off: configured but not used.
@@ -150,11 +161,12 @@ pub struct EmailBackend {
     /// The `From:` address, or null to let sendmail choose.
     pub from: Option<String>,
     /// Recipients.
+    #[schemars(length(min = 1))]
     pub to: Vec<String>,
 }
 
 /// `backends.command.<name>`: argv, with the notification in `PERSISTCTL_NOTIFY_*` variables.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CommandBackend {
     /// Off: configured but not used.
@@ -164,11 +176,12 @@ pub struct CommandBackend {
     #[serde(default = "default_min_priority")]
     pub min_priority: Priority,
     /// Program, then arguments.
+    #[schemars(length(min = 1))]
     pub command: Vec<String>,
 }
 
 /// `templates.<name>`: unset fields keep the built-in template's value.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TemplateConfig {
     /// Off: `notify` with this template sends nothing (and says so).
@@ -258,14 +271,14 @@ fn check_address(value: &str) -> Result<(), String> {
 
 /// Checks the section; every problem names its field (`notifications.backends.ntfy.phone.url`).
 pub(super) fn validate(errors: &mut Errors, n: &NotificationsConfig) {
-    if n.timeout == 0 || n.timeout > 600 {
-        errors.push("notifications.timeout", "must be 1 … 600 seconds");
+    if !(1..=MAX_TIMEOUT).contains(&n.timeout) {
+        errors.push("notifications.timeout", format!("must be 1 … {MAX_TIMEOUT} seconds"));
     }
-    if n.attempts == 0 || n.attempts > 10 {
-        errors.push("notifications.attempts", "must be 1 … 10");
+    if !(1..=MAX_ATTEMPTS).contains(&n.attempts) {
+        errors.push("notifications.attempts", format!("must be 1 … {MAX_ATTEMPTS}"));
     }
-    if n.retry_delay > 300 {
-        errors.push("notifications.retryDelay", "must be at most 300 seconds");
+    if n.retry_delay > MAX_RETRY_DELAY {
+        errors.push("notifications.retryDelay", format!("must be at most {MAX_RETRY_DELAY} seconds"));
     }
     validate_backends(errors, &n.backends);
     validate_templates(errors, n);

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::MAX_TIMEOUT_SECS;
@@ -11,7 +12,7 @@ use super::error::Errors;
 use crate::zfs::namecheck::check_dataset_name;
 
 /// A place `preseed` may restore from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     /// The dataset's own newest snapshot that holds data.
@@ -43,7 +44,7 @@ fn default_ignore() -> Vec<String> {
 }
 
 /// `services.<name>.preseed`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PreseedConfig {
     /// Whether `preseed` restores this service at all.
@@ -51,16 +52,20 @@ pub struct PreseedConfig {
     pub enable: bool,
     /// Sources, tried in order.
     #[serde(default = "default_sources")]
+    #[schemars(extend("uniqueItems" = true))]
     pub sources: Vec<SourceKind>,
     /// Start empty when every source says "no backup exists".
     #[serde(default)]
     pub allow_empty_bootstrap: bool,
     /// Overall timeout, seconds.
     #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = MAX_TIMEOUT_SECS))]
     pub timeout: u64,
     /// Per-source timeout, seconds (default: the overall one).
+    #[schemars(range(min = 1, max = MAX_TIMEOUT_SECS))]
     pub source_timeout: Option<u64>,
     /// argv run with the staged data's path appended; non-zero rejects the source.
+    #[schemars(length(min = 1))]
     pub verify_command: Option<Vec<String>>,
     /// Top-level entries that do not count as data.
     #[serde(default = "default_ignore")]
@@ -77,7 +82,7 @@ pub struct PreseedConfig {
 }
 
 /// `preseed.replica`, and `monitoring.replication.<service>`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReplicaConfig {
     /// The replica dataset.
@@ -89,7 +94,7 @@ pub struct ReplicaConfig {
 }
 
 /// `preseed.restic`, and `monitoring.backups.<service>`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ResticConfig {
     /// Repository location.
