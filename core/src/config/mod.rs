@@ -120,8 +120,8 @@ pub fn parse(text: &str) -> Result<Validated, ConfigErrors> {
 
 /// The JSON Schema (draft 2020-12) of the file, generated from these types, as
 /// `docs/config.schema.json` holds it (pretty, with a final line break). It states the shape: keys,
-/// types, required and optional fields, defaults, enumerations, and the simple bounds below; the name,
-/// path, property and cross-field rules are [`parse`]'s alone.
+/// types, required and optional fields, defaults, enumerations, and the bounds the validators take from
+/// named constants; the name, path, property and cross-field rules are [`parse`]'s alone.
 #[must_use]
 pub fn json_schema() -> String {
     let schema = schemars::schema_for!(Config);
