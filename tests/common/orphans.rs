@@ -1,4 +1,4 @@
-//! Shared by the real-ZFS fault-injection tests (included with `#[path]`).
+//! Shared by the real-ZFS fault-injection tests.
 
 /// Kills every process whose parent is this test process (orphans of a killed persistctl are re-parented
 /// here once the test is a child subreaper: `set_child_subreaper(true)`), as systemd's cgroup kill or a
