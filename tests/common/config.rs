@@ -35,8 +35,15 @@ pub fn merged(base: &Value, extra: &Value) -> Value {
 /// `preseed` settings restoring from the service's snapshots, then restic (`repository`, `password_file`),
 /// with `extra` set: its `restic` keys are added to the base's, any other key replaces the base's.
 pub fn restic_preseed(repository: &str, password_file: &Path, extra: &Value) -> Value {
-    let mut p = json!({"enable": true, "sources": ["snapshot", "restic"],
+    let base = json!({"enable": true, "sources": ["snapshot", "restic"],
         "restic": {"repository": repository, "passwordFile": password_file.display().to_string()}});
+    with_restic_extra(base, extra)
+}
+
+/// `preseed` settings with `extra` set: its `restic` keys are added to the base's, any other key
+/// replaces the base's.
+pub fn with_restic_extra(base: Value, extra: &Value) -> Value {
+    let mut p = base;
     for (k, v) in extra.as_object().unwrap() {
         if k == "restic" {
             for (rk, rv) in v.as_object().unwrap() {

@@ -15,3 +15,14 @@ pub fn kill_orphans() {
         }
     }
 }
+
+/// Lets `child` run for `delay`, then kills it with SIGKILL, and its orphans with it ([`kill_orphans`]).
+/// Returns whether it was still running (killed mid-run rather than after it finished).
+pub fn kill_9_after(mut child: std::process::Child, delay: std::time::Duration) -> bool {
+    std::thread::sleep(delay);
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    kill_orphans();
+    running
+}
