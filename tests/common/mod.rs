@@ -5,6 +5,7 @@
 //! - [`real`]: the real-ZFS suites' side, inside the QEMU VM: the binary seen under `/host`, commands
 //!   that must succeed, throwaway pools on sparse files, real restic repositories;
 //! - [`config`]: config files as the Nix module writes them, and merging of a test's extra settings;
+//! - [`recorded`]: what real OpenZFS answered to persistctl's reads (tests/fixtures/zfs), and a `zfs` replaying it;
 //! - [`orphans`]: the fault-injection suites' cleanup of a killed persistctl's children;
 //! - here: what every suite says about a finished process and a directory.
 //!
@@ -17,6 +18,7 @@ pub mod config;
 pub mod fake;
 pub mod orphans;
 pub mod real;
+pub mod recorded;
 
 use std::path::Path;
 use std::process::Output;
