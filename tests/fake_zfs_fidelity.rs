@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::fake::Fake;
+use common::recorded;
 use common::{entries, text};
 use serde_json::{Value, json};
 
@@ -290,4 +291,96 @@ fn slow_delays_only_the_named_calls() {
     assert!(timed(&[("FAKE_ZFS_SLOW", "list:1.5")]) >= Duration::from_millis(1500));
     assert!(timed(&[("FAKE_ZFS_SLOW", "list:tank:1.5")]) >= Duration::from_millis(1500));
     assert!(timed(&[("FAKE_ZFS_SLOW", "get:3,list:other:3")]) < Duration::from_millis(2500));
+}
+
+/// The fake's state for a recorded real tree (`tests/fixtures/zfs/<line>`): every dataset with the
+/// properties real zfs reported as set locally in any recorded read, its mount state, and its snapshots
+/// with their creation, used, GUID and order as recorded; the pool and the replica beside it.
+fn recorded_state(line: &str) -> Value {
+    let mut datasets = json!({ "tank": { "local": { "mountpoint": "none" } }, "tank/backup": { "local": {} } });
+    let gets = ["planner-get", "status-get", "preseed-get", "preseed-marked-get"];
+    for row in
+        gets.iter().flat_map(|get| recorded::call(line, get).stdout.lines().map(String::from).collect::<Vec<_>>())
+    {
+        let f: Vec<&str> = row.split('\t').collect();
+        let entry = datasets[f[0]].as_object_mut().map_or_else(|| json!({ "local": {} }), |e| Value::Object(e.clone()));
+        datasets[f[0]] = entry;
+        if f[3] == "local" {
+            datasets[f[0]]["local"][f[1]] = json!(f[2]);
+        }
+        if f[1] == "mounted" {
+            datasets[f[0]]["mounted"] = json!(f[2] == "yes");
+        }
+    }
+    datasets["tank/backup/sonarr"] = json!({ "local": {} });
+    for call in ["snapshots-tree", "snapshots-replica"] {
+        // Listed in createtxg order: the position is the txg (the recording holds no txg of its own).
+        for (txg, row) in recorded::call(line, call).stdout.lines().enumerate() {
+            let f: Vec<&str> = row.split('\t').collect();
+            let (dataset, snap) = f[0].split_once('@').unwrap();
+            let entry = &mut datasets[dataset];
+            if entry.get("snapshots").is_none() {
+                entry["snapshots"] = json!([]);
+            }
+            entry["snapshots"].as_array_mut().unwrap().push(json!(snap));
+            entry["snapshot_info"][snap] = json!({ "creation": f[1].parse::<i64>().unwrap(), "used": f[2].parse::<u64>().unwrap(), "guid": f[3],
+                        "createtxg": txg });
+        }
+    }
+    datasets
+}
+
+/// The fake, given the recorded tree, answers each of persistctl's recorded reads as real zfs did: the
+/// same rows in the same order (dataset blocks, one row per property asked, the answer ending with a
+/// line break), the same values and sources wherever the fake models them (what is set locally,
+/// inherited mountpoints, mount state, user properties, the type), the same snapshot lists, and the
+/// same exit codes and error texts for what does not exist. Real defaults of properties the fake does
+/// not model, and received or temporary sources, are the only differences allowed.
+#[test]
+fn the_fake_answers_persistctl_s_reads_as_the_recorded_real_zfs() {
+    let modelled = ["mountpoint", "canmount", "mounted", "type", "recordsize", "logbias", "overlay", "quota"];
+    for line in recorded::lines() {
+        let lab = Fake::new(&recorded_state(&line));
+        for name in [
+            "planner-get",
+            "status-get",
+            "preseed-get",
+            "preseed-marked-get",
+            "snapshots-of",
+            "snapshots-tree",
+            "snapshots-replica",
+            "missing-get",
+            "exists-list",
+        ] {
+            let real = recorded::call(&line, name);
+            let argv: Vec<&str> = real.argv.iter().map(String::as_str).collect();
+            let fake = lab.zfs(&argv);
+            let (stdout, stderr) = (common::stdout(&fake), common::stderr(&fake));
+            let what = format!("{line}/{name}: zfs {}", real.argv.join(" "));
+            assert_eq!(fake.status.code(), Some(real.rc), "{what}: {}", text(&fake));
+            assert_eq!(stderr, real.stderr, "{what}");
+            if argv[0] == "list" {
+                assert_eq!(stdout, real.stdout, "{what}");
+                continue;
+            }
+            assert_eq!(stdout.ends_with('\n'), real.stdout.ends_with('\n'), "{what}");
+            let rows = |text: &str| -> Vec<Vec<String>> {
+                text.lines().map(|l| l.split('\t').map(String::from).collect()).collect()
+            };
+            let (fake_rows, real_rows) = (rows(&stdout), rows(&real.stdout));
+            let keys = |rows: &[Vec<String>]| rows.iter().map(|r| (r[0].clone(), r[1].clone())).collect::<Vec<_>>();
+            assert_eq!(keys(&fake_rows), keys(&real_rows), "{what}: the same rows in the same order");
+            for (fake_row, real_row) in fake_rows.iter().zip(&real_rows) {
+                assert_eq!(fake_row.len(), 4, "{what}: {fake_row:?}");
+                let comparable = !["received", "temporary"].contains(&real_row[3].as_str())
+                    && (real_row[3] != "default" || modelled.contains(&real_row[1].as_str()))
+                    && (modelled.contains(&real_row[1].as_str())
+                        || real_row[1].contains(':')
+                        || real_row[3] == "local");
+                if comparable {
+                    assert_eq!(fake_row, real_row, "{what}");
+                }
+            }
+        }
+    }
 }

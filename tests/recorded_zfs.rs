@@ -396,5 +396,6 @@ fn the_binary_reads_status_from_the_recorded_answers() {
         ok       postgres-data capacity
         ok       radarr        capacity
         ok       sonarr        drift
-        ok       sonarr        capacity"#]].assert_eq(&checks);
+        ok       sonarr        capacity"#]]
+    .assert_eq(&checks);
 }
