@@ -3,14 +3,16 @@
 //! `OpenZFS` in `real_zfs.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
+#![allow(clippy::needless_raw_string_hashes)] // expect-test (UPDATE_EXPECT=1) writes r#"..."#
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::fake::{Fake, writes};
+use common::fake::{Fake, argv_log, writes};
 use common::{stderr, stdout};
+use expect_test::expect;
 use serde_json::{Value, json};
 
 /// The planner's one read for the config file `config`: its properties by name, never `all`.
@@ -39,40 +41,11 @@ fn apply_from_scratch_issues_exact_command_lines() {
     let config = fake.write_services(&seed_services());
     let out = fake.run(&config, &["apply"], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let root = fake.mount_root();
     let calls = fake.take_calls();
-    let expected: Vec<Vec<String>> = vec![
-        planner_read(&config),
-        vec![
-            "create".into(),
-            "-o".into(),
-            "recordsize=1M".into(),
-            "-o".into(),
-            "compression=lz4".into(),
-            "-o".into(),
-            "com.sun:auto-snapshot=false".into(),
-            "-o".into(),
-            format!("mountpoint={root}/plex"),
-            "-o".into(),
-            "overlay=off".into(),
-            "tank/persist/plex".into(),
-        ],
-        vec![
-            "create".into(),
-            "-o".into(),
-            "recordsize=16K".into(),
-            "-o".into(),
-            "compression=lz4".into(),
-            "-o".into(),
-            "com.sun:auto-snapshot=true".into(),
-            "-o".into(),
-            format!("mountpoint={root}/sonarr"),
-            "-o".into(),
-            "overlay=off".into(),
-            "tank/persist/sonarr".into(),
-        ],
-    ];
-    assert_eq!(calls, expected);
+    assert_eq!(calls[0], planner_read(&config), "one read first");
+    expect![[r#"
+        zfs create -o recordsize=1M -o compression=lz4 -o com.sun:auto-snapshot=false -o mountpoint=<tmp>/persist/plex -o overlay=off tank/persist/plex
+        zfs create -o recordsize=16K -o compression=lz4 -o com.sun:auto-snapshot=true -o mountpoint=<tmp>/persist/sonarr -o overlay=off tank/persist/sonarr"#]].assert_eq(&fake.anonymized(&argv_log(&calls[1..])));
     assert!(stdout(&out).contains("summary: 2 action(s) done, 0 failed"), "{}", stdout(&out));
 }
 
@@ -400,10 +373,13 @@ fn create_parent_makes_missing_ancestors_unmounted_one_by_one() {
     let config = fake.write_raw_config(&text.to_string());
     let out = fake.run(&config, &["apply"], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let creates: Vec<Vec<String>> = writes(&fake.take_calls()).into_iter().cloned().collect();
-    assert_eq!(creates[0], ["create", "-o", "canmount=off", "tank/a"]);
-    assert_eq!(creates[1], ["create", "-o", &format!("mountpoint={root}"), "-o", "overlay=off", "tank/a/persist"]);
-    assert_eq!(creates[2].last().map(String::as_str), Some("tank/a/persist/app"));
+    let creates = fake.take_writes();
+    // The ancestor unmounted, then the parent, then the service: one by one, never `create -p`.
+    expect![[r#"
+        zfs create -o canmount=off tank/a
+        zfs create -o mountpoint=<tmp>/persist -o overlay=off tank/a/persist
+        zfs create -o mountpoint=<tmp>/persist/app -o overlay=off tank/a/persist/app"#]]
+    .assert_eq(&fake.anonymized(&argv_log(&creates)));
     assert!(creates.iter().all(|c| !c.contains(&"-p".to_string())), "{creates:?}");
     assert_eq!(fake.state()["datasets"]["tank/a"]["mounted"], false);
 }

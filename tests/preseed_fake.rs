@@ -3,14 +3,16 @@
 //! crash leftovers. Fast and host-only; `preseed_real.rs` proves the same on real `OpenZFS` and restic.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
+#![allow(clippy::needless_raw_string_hashes)] // expect-test (UPDATE_EXPECT=1) writes r#"..."#
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::fake::{Fake, writes};
+use common::fake::{Fake, argv_log, writes};
 use common::text;
+use expect_test::expect;
 use serde_json::{Value, json};
 
 const DS: &str = "tank/persist/sonarr";
@@ -127,13 +129,15 @@ fn empty_dataset_rolls_back_to_its_newest_snapshot() {
     let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(fake.mountpoint("sonarr").join("db")).unwrap(), "new");
-    let calls = fake.take_calls();
-    let w = writes(&calls);
-    let mark = format!("persistctl:rolling-back={DS}@new");
-    assert_eq!(w[0], &["set", mark.as_str(), DS], "marked before the rollback");
-    assert_eq!(w[1], &["rollback", &format!("{DS}@new")]);
-    assert_eq!(w[2][0], "set");
-    assert_eq!(w[3], &["inherit", "persistctl:rolling-back", DS], "the mark goes once provenance is recorded");
+    // Marked before the rollback; the mark goes once the provenance is recorded.
+    let at =
+        |a: String| if a.starts_with("persistctl:restored-at=") { "persistctl:restored-at=<now>".into() } else { a };
+    let w: Vec<Vec<String>> = fake.take_writes().into_iter().map(|c| c.into_iter().map(at).collect()).collect();
+    expect![[r#"
+        zfs set persistctl:rolling-back=tank/persist/sonarr@new tank/persist/sonarr
+        zfs rollback tank/persist/sonarr@new
+        zfs set persistctl:restored-from=snapshot 'persistctl:restored-at=<now>' persistctl:restored-snapshot=tank/persist/sonarr@new tank/persist/sonarr
+        zfs inherit persistctl:rolling-back tank/persist/sonarr"#]].assert_eq(&argv_log(&w));
     let props = fake.local_props(DS);
     assert_eq!(props["persistctl:restored-from"], "snapshot");
     assert_eq!(props["persistctl:restored-snapshot"], format!("{DS}@new"));

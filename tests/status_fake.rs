@@ -4,6 +4,7 @@
 //! `status_real.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
+#![allow(clippy::needless_raw_string_hashes)] // expect-test (UPDATE_EXPECT=1) writes r#"..."#
 
 mod common;
 
@@ -12,6 +13,7 @@ use std::process::{Command, Output};
 
 use common::fake::Fake;
 use common::text;
+use expect_test::expect;
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_800_000_000;
@@ -185,17 +187,58 @@ fn prometheus_textfile_is_written_and_parses() {
     std::fs::create_dir_all(prom.parent().unwrap()).unwrap();
     let out = status(&fake, &write_config(&fake, &json!({})), &["--prometheus", prom.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let text = std::fs::read_to_string(&prom).unwrap();
-    for line in [
-        "persistctl_status_state 1",
-        &format!("persistctl_status_timestamp_seconds {NOW}"),
-        r#"persistctl_replication_lag_seconds{service="a",dataset="tank/persist/a",target="backup/a"} 46800"#,
-        r#"persistctl_backup_age_seconds{service="a",dataset="tank/persist/a"} 3600"#,
-        r#"persistctl_check_state{service="a",dataset="tank/persist/a",check="replication-lag"} 1"#,
-        r#"persistctl_snapshot_count{service="b",dataset="tank/persist/b"} 0"#,
-    ] {
-        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
-    }
+    expect![[r##"
+        # HELP persistctl_status_state Overall state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+        # TYPE persistctl_status_state gauge
+        persistctl_status_state 1
+        # HELP persistctl_status_timestamp_seconds When persistctl status ran (its clock).
+        # TYPE persistctl_status_timestamp_seconds gauge
+        persistctl_status_timestamp_seconds 1800000000
+        # HELP persistctl_check_state One check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+        # TYPE persistctl_check_state gauge
+        persistctl_check_state{service="a",dataset="tank/persist/a",check="replication-lag"} 1
+        persistctl_check_state{service="a",dataset="tank/persist/a",check="drift"} 0
+        persistctl_check_state{service="a",dataset="tank/persist/a",check="capacity"} 0
+        persistctl_check_state{service="a",dataset="tank/persist/a",check="snapshot-age"} 0
+        persistctl_check_state{service="a",dataset="tank/persist/a",check="backup-age"} 0
+        persistctl_check_state{service="b",dataset="tank/persist/b",check="drift"} 0
+        persistctl_check_state{service="b",dataset="tank/persist/b",check="capacity"} 0
+        # HELP persistctl_dataset_used_bytes The dataset's used property.
+        # TYPE persistctl_dataset_used_bytes gauge
+        persistctl_dataset_used_bytes{service="a",dataset="tank/persist/a"} 24576
+        persistctl_dataset_used_bytes{service="b",dataset="tank/persist/b"} 24576
+        # HELP persistctl_dataset_available_bytes The dataset's available property.
+        # TYPE persistctl_dataset_available_bytes gauge
+        persistctl_dataset_available_bytes{service="a",dataset="tank/persist/a"} 1000000000
+        persistctl_dataset_available_bytes{service="b",dataset="tank/persist/b"} 1000000000
+        # HELP persistctl_dataset_quota_bytes The dataset's quota (0: none).
+        # TYPE persistctl_dataset_quota_bytes gauge
+        persistctl_dataset_quota_bytes{service="a",dataset="tank/persist/a"} 0
+        persistctl_dataset_quota_bytes{service="b",dataset="tank/persist/b"} 0
+        # HELP persistctl_dataset_capacity_percent used / (used + available), percent.
+        # TYPE persistctl_dataset_capacity_percent gauge
+        persistctl_dataset_capacity_percent{service="a",dataset="tank/persist/a"} 0
+        persistctl_dataset_capacity_percent{service="b",dataset="tank/persist/b"} 0
+        # HELP persistctl_snapshot_count Snapshots of the dataset (not its children).
+        # TYPE persistctl_snapshot_count gauge
+        persistctl_snapshot_count{service="a",dataset="tank/persist/a"} 2
+        persistctl_snapshot_count{service="b",dataset="tank/persist/b"} 0
+        # HELP persistctl_snapshot_newest_age_seconds Age of the dataset's newest snapshot.
+        # TYPE persistctl_snapshot_newest_age_seconds gauge
+        persistctl_snapshot_newest_age_seconds{service="a",dataset="tank/persist/a"} 3600
+        # HELP persistctl_replication_lag_seconds Age of the newest snapshot shared with the syncoid target (absent: no common snapshot or unknown).
+        # TYPE persistctl_replication_lag_seconds gauge
+        persistctl_replication_lag_seconds{service="a",dataset="tank/persist/a",target="backup/a"} 46800
+        # HELP persistctl_backup_age_seconds Age of the newest restic snapshot for the service.
+        # TYPE persistctl_backup_age_seconds gauge
+        persistctl_backup_age_seconds{service="a",dataset="tank/persist/a"} 3600
+        # HELP persistctl_preseed_failed 1 when the last preseed of the service failed closed.
+        # TYPE persistctl_preseed_failed gauge
+        # HELP persistctl_drift 1 when the dataset differs from the config (persistctl plan has work or problems).
+        # TYPE persistctl_drift gauge
+        persistctl_drift{service="a",dataset="tank/persist/a"} 0
+        persistctl_drift{service="b",dataset="tank/persist/b"} 0
+    "##]].assert_eq(&std::fs::read_to_string(&prom).unwrap());
     let leftovers: Vec<_> =
         std::fs::read_dir(prom.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");

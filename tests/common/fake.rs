@@ -22,6 +22,12 @@ pub fn writes(calls: &[Vec<String>]) -> Vec<&Vec<String>> {
     calls.iter().filter(|c| c[0] != "get" && c[0] != "list").collect()
 }
 
+/// One line a zfs call, shell-quoted as persistctl prints commands (`zfs create -o 'a b=c' tank/x`): an
+/// argv log that reads as what was run, for snapshots (`expect!`).
+pub fn argv_log<C: AsRef<[String]>>(calls: &[C]) -> String {
+    calls.iter().map(|c| persistctl::zfs::display_argv("zfs", c.as_ref())).collect::<Vec<_>>().join("\n")
+}
+
 /// id, time, tags, path, files (name, contents) of a snapshot in a fake restic repository.
 pub type ResticSnapshot<'a> = (&'a str, &'a str, &'a [&'a str], &'a str, &'a [(&'a str, &'a str)]);
 
@@ -55,6 +61,11 @@ impl Fake {
     /// `name` in the fake's temp dir.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// `text` with the temp dir's path written `<tmp>`, so that a snapshot of it is the same on every run.
+    pub fn anonymized(&self, text: &str) -> String {
+        text.replace(&self.dir.path().display().to_string(), "<tmp>")
     }
 
     /// [`Fake::path`] as a string.
