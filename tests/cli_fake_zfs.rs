@@ -3,87 +3,17 @@
 //! `OpenZFS` in `real_zfs.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
+#![allow(clippy::needless_raw_string_hashes)] // expect-test (UPDATE_EXPECT=1) writes r#"..."#
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use common::fake::{Fake, argv_log, writes};
+use common::{stderr, stdout};
+use expect_test::expect;
 use serde_json::{Value, json};
-
-struct Fake {
-    dir: tempfile::TempDir,
-}
-
-impl Fake {
-    /// A fake whose pool holds `datasets` (name → local properties).
-    fn new(datasets: &Value) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let fake = Self { dir };
-        std::fs::write(fake.path("state.json"), json!({ "datasets": datasets }).to_string()).unwrap();
-        std::fs::write(fake.path("log"), "").unwrap();
-        fake
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn mount_root(&self) -> String {
-        self.path("persist").display().to_string()
-    }
-
-    fn write_config(&self, services: &Value) -> PathBuf {
-        self.write_raw_config(
-            &json!({
-                "version": 1,
-                "datasets": { "parentDataset": "tank/persist", "parentMount": self.mount_root(), "services": services }
-            })
-            .to_string(),
-        )
-    }
-
-    fn write_raw_config(&self, text: &str) -> PathBuf {
-        let path = self.path("config.json");
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn run(&self, config: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_persistctl"));
-        cmd.arg("--config").arg(config).args(args);
-        cmd.env("PERSISTCTL_ZFS", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/zfs"))
-            .env("PERSISTCTL_LOCK", self.path("lock"))
-            .env("FAKE_ZFS_STATE", self.path("state.json"))
-            .env("FAKE_ZFS_LOG", self.path("log"))
-            .env_remove("NIXOS_ACTION")
-            .env_remove("RUST_LOG");
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    }
-
-    /// Every zfs call so far, and then forgets them.
-    fn take_calls(&self) -> Vec<Vec<String>> {
-        let text = std::fs::read_to_string(self.path("log")).unwrap();
-        std::fs::write(self.path("log"), "").unwrap();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    }
-
-    fn state(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.path("state.json")).unwrap()).unwrap()
-    }
-}
-
-fn writes(calls: &[Vec<String>]) -> Vec<&Vec<String>> {
-    calls.iter().filter(|c| c[0] != "get" && c[0] != "list").collect()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// The planner's one read for the config file `config`: its properties by name, never `all`.
 fn planner_read(config: &Path) -> Vec<String> {
@@ -108,50 +38,21 @@ fn base_pool() -> Value {
 #[test]
 fn apply_from_scratch_issues_exact_command_lines() {
     let fake = Fake::new(&base_pool());
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     let out = fake.run(&config, &["apply"], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let root = fake.mount_root();
     let calls = fake.take_calls();
-    let expected: Vec<Vec<String>> = vec![
-        planner_read(&config),
-        vec![
-            "create".into(),
-            "-o".into(),
-            "recordsize=1M".into(),
-            "-o".into(),
-            "compression=lz4".into(),
-            "-o".into(),
-            "com.sun:auto-snapshot=false".into(),
-            "-o".into(),
-            format!("mountpoint={root}/plex"),
-            "-o".into(),
-            "overlay=off".into(),
-            "tank/persist/plex".into(),
-        ],
-        vec![
-            "create".into(),
-            "-o".into(),
-            "recordsize=16K".into(),
-            "-o".into(),
-            "compression=lz4".into(),
-            "-o".into(),
-            "com.sun:auto-snapshot=true".into(),
-            "-o".into(),
-            format!("mountpoint={root}/sonarr"),
-            "-o".into(),
-            "overlay=off".into(),
-            "tank/persist/sonarr".into(),
-        ],
-    ];
-    assert_eq!(calls, expected);
+    assert_eq!(calls[0], planner_read(&config), "one read first");
+    expect![[r#"
+        zfs create -o recordsize=1M -o compression=lz4 -o com.sun:auto-snapshot=false -o mountpoint=<tmp>/persist/plex -o overlay=off tank/persist/plex
+        zfs create -o recordsize=16K -o compression=lz4 -o com.sun:auto-snapshot=true -o mountpoint=<tmp>/persist/sonarr -o overlay=off tank/persist/sonarr"#]].assert_eq(&fake.anonymized(&argv_log(&calls[1..])));
     assert!(stdout(&out).contains("summary: 2 action(s) done, 0 failed"), "{}", stdout(&out));
 }
 
 #[test]
 fn second_apply_makes_no_zfs_writes() {
     let fake = Fake::new(&base_pool());
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     assert!(fake.run(&config, &["apply"], &[]).status.success());
     fake.take_calls();
     let out = fake.run(&config, &["apply"], &[]);
@@ -168,7 +69,7 @@ fn dry_run_and_dry_activate_make_no_zfs_writes() {
         [(&["apply", "--dry-run"][..], &[][..]), (&["apply"][..], &[("NIXOS_ACTION", "dry-activate")][..])]
     {
         let fake = Fake::new(&base_pool());
-        let config = fake.write_config(&seed_services());
+        let config = fake.write_services(&seed_services());
         let before = fake.state();
         let out = fake.run(&config, args, env);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -185,7 +86,7 @@ fn a_failing_set_exits_1_while_other_datasets_are_applied() {
     pool["tank/persist/plex"] = json!({ "local": { "recordsize": "131072" } });
     pool["tank/persist/sonarr"] = json!({ "local": { "recordsize": "131072" } });
     let fake = Fake::new(&pool);
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     let out = fake.run(&config, &["apply"], &[("FAKE_ZFS_FAIL", "set:tank/persist/plex")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("FAILED: `"), "{}", stdout(&out));
@@ -251,7 +152,7 @@ fn bad_configs_make_zero_zfs_calls_and_name_the_field() {
 #[test]
 fn check_config_accepts_a_good_file_without_zfs() {
     let fake = Fake::new(&base_pool());
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     let out = fake.run(&config, &["check-config", config.to_str().unwrap()], &[("PERSISTCTL_ZFS", "/nonexistent/zfs")]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("ok (2 service dataset(s) under tank/persist)"));
@@ -260,7 +161,7 @@ fn check_config_accepts_a_good_file_without_zfs() {
 #[test]
 fn pool_not_imported_is_skipped_unless_required() {
     let fake = Fake::new(&json!({ "rpool": { "local": {} } }));
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     let out = fake.run(&config, &["apply"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("not imported"), "{}", stderr(&out));
@@ -278,7 +179,7 @@ fn pool_not_imported_is_skipped_unless_required() {
 #[test]
 fn missing_parent_fails_closed_without_create_parent() {
     let fake = Fake::new(&json!({ "tank": { "local": {} } }));
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     let out = fake.run(&config, &["apply"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("parent dataset tank/persist does not exist"), "{}", stdout(&out));
@@ -288,7 +189,7 @@ fn missing_parent_fails_closed_without_create_parent() {
 #[test]
 fn plan_exit_codes_and_json_shape() {
     let fake = Fake::new(&base_pool());
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     let out = fake.run(&config, &["plan", "--json"], &[]);
     assert_eq!(out.status.code(), Some(2), "changes pending");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -309,7 +210,7 @@ fn plan_exit_codes_and_json_shape() {
 #[test]
 fn show_lists_the_tree_with_sources() {
     let fake = Fake::new(&base_pool());
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     fake.run(&config, &["apply"], &[]);
     let out = fake.run(&config, &["show"], &[]);
     assert!(out.status.success());
@@ -364,7 +265,7 @@ fn names_with_spaces_and_shell_characters_pass_through_argv_untouched() {
 #[test]
 fn never_mounts_over_a_directory_that_holds_files() {
     let fake = Fake::new(&base_pool());
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     let occupied = fake.path("persist/sonarr");
     std::fs::create_dir_all(&occupied).unwrap();
     std::fs::write(occupied.join("sonarr.db"), "precious").unwrap();
@@ -380,7 +281,7 @@ fn never_mounts_over_a_directory_that_holds_files() {
 #[test]
 fn a_held_lock_makes_apply_wait_then_fail_without_writes() {
     let fake = Fake::new(&base_pool());
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(fake.path("lock")).unwrap();
     let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
     let out = fake.run(&config, &["apply", "--lock-timeout", "1"], &[]);
@@ -394,7 +295,7 @@ fn a_held_lock_makes_apply_wait_then_fail_without_writes() {
 #[test]
 fn guard_starts_a_service_only_on_its_own_mounted_dataset() {
     let fake = Fake::new(&base_pool());
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     let table = fake.path("state.json.mountinfo").display().to_string();
     let env = [("PERSISTCTL_MOUNTINFO", table.as_str())];
     std::fs::write(&table, "").unwrap();
@@ -404,7 +305,7 @@ fn guard_starts_a_service_only_on_its_own_mounted_dataset() {
     for dataset in ["tank/persist/sonarr", "tank/persist/plex"] {
         assert!(stderr(&out).contains(dataset), "{}", stderr(&out));
     }
-    assert!(!fake.path("log").exists() || fake.take_calls().is_empty(), "guard never runs zfs");
+    assert!(fake.take_calls().is_empty(), "guard never runs zfs");
     assert!(fake.run(&config, &["apply"], &[]).status.success());
     let out = fake.run(&config, &["guard", "sonarr", "plex"], &env);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -431,11 +332,10 @@ fn guard_starts_a_service_only_on_its_own_mounted_dataset() {
 #[test]
 fn a_zfs_that_never_returns_is_killed_at_its_deadline() {
     let fake = Fake::new(&base_pool());
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     // A stand-in for a zfs blocked on a suspended pool: it never answers.
     let hang = fake.path("hanging-zfs");
-    std::fs::write(&hang, "#!/bin/sh\nexec sleep 600\n").unwrap();
-    std::fs::set_permissions(&hang, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    common::write_script(&hang, "#!/bin/sh\nexec sleep 600\n");
     let started = std::time::Instant::now();
     let out = fake.run(&config, &["--zfs-timeout", "2", "apply"], &[("PERSISTCTL_ZFS", hang.to_str().unwrap())]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -446,7 +346,7 @@ fn a_zfs_that_never_returns_is_killed_at_its_deadline() {
 #[test]
 fn apply_leaves_a_dataset_alone_while_another_run_owns_it() {
     let fake = Fake::new(&base_pool());
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     // A preseed restoring sonarr holds sonarr's own lock (stood in for by flock(1)).
     let own = format!("{}.tank%2Fpersist%2Fsonarr", fake.path("lock").display());
     let mut holder = Command::new("flock").args([own.as_str(), "sleep", "30"]).spawn().unwrap();
@@ -473,10 +373,13 @@ fn create_parent_makes_missing_ancestors_unmounted_one_by_one() {
     let config = fake.write_raw_config(&text.to_string());
     let out = fake.run(&config, &["apply"], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let creates: Vec<Vec<String>> = writes(&fake.take_calls()).into_iter().cloned().collect();
-    assert_eq!(creates[0], ["create", "-o", "canmount=off", "tank/a"]);
-    assert_eq!(creates[1], ["create", "-o", &format!("mountpoint={root}"), "-o", "overlay=off", "tank/a/persist"]);
-    assert_eq!(creates[2].last().map(String::as_str), Some("tank/a/persist/app"));
+    let creates = fake.take_writes();
+    // The ancestor unmounted, then the parent, then the service: one by one, never `create -p`.
+    expect![[r#"
+        zfs create -o canmount=off tank/a
+        zfs create -o mountpoint=<tmp>/persist -o overlay=off tank/a/persist
+        zfs create -o mountpoint=<tmp>/persist/app -o overlay=off tank/a/persist/app"#]]
+    .assert_eq(&fake.anonymized(&argv_log(&creates)));
     assert!(creates.iter().all(|c| !c.contains(&"-p".to_string())), "{creates:?}");
     assert_eq!(fake.state()["datasets"]["tank/a"]["mounted"], false);
 }
@@ -484,7 +387,7 @@ fn create_parent_makes_missing_ancestors_unmounted_one_by_one() {
 #[test]
 fn durations_too_large_are_refused_by_the_parser_not_a_panic() {
     let fake = Fake::new(&base_pool());
-    let config = fake.write_config(&seed_services());
+    let config = fake.write_services(&seed_services());
     let huge = "9223372036854775808"; // 2^63 seconds: once a panic in `Instant + Duration`
     let cases: &[&[&str]] = &[
         &["--lock-timeout", huge, "apply"],
@@ -511,7 +414,7 @@ fn apply_with_a_huge_table_cell_reports_instead_of_panicking() {
     let fake = Fake::new(&base_pool());
     let props: serde_json::Map<String, Value> =
         (0..10).map(|i| (format!("note:p{i}"), Value::String("v".repeat(8000)))).collect();
-    let config = fake.write_config(&json!({"big": {"properties": props}}));
+    let config = fake.write_services(&json!({"big": {"properties": props}}));
     let out = fake.run(&config, &["apply"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("big"), "the report is printed: {}", &stdout(&out)[..stdout(&out).len().min(300)]);

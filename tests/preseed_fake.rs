@@ -3,166 +3,67 @@
 //! crash leftovers. Fast and host-only; `preseed_real.rs` proves the same on real `OpenZFS` and restic.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
+#![allow(clippy::needless_raw_string_hashes)] // expect-test (UPDATE_EXPECT=1) writes r#"..."#
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::fake::{Fake, argv_log, writes};
+use common::text;
+use expect_test::expect;
 use serde_json::{Value, json};
 
 const DS: &str = "tank/persist/sonarr";
 
-/// id, time, tags, path, files (name, contents).
-type FakeSnapshot<'a> = (&'a str, &'a str, &'a [&'a str], &'a str, &'a [(&'a str, &'a str)]);
-
-struct Fake {
-    dir: tempfile::TempDir,
+/// A pool with `tank/persist` mounted at `<tmp>/persist` and, unless `None`, the service dataset
+/// `service` mounted with these snapshots; the password `right` in `<tmp>/password`.
+fn service_lab(service: &str, dataset: Option<&[&str]>) -> Fake {
+    let fake = Fake::empty();
+    let mut datasets = json!({
+        "tank": {"local": {"mountpoint": "none"}},
+        "tank/persist": {"local": {"mountpoint": fake.mount_root()}, "mounted": true},
+    });
+    std::fs::create_dir_all(fake.mountpoint(service)).unwrap();
+    if let Some(snaps) = dataset {
+        datasets[format!("tank/persist/{service}")] = json!({"local": {}, "mounted": true, "snapshots": snaps});
+    }
+    fake.set_datasets(&datasets);
+    std::fs::write(fake.path("password"), "right\n").unwrap();
+    fake
 }
 
-impl Fake {
-    /// A pool with `tank/persist` and, unless `None`, the service dataset `name` with these snapshots.
-    fn new(service: &str, dataset: Option<&[&str]>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let fake = Self { dir };
-        let mut datasets = json!({
-            "tank": {"local": {"mountpoint": "none"}},
-            "tank/persist": {"local": {"mountpoint": fake.mount_root()}, "mounted": true},
-        });
-        std::fs::create_dir_all(fake.mountpoint(service)).unwrap();
-        if let Some(snaps) = dataset {
-            datasets[format!("tank/persist/{service}")] = json!({"local": {}, "mounted": true, "snapshots": snaps});
-        }
-        std::fs::write(fake.path("state.json"), json!({ "datasets": datasets }).to_string()).unwrap();
-        std::fs::write(fake.path("zfs.log"), "").unwrap();
-        std::fs::write(fake.path("restic.log"), "").unwrap();
-        std::fs::write(fake.path("password"), "right\n").unwrap();
-        fake
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn mount_root(&self) -> String {
-        self.path("persist").display().to_string()
-    }
-
-    fn mountpoint(&self, service: &str) -> PathBuf {
-        self.path("persist").join(service)
-    }
-
-    /// A snapshot's contents, as the fake's rollback and persistctl's look into `.zfs/snapshot` see them.
-    fn snapshot_contents(&self, service: &str, snap: &str, files: &[(&str, &str)]) {
-        let dir = self.mountpoint(service).join(".zfs/snapshot").join(snap);
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, text) in files {
-            std::fs::write(dir.join(name), text).unwrap();
-        }
-    }
-
-    /// A restic repository whose snapshots hold `files` under `path`.
-    fn repo(&self, password: &str, snapshots: &[FakeSnapshot<'_>]) -> String {
-        let repo = self.path("repo");
-        std::fs::create_dir_all(&repo).unwrap();
-        let mut list = Vec::new();
-        for (id, time, tags, path, files) in snapshots {
-            let tree = self.path(&format!("tree-{id}"));
-            let at = tree.join(path.trim_start_matches('/'));
-            std::fs::create_dir_all(&at).unwrap();
-            for (name, text) in *files {
-                std::fs::create_dir_all(at.join(name).parent().unwrap()).unwrap();
-                std::fs::write(at.join(name), text).unwrap();
-            }
-            list.push(json!({"id": id, "time": time, "tags": tags, "paths": [path], "hostname": "h",
-                             "tree": tree.display().to_string()}));
-        }
-        std::fs::write(repo.join("repo.json"), json!({"password": password, "snapshots": list}).to_string()).unwrap();
-        repo.display().to_string()
-    }
-
-    fn config(&self, service: &str, preseed: &Value) -> PathBuf {
-        let text = json!({"version": 1, "datasets": {"parentDataset": "tank/persist", "parentMount": self.mount_root(),
-            "services": {service: {"preseed": preseed}}}});
-        let path = self.path("config.json");
-        std::fs::write(&path, text.to_string()).unwrap();
-        path
-    }
-
-    fn restic_preseed(&self, repo: &str, extra: &Value) -> Value {
-        let mut p = json!({"enable": true, "sources": ["snapshot", "restic"],
-            "restic": {"repository": repo, "passwordFile": self.path("password").display().to_string()}});
-        for (k, v) in extra.as_object().unwrap() {
-            if k == "restic" {
-                for (rk, rv) in v.as_object().unwrap() {
-                    p["restic"][rk] = rv.clone();
-                }
-            } else {
-                p[k] = v.clone();
-            }
-        }
-        p
-    }
-
-    fn preseed(&self, config: &Path, service: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_persistctl"));
-        cmd.arg("--config").arg(config).arg("preseed").arg(service).args(args);
-        cmd.env("PERSISTCTL_ZFS", root.join("tests/fakes/zfs"))
-            .env("PERSISTCTL_RESTIC", root.join("tests/fakes/restic"))
-            .env("PERSISTCTL_LOCK", self.path("lock"))
-            .env("PERSISTCTL_PRESEED_STATUS", self.path("status/preseed.json"))
-            .env("FAKE_ZFS_STATE", self.path("state.json"))
-            .env("PERSISTCTL_MOUNTINFO", self.path("state.json.mountinfo"))
-            .env("FAKE_ZFS_LOG", self.path("zfs.log"))
-            .env("FAKE_RESTIC_LOG", self.path("restic.log"))
-            .env("RESTIC_PASSWORD", "inherited-must-be-scrubbed")
-            .env_remove("RUST_LOG");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    }
-
-    fn zfs_calls(&self) -> Vec<Vec<String>> {
-        let text = std::fs::read_to_string(self.path("zfs.log")).unwrap();
-        std::fs::write(self.path("zfs.log"), "").unwrap();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    }
-
-    fn restic_calls(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.path("restic.log")).unwrap();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    }
-
-    fn local_props(&self, dataset: &str) -> Value {
-        let state: Value = serde_json::from_str(&std::fs::read_to_string(self.path("state.json")).unwrap()).unwrap();
-        state["datasets"][dataset]["local"].clone()
-    }
-
-    fn status_lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.path("status/preseed.json"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn entries(&self, service: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.mountpoint(service))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n != ".zfs")
-            .collect();
-        names.sort();
-        names
-    }
+/// A config with the one service `service` and its `preseed` settings.
+fn preseed_config(fake: &Fake, service: &str, preseed: &Value) -> PathBuf {
+    fake.write_services(&json!({service: {"preseed": preseed}}))
 }
 
-fn text(out: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+/// Restoring from the service's snapshots, then restic `repo` with the lab's password file; `extra` set.
+fn restic_preseed(fake: &Fake, repo: &str, extra: &Value) -> Value {
+    common::config::restic_preseed(repo, &fake.path("password"), extra)
 }
 
-fn writes(calls: &[Vec<String>]) -> Vec<&Vec<String>> {
-    calls.iter().filter(|c| c[0] != "get" && c[0] != "list").collect()
+/// `persistctl preseed SERVICE args` with the status file in the temp dir and a `RESTIC_PASSWORD` that
+/// persistctl must not hand on.
+fn run_preseed(fake: &Fake, config: &Path, service: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = fake.command(config, &[&["preseed", service], args].concat());
+    cmd.env("PERSISTCTL_PRESEED_STATUS", fake.path("status/preseed.json"))
+        .env("RESTIC_PASSWORD", "inherited-must-be-scrubbed");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// The lines of the preseed status file.
+fn status_lines(fake: &Fake) -> Vec<Value> {
+    common::json_lines(&fake.path("status/preseed.json"))
+}
+
+/// The entries of the service's mountpoint but `.zfs`, sorted.
+fn entries(fake: &Fake, service: &str) -> Vec<String> {
+    common::entries(&fake.mountpoint(service)).into_iter().filter(|n| n != ".zfs").collect()
 }
 
 const T1: &str = "2024-05-01T10:00:00+02:00";
@@ -170,29 +71,29 @@ const T2: &str = "2024-05-02T10:00:00Z";
 
 #[test]
 fn data_present_exits_zero_and_touches_nothing() {
-    let fake = Fake::new("sonarr", Some(&["a"]));
+    let fake = service_lab("sonarr", Some(&["a"]));
     std::fs::write(fake.mountpoint("sonarr").join("config.xml"), "live").unwrap();
-    let repo = fake.repo("right", &[]);
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({})));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let repo = fake.restic_repo("right", &[]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &json!({})));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("skipped: data present (config.xml)"), "{}", text(&out));
-    assert_eq!(fake.zfs_calls().len(), 1, "one zfs get, nothing else");
+    assert_eq!(fake.take_calls().len(), 1, "one zfs get, nothing else");
     assert!(fake.restic_calls().is_empty(), "no source is even asked");
-    assert_eq!(fake.status_lines()[0]["event"], "skipped");
+    assert_eq!(status_lines(&fake)[0]["event"], "skipped");
 }
 
 #[test]
 fn a_status_file_planted_as_a_symlink_is_never_written_through() {
-    let fake = Fake::new("sonarr", Some(&["a"]));
+    let fake = service_lab("sonarr", Some(&["a"]));
     std::fs::write(fake.mountpoint("sonarr").join("config.xml"), "live").unwrap();
     let victim = fake.path("victim");
     std::fs::write(&victim, "precious\n").unwrap();
     std::fs::create_dir_all(fake.path("status")).unwrap();
     std::os::unix::fs::symlink(&victim, fake.path("status/preseed.json")).unwrap();
-    let repo = fake.repo("right", &[]);
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({})));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let repo = fake.restic_repo("right", &[]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &json!({})));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "the result stands: {}", text(&out));
     assert!(text(&out).contains("preseed status file"), "the refusal is logged: {}", text(&out));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
@@ -200,66 +101,69 @@ fn a_status_file_planted_as_a_symlink_is_never_written_through() {
 
 #[test]
 fn data_markers_refuse_a_dataset_holding_only_pre_created_entries() {
-    let fake = Fake::new("sonarr", Some(&["a"]));
+    let fake = service_lab("sonarr", Some(&["a"]));
     // A tmpfiles rule or StateDirectory made logs/ before the first start; the database is gone.
     std::fs::create_dir(fake.mountpoint("sonarr").join("logs")).unwrap();
-    let repo = fake.repo("right", &[]);
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"dataMarkers": ["sonarr.db"]})));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let repo = fake.restic_repo("right", &[]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &json!({"dataMarkers": ["sonarr.db"]})));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("none of preseed.dataMarkers exists"), "{}", text(&out));
-    assert!(writes(&fake.zfs_calls()).is_empty(), "nothing restored over the entries");
+    assert!(writes(&fake.take_calls()).is_empty(), "nothing restored over the entries");
     assert!(fake.restic_calls().is_empty());
-    assert_eq!(fake.status_lines()[0]["event"], "failed", "recorded like any failure");
+    assert_eq!(status_lines(&fake)[0]["event"], "failed", "recorded like any failure");
     // The marker there: data present.
     std::fs::write(fake.mountpoint("sonarr").join("sonarr.db"), "live").unwrap();
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("data marker sonarr.db exists"), "{}", text(&out));
 }
 
 #[test]
 fn empty_dataset_rolls_back_to_its_newest_snapshot() {
-    let fake = Fake::new("sonarr", Some(&["old", "new"]));
+    let fake = service_lab("sonarr", Some(&["old", "new"]));
     std::fs::create_dir(fake.mountpoint("sonarr").join("lost+found")).unwrap();
     fake.snapshot_contents("sonarr", "old", &[("db", "old")]);
     fake.snapshot_contents("sonarr", "new", &[("db", "new")]);
-    let config = fake.config("sonarr", &json!({"enable": true, "sources": ["snapshot"]}));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let config = preseed_config(&fake, "sonarr", &json!({"enable": true, "sources": ["snapshot"]}));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(fake.mountpoint("sonarr").join("db")).unwrap(), "new");
-    let calls = fake.zfs_calls();
-    let w = writes(&calls);
-    let mark = format!("persistctl:rolling-back={DS}@new");
-    assert_eq!(w[0], &["set", mark.as_str(), DS], "marked before the rollback");
-    assert_eq!(w[1], &["rollback", &format!("{DS}@new")]);
-    assert_eq!(w[2][0], "set");
-    assert_eq!(w[3], &["inherit", "persistctl:rolling-back", DS], "the mark goes once provenance is recorded");
+    // Marked before the rollback; the mark goes once the provenance is recorded.
+    let at =
+        |a: String| if a.starts_with("persistctl:restored-at=") { "persistctl:restored-at=<now>".into() } else { a };
+    let w: Vec<Vec<String>> = fake.take_writes().into_iter().map(|c| c.into_iter().map(at).collect()).collect();
+    expect![[r#"
+        zfs set persistctl:rolling-back=tank/persist/sonarr@new tank/persist/sonarr
+        zfs rollback tank/persist/sonarr@new
+        zfs set persistctl:restored-from=snapshot 'persistctl:restored-at=<now>' persistctl:restored-snapshot=tank/persist/sonarr@new tank/persist/sonarr
+        zfs inherit persistctl:rolling-back tank/persist/sonarr"#]].assert_eq(&argv_log(&w));
     let props = fake.local_props(DS);
     assert_eq!(props["persistctl:restored-from"], "snapshot");
     assert_eq!(props["persistctl:restored-snapshot"], format!("{DS}@new"));
     // A rerun sees real data.
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(text(&out).contains("skipped"), "{}", text(&out));
-    assert!(writes(&fake.zfs_calls()).is_empty());
+    assert!(writes(&fake.take_calls()).is_empty());
 }
 
 #[test]
 fn an_older_snapshot_with_data_behind_an_empty_newest_one_fails_closed_and_destroys_nothing() {
-    let fake = Fake::new("sonarr", Some(&["full", "empty"]));
+    let fake = service_lab("sonarr", Some(&["full", "empty"]));
     fake.snapshot_contents("sonarr", "full", &[("db", "x")]);
     fake.snapshot_contents("sonarr", "empty", &[]);
-    let config = fake.config("sonarr", &json!({"enable": true, "sources": ["snapshot"], "allowEmptyBootstrap": true}));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let config =
+        preseed_config(&fake, "sonarr", &json!({"enable": true, "sources": ["snapshot"], "allowEmptyBootstrap": true}));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("never does"), "{}", text(&out));
-    assert!(writes(&fake.zfs_calls()).is_empty(), "no rollback, no -r, no set");
+    assert!(writes(&fake.take_calls()).is_empty(), "no rollback, no -r, no set");
 }
 
 #[test]
 fn a_missing_dataset_is_created_then_restored_from_the_newest_restic_snapshot_at_an_old_path() {
-    let fake = Fake::new("sonarr", None);
-    let repo = fake.repo(
+    let fake = service_lab("sonarr", None);
+    let repo = fake.restic_repo(
         "right",
         &[
             ("1111111111", T1, &["sonarr"], "/old/var/lib/sonarr", &[("db", "older")]),
@@ -267,15 +171,18 @@ fn a_missing_dataset_is_created_then_restored_from_the_newest_restic_snapshot_at
             ("3333333333", "2024-06-01T00:00:00Z", &["other"], "/old/var/lib/sonarr", &[("db", "other")]),
         ],
     );
-    let config =
-        fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/old/var/lib/sonarr"}})));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let config = preseed_config(
+        &fake,
+        "sonarr",
+        &restic_preseed(&fake, &repo, &json!({"restic": {"path": "/old/var/lib/sonarr"}})),
+    );
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     let mp = fake.mountpoint("sonarr");
     assert_eq!(std::fs::read_to_string(mp.join("db")).unwrap(), "newest");
     assert_eq!(std::fs::read_to_string(mp.join("sub dir/x")).unwrap(), "y");
-    assert_eq!(fake.entries("sonarr"), ["db", "sub dir"], "no staging left");
-    let calls = fake.zfs_calls();
+    assert_eq!(entries(&fake, "sonarr"), ["db", "sub dir"], "no staging left");
+    let calls = fake.take_calls();
     assert_eq!(writes(&calls)[0][0], "create");
     let props = fake.local_props(DS);
     assert_eq!(props["persistctl:restored-from"], "restic");
@@ -287,7 +194,7 @@ fn a_missing_dataset_is_created_then_restored_from_the_newest_restic_snapshot_at
         let env = call["env"].to_string();
         assert!(env.contains("RESTIC_PASSWORD_FILE") && !env.contains("\"RESTIC_PASSWORD\""), "{env}");
     }
-    let status = fake.status_lines();
+    let status = status_lines(&fake);
     assert_eq!(status[0]["event"], "restored");
     assert!(status[0]["note"].as_str().unwrap().contains("full send"));
 }
@@ -295,95 +202,104 @@ fn a_missing_dataset_is_created_then_restored_from_the_newest_restic_snapshot_at
 fn fails_closed(fake: &Fake, out: &Output, needle: &str) {
     assert_eq!(out.status.code(), Some(1), "{}", text(out));
     assert!(text(out).contains(needle), "wanted {needle:?} in {}", text(out));
-    assert!(fake.entries("sonarr").is_empty(), "the dataset is left empty, no staging: {:?}", fake.entries("sonarr"));
-    assert_eq!(fake.status_lines().last().unwrap()["event"], "failed");
+    assert!(entries(fake, "sonarr").is_empty(), "the dataset is left empty, no staging: {:?}", entries(fake, "sonarr"));
+    assert_eq!(status_lines(fake).last().unwrap()["event"], "failed");
     assert!(fake.local_props(DS).get("persistctl:restored-from").is_none());
 }
 
 #[test]
 fn wrong_password_fails_closed_even_with_allow_empty_bootstrap() {
-    let fake = Fake::new("sonarr", Some(&[]));
-    let repo = fake.repo("other", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"allowEmptyBootstrap": true})));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let fake = service_lab("sonarr", Some(&[]));
+    let repo = fake.restic_repo("other", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &json!({"allowEmptyBootstrap": true})));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     fails_closed(&fake, &out, "wrong password");
 }
 
 #[test]
 fn unreachable_repository_fails_closed() {
-    let fake = Fake::new("sonarr", Some(&[]));
-    let config = fake.config(
+    let fake = service_lab("sonarr", Some(&[]));
+    let config = preseed_config(
+        &fake,
         "sonarr",
-        &fake.restic_preseed(&fake.path("unmounted-nas").display().to_string(), &json!({"allowEmptyBootstrap": true})),
+        &restic_preseed(
+            &fake,
+            &fake.path("unmounted-nas").display().to_string(),
+            &json!({"allowEmptyBootstrap": true}),
+        ),
     );
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     fails_closed(&fake, &out, "does not exist or cannot be opened (exit 10)");
 }
 
 #[test]
 fn no_backup_anywhere_fails_closed_unless_empty_bootstrap_is_allowed() {
-    let fake = Fake::new("sonarr", Some(&[]));
-    let repo = fake.repo("right", &[("1111111111", T1, &["other"], "/x", &[("db", "x")])]);
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({})));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let fake = service_lab("sonarr", Some(&[]));
+    let repo = fake.restic_repo("right", &[("1111111111", T1, &["other"], "/x", &[("db", "x")])]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &json!({})));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     fails_closed(&fake, &out, "no source holds a backup");
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"allowEmptyBootstrap": true})));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &json!({"allowEmptyBootstrap": true})));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(fake.local_props(DS)["persistctl:restored-from"], "empty");
-    assert_eq!(fake.status_lines().last().unwrap()["event"], "empty-bootstrap");
+    assert_eq!(status_lines(&fake).last().unwrap()["event"], "empty-bootstrap");
 }
 
 #[test]
 fn a_corrupt_snapshot_fails_closed_and_its_staging_is_removed() {
-    let fake = Fake::new("sonarr", Some(&[]));
-    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/x"}})));
-    let out = fake.preseed(&config, "sonarr", &[], &[("FAKE_RESTIC_FAIL", "restore")]);
+    let fake = service_lab("sonarr", Some(&[]));
+    let repo = fake.restic_repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &json!({"restic": {"path": "/x"}})));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[("FAKE_RESTIC_FAIL", "restore")]);
     fails_closed(&fake, &out, "ciphertext verification failed");
 }
 
 #[test]
 fn a_failing_verify_hook_rejects_the_source_and_a_passing_one_sees_the_staged_data() {
-    let fake = Fake::new("sonarr", Some(&[]));
-    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let fake = service_lab("sonarr", Some(&[]));
+    let repo = fake.restic_repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
     let reject = json!({"restic": {"path": "/x"}, "verifyCommand": ["sh", "-c", "echo bad db >&2; exit 3", "verify"]});
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &reject));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &reject));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     fails_closed(&fake, &out, "verify command rejected");
     assert!(text(&out).contains("bad db"), "{}", text(&out));
     let accept =
         json!({"restic": {"path": "/x"}, "verifyCommand": ["sh", "-c", "test \"$(cat \"$1/db\")\" = x", "verify"]});
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &accept));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &accept));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(fake.entries("sonarr"), ["db"]);
+    assert_eq!(entries(&fake, "sonarr"), ["db"]);
 }
 
 #[test]
 fn a_timeout_kills_restic_and_fails_closed() {
-    let fake = Fake::new("sonarr", Some(&[]));
-    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
-    let config = fake.config(
+    let fake = service_lab("sonarr", Some(&[]));
+    let repo = fake.restic_repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let config = preseed_config(
+        &fake,
         "sonarr",
-        &fake
-            .restic_preseed(&repo, &json!({"sourceTimeout": 1, "allowEmptyBootstrap": true, "restic": {"path": "/x"}})),
+        &restic_preseed(
+            &fake,
+            &repo,
+            &json!({"sourceTimeout": 1, "allowEmptyBootstrap": true, "restic": {"path": "/x"}}),
+        ),
     );
     let started = std::time::Instant::now();
-    let out = fake.preseed(&config, "sonarr", &[], &[("FAKE_RESTIC_HANG", "30")]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[("FAKE_RESTIC_HANG", "30")]);
     assert!(started.elapsed().as_secs() < 10, "killed at the timeout");
     fails_closed(&fake, &out, "timed out");
 }
 
 #[test]
 fn a_failed_source_is_followed_by_the_next_one() {
-    let fake = Fake::new("sonarr", Some(&["s1"]));
+    let fake = service_lab("sonarr", Some(&["s1"]));
     fake.snapshot_contents("sonarr", "s1", &[("db", "snap")]);
-    let repo = fake.repo("other", &[]);
-    let mut p = fake.restic_preseed(&repo, &json!({}));
+    let repo = fake.restic_repo("other", &[]);
+    let mut p = restic_preseed(&fake, &repo, &json!({}));
     p["sources"] = json!(["restic", "snapshot"]);
-    let config = fake.config("sonarr", &p);
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let config = preseed_config(&fake, "sonarr", &p);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("restic    failed: wrong password"), "{}", text(&out));
     assert_eq!(fake.local_props(DS)["persistctl:restored-from"], "snapshot");
@@ -391,43 +307,47 @@ fn a_failed_source_is_followed_by_the_next_one() {
 
 #[test]
 fn dry_run_says_which_source_and_why_and_changes_nothing() {
-    let fake = Fake::new("sonarr", None);
-    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/x"}})));
-    let out = fake.preseed(&config, "sonarr", &["--dry-run"], &[]);
+    let fake = service_lab("sonarr", None);
+    let repo = fake.restic_repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &json!({"restic": {"path": "/x"}})));
+    let out = run_preseed(&fake, &config, "sonarr", &["--dry-run"], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("would restore from restic"), "{}", text(&out));
-    assert!(writes(&fake.zfs_calls()).is_empty());
+    assert!(writes(&fake.take_calls()).is_empty());
     assert!(fake.restic_calls().iter().all(|c| c["argv"][1] == "snapshots"));
-    assert!(fake.entries("sonarr").is_empty());
-    assert!(fake.status_lines().is_empty(), "a dry run records nothing");
+    assert!(entries(&fake, "sonarr").is_empty());
+    assert!(status_lines(&fake).is_empty(), "a dry run records nothing");
 }
 
 #[test]
 fn names_with_spaces_work() {
-    let fake = Fake::new("my app", Some(&[]));
-    let repo = fake.repo("right", &[("1111111111", T1, &["my app"], "/old path/my app", &[("a file", "x")])]);
-    let config = fake.config("my app", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/old path/my app"}})));
-    let out = fake.preseed(&config, "my app", &[], &[]);
+    let fake = service_lab("my app", Some(&[]));
+    let repo = fake.restic_repo("right", &[("1111111111", T1, &["my app"], "/old path/my app", &[("a file", "x")])]);
+    let config = preseed_config(
+        &fake,
+        "my app",
+        &restic_preseed(&fake, &repo, &json!({"restic": {"path": "/old path/my app"}})),
+    );
+    let out = run_preseed(&fake, &config, "my app", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(fake.entries("my app"), ["a file"]);
+    assert_eq!(entries(&fake, "my app"), ["a file"]);
     assert_eq!(fake.local_props("tank/persist/my app")["persistctl:restored-from"], "restic");
 }
 
 #[test]
 fn a_killed_runs_leftovers_are_removed_or_finished() {
-    let fake = Fake::new("sonarr", Some(&[]));
-    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "restored")])]);
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/x"}})));
+    let fake = service_lab("sonarr", Some(&[]));
+    let repo = fake.restic_repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "restored")])]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &json!({"restic": {"path": "/x"}})));
     let mp = fake.mountpoint("sonarr");
     // Unverified (no swap.json): removed, then a fresh restore.
     std::fs::create_dir_all(mp.join(".persistctl-staging-restic-99/data/x")).unwrap();
     private(&mp.join(".persistctl-staging-restic-99"));
     std::fs::write(mp.join(".persistctl-staging-restic-99/data/x/db"), "partial").unwrap();
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(mp.join("db")).unwrap(), "restored");
-    assert_eq!(fake.entries("sonarr"), ["db"]);
+    assert_eq!(entries(&fake, "sonarr"), ["db"]);
     // Verified and half swapped: finished without asking restic again.
     std::fs::remove_file(mp.join("db")).unwrap();
     let st = mp.join(".persistctl-staging-restic-98");
@@ -438,10 +358,10 @@ fn a_killed_runs_leftovers_are_removed_or_finished() {
     std::fs::write(st.join("swap.json"), r#"{"source":"restic","snapshot":"1111111111","data_root":"data/x"}"#)
         .unwrap();
     let calls_before = fake.restic_calls().len();
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("finished the swap"), "{}", text(&out));
-    assert_eq!(fake.entries("sonarr"), ["db", "sub"]);
+    assert_eq!(entries(&fake, "sonarr"), ["db", "sub"]);
     assert_eq!(fake.restic_calls().len(), calls_before);
 }
 
@@ -454,9 +374,9 @@ fn private(dir: &Path) {
 #[test]
 fn planted_staging_is_refused_and_left_in_place() {
     use std::os::unix::fs::PermissionsExt as _;
-    let fake = Fake::new("sonarr", Some(&[]));
-    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "restored")])]);
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"path": "/x"}})));
+    let fake = service_lab("sonarr", Some(&[]));
+    let repo = fake.restic_repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "restored")])]);
+    let config = preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &json!({"restic": {"path": "/x"}})));
     let mp = fake.mountpoint("sonarr");
     let elsewhere = fake.path("elsewhere");
     std::fs::create_dir_all(elsewhere.join("data")).unwrap();
@@ -467,7 +387,7 @@ fn planted_staging_is_refused_and_left_in_place() {
     // 1. A symlink with a staging name (the service user owns the dataset root and can plant it).
     let link = mp.join(".persistctl-staging-restic-97");
     std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains(".persistctl-staging-restic-97"), "names it: {}", text(&out));
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "left in place");
@@ -481,7 +401,7 @@ fn planted_staging_is_refused_and_left_in_place() {
     std::fs::create_dir(&st).unwrap();
     private(&st);
     std::fs::write(st.join("swap.json"), journal(&format!("../../{}", "elsewhere/data"))).unwrap();
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("data_root"), "{}", text(&out));
     assert!(st.join("swap.json").exists(), "left in place");
@@ -491,12 +411,13 @@ fn planted_staging_is_refused_and_left_in_place() {
 
 #[test]
 fn the_notify_hook_gets_the_event_and_its_failure_changes_nothing() {
-    let fake = Fake::new("sonarr", Some(&[]));
+    let fake = service_lab("sonarr", Some(&[]));
     std::fs::write(fake.mountpoint("sonarr").join("db"), "x").unwrap();
-    let config = fake.config("sonarr", &json!({"enable": true, "sources": ["snapshot"]}));
+    let config = preseed_config(&fake, "sonarr", &json!({"enable": true, "sources": ["snapshot"]}));
     let log = fake.path("notify.log");
     let script = format!("printf '%s\\n' \"$@\" > '{}'; exit 7", log.display());
-    let out = fake.preseed(
+    let out = run_preseed(
+        &fake,
         &config,
         "sonarr",
         &["--notify-command", "sh", "--notify-command", "-c", "--notify-command", &script, "--notify-command", "hook"],
@@ -510,33 +431,33 @@ fn the_notify_hook_gets_the_event_and_its_failure_changes_nothing() {
 
 #[test]
 fn a_dataset_that_exists_but_is_not_mounted_is_mounted_only_where_nothing_is_hidden() {
-    let fake = Fake::new("sonarr", Some(&[]));
+    let fake = service_lab("sonarr", Some(&[]));
     let mut state: Value = serde_json::from_str(&std::fs::read_to_string(fake.path("state.json")).unwrap()).unwrap();
     state["datasets"][DS]["mounted"] = json!(false);
     std::fs::write(fake.path("state.json"), state.to_string()).unwrap();
-    let config = fake.config("sonarr", &json!({"enable": true, "sources": [], "allowEmptyBootstrap": true}));
+    let config = preseed_config(&fake, "sonarr", &json!({"enable": true, "sources": [], "allowEmptyBootstrap": true}));
     // Files at the mountpoint: mounting would hide them, so it fails closed and mounts nothing.
     std::fs::write(fake.mountpoint("sonarr").join("stray"), "x").unwrap();
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("not mounted"), "{}", text(&out));
-    assert!(writes(&fake.zfs_calls()).is_empty(), "nothing mounted or changed");
+    assert!(writes(&fake.take_calls()).is_empty(), "nothing mounted or changed");
     // A free mountpoint (a run killed inside `zfs create` leaves this): mounted, then judged as usual.
     std::fs::remove_file(fake.mountpoint("sonarr").join("stray")).unwrap();
-    let dry = fake.preseed(&config, "sonarr", &["--dry-run"], &[]);
+    let dry = run_preseed(&fake, &config, "sonarr", &["--dry-run"], &[]);
     assert!(dry.status.success() && text(&dry).contains("would mount it at"), "{}", text(&dry));
-    assert!(writes(&fake.zfs_calls()).is_empty(), "a dry run mounts nothing");
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(writes(&fake.take_calls()).is_empty(), "a dry run mounts nothing");
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success() && text(&out).contains("starting empty"), "{}", text(&out));
-    assert_eq!(writes(&fake.zfs_calls())[0], &["mount", DS]);
+    assert_eq!(writes(&fake.take_calls())[0], &["mount", DS]);
     // canmount=noauto is the owner's choice: never mounted by preseed.
     let mut state: Value = serde_json::from_str(&std::fs::read_to_string(fake.path("state.json")).unwrap()).unwrap();
     state["datasets"][DS]["mounted"] = json!(false);
     state["datasets"][DS]["local"]["canmount"] = json!("noauto");
     std::fs::write(fake.path("state.json"), state.to_string()).unwrap();
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(!writes(&fake.zfs_calls()).iter().any(|c| c[0] == "mount"));
+    assert!(!writes(&fake.take_calls()).iter().any(|c| c[0] == "mount"));
 }
 
 /// Adds a replica pool `backup` with `backup/replica/<service>` holding `snapshots`, each with `files`.
@@ -562,42 +483,28 @@ fn with_replica(fake: &Fake, service: &str, snapshots: &[(&str, &[(&str, &str)])
     replica
 }
 
-fn replica_preseed(replica: &str, extra: &Value) -> Value {
-    let mut p = json!({"enable": true, "sources": ["snapshot", "replica"],
-        "replica": {"dataset": replica, "host": null, "sshKey": null}});
-    for (k, v) in extra.as_object().unwrap() {
-        p[k] = v.clone();
-    }
-    p
-}
-
-fn state_datasets(fake: &Fake) -> Value {
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(fake.path("state.json")).unwrap()).unwrap();
-    state["datasets"].clone()
-}
-
 #[test]
 fn replica_is_received_beside_the_target_verified_and_swapped_in_keeping_the_empty_one() {
-    let fake = Fake::new("sonarr", Some(&[]));
+    let fake = service_lab("sonarr", Some(&[]));
     let replica = with_replica(&fake, "sonarr", &[("r0", &[("old", "x")]), ("r1", &[("db", "v1"), ("sub/f", "2")])]);
     let seen = fake.path("seen");
     let verify = json!({"verifyCommand": ["sh", "-c", format!("ls \"$1\" > '{}'", seen.display()), "v"]});
-    let config = fake.config("sonarr", &replica_preseed(&replica, &verify));
-    let dry = fake.preseed(&config, "sonarr", &["--dry-run"], &[]);
+    let config = preseed_config(&fake, "sonarr", &common::config::replica_preseed(&replica, &verify));
+    let dry = run_preseed(&fake, &config, "sonarr", &["--dry-run"], &[]);
     assert!(text(&dry).contains("would restore from replica: newest of 2 snapshot(s)"), "{}", text(&dry));
-    assert!(writes(&fake.zfs_calls()).is_empty(), "dry run writes nothing");
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    assert!(writes(&fake.take_calls()).is_empty(), "dry run writes nothing");
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("lineage is kept"), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(&seen).unwrap(), "db\nsub\n", "verified at a private mountpoint");
-    assert_eq!(fake.entries("sonarr"), ["db", "sub"]);
-    let calls = fake.zfs_calls();
+    assert_eq!(entries(&fake, "sonarr"), ["db", "sub"]);
+    let calls = fake.take_calls();
     let send = calls.iter().find(|c| c[0] == "send").unwrap();
     assert_eq!(send, &["send", "-L", "-e", "-c", "backup/replica/sonarr@r1"]);
     let recv = calls.iter().find(|c| c[0] == "receive").unwrap();
     assert_eq!(recv[..6], ["receive", "-u", "-o", "canmount=noauto", "-o", "mountpoint=none"]);
     assert_eq!(recv.last().unwrap(), "tank/persist/sonarr.persistctl-staging");
-    let ds = state_datasets(&fake);
+    let ds = fake.datasets();
     let aside: Vec<&String> =
         ds.as_object().unwrap().keys().filter(|k| k.starts_with("tank/persist/sonarr.persistctl-empty-")).collect();
     assert_eq!(aside.len(), 1, "{ds}");
@@ -610,43 +517,44 @@ fn replica_is_received_beside_the_target_verified_and_swapped_in_keeping_the_emp
     assert_eq!(props["persistctl:restored-snapshot"], "backup/replica/sonarr@r1");
     assert!(props.get("persistctl:staging").is_none() && props.get("canmount").is_none(), "{props}");
     assert_eq!(props["mountpoint"], fake.mountpoint("sonarr").display().to_string());
-    assert_eq!(state_datasets(&fake)[DS]["snapshots"], json!(["r1"]), "lineage: the replica's snapshot");
-    let again = fake.preseed(&config, "sonarr", &[], &[]);
+    assert_eq!(fake.datasets()[DS]["snapshots"], json!(["r1"]), "lineage: the replica's snapshot");
+    let again = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(again.status.success() && text(&again).contains("skipped"), "{}", text(&again));
 }
 
 #[test]
 fn replica_restores_a_missing_dataset_without_creating_an_empty_one_first() {
-    let fake = Fake::new("sonarr", None);
+    let fake = service_lab("sonarr", None);
     std::fs::remove_dir(fake.mountpoint("sonarr")).unwrap();
     let replica = with_replica(&fake, "sonarr", &[("r1", &[("db", "v1")])]);
-    let config = fake.config("sonarr", &replica_preseed(&replica, &json!({})));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let config = preseed_config(&fake, "sonarr", &common::config::replica_preseed(&replica, &json!({})));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(fake.entries("sonarr"), ["db"]);
-    let calls = fake.zfs_calls();
+    assert_eq!(entries(&fake, "sonarr"), ["db"]);
+    let calls = fake.take_calls();
     assert!(!calls.iter().any(|c| c[0] == "create"), "{calls:?}");
-    assert!(!state_datasets(&fake).as_object().unwrap().keys().any(|k| k.contains("persistctl-empty")));
+    assert!(!fake.datasets().as_object().unwrap().keys().any(|k| k.contains("persistctl-empty")));
 }
 
 #[test]
 fn replica_missing_fails_closed_and_no_snapshots_is_no_backup() {
-    let fake = Fake::new("sonarr", Some(&[]));
+    let fake = service_lab("sonarr", Some(&[]));
     let allow = json!({"allowEmptyBootstrap": true, "sources": ["replica"]});
-    let config = fake.config("sonarr", &replica_preseed("backup/replica/sonarr", &allow));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let config = preseed_config(&fake, "sonarr", &common::config::replica_preseed("backup/replica/sonarr", &allow));
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     fails_closed(&fake, &out, "does not exist");
     with_replica(&fake, "sonarr", &[]);
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success() && text(&out).contains("has no snapshots"), "{}", text(&out));
     assert!(text(&out).contains("starting empty"), "{}", text(&out));
 }
 
 #[test]
 fn a_killed_replica_swap_is_finished_from_each_leftover_state() {
-    let fake = Fake::new("sonarr", Some(&[]));
+    let fake = service_lab("sonarr", Some(&[]));
     let replica = with_replica(&fake, "sonarr", &[("r1", &[("db", "v1")])]);
-    let config = fake.config("sonarr", &replica_preseed(&replica, &json!({"sources": ["replica"]})));
+    let config =
+        preseed_config(&fake, "sonarr", &common::config::replica_preseed(&replica, &json!({"sources": ["replica"]})));
     let snap = "backup/replica/sonarr@r1";
     let staging_props = |state: &str| {
         json!({"canmount": "noauto", "mountpoint": "none", "persistctl:staging": state,
@@ -671,16 +579,16 @@ fn a_killed_replica_swap_is_finished_from_each_leftover_state() {
     let st = "tank/persist/sonarr.persistctl-staging";
     // 1. Verified staging beside an empty target: swapped in without receiving again.
     put(st, json!({"local": staging_props("verified"), "mounted": false, "snapshots": ["r1"], "store": store("s1")}));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success() && text(&out).contains("swap in the verified"), "{}", text(&out));
-    assert!(!fake.zfs_calls().iter().any(|c| c[0] == "send"));
-    assert_eq!(fake.entries("sonarr"), ["db"]);
+    assert!(!fake.take_calls().iter().any(|c| c[0] == "send"));
+    assert_eq!(entries(&fake, "sonarr"), ["db"]);
     // 2. Renamed into place but not settled (unmounted, mountpoint=none, still marked).
     put(DS, json!({"local": staging_props("verified"), "mounted": false, "snapshots": ["r1"], "store": store("s2")}));
     std::fs::remove_dir_all(fake.mountpoint("sonarr")).unwrap();
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success() && text(&out).contains("finish the replica restore"), "{}", text(&out));
-    assert_eq!(fake.entries("sonarr"), ["db"]);
+    assert_eq!(entries(&fake, "sonarr"), ["db"]);
     assert_eq!(fake.local_props(DS)["persistctl:restored-from"], "replica");
     // 3. Target marked aside and unmounted, staging only received: unmarked, then received again and used.
     let mp = fake.mountpoint("sonarr").display().to_string();
@@ -691,22 +599,22 @@ fn a_killed_replica_swap_is_finished_from_each_leftover_state() {
         json!({"local": {"mountpoint": mp, "canmount": "noauto", "persistctl:empty-aside": "x"}, "mounted": false,
                "store": fake.path("s3").display().to_string()}),
     );
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success() && text(&out).contains("unmark"), "{}", text(&out));
-    assert_eq!(fake.entries("sonarr"), ["db"]);
+    assert_eq!(entries(&fake, "sonarr"), ["db"]);
     // 4. A dataset with the staging name that persistctl did not mark is never touched.
     put(DS, json!({"local": {"mountpoint": mp}, "mounted": true}));
     std::fs::remove_file(fake.mountpoint("sonarr").join("db")).unwrap();
     put(st, json!({"local": {}, "mounted": false, "snapshots": ["r1"]}));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("not a persistctl staging dataset"), "{}", text(&out));
-    assert!(state_datasets(&fake).get(st).is_some());
+    assert!(fake.datasets().get(st).is_some());
 }
 
 #[test]
 fn outcomes_go_out_through_the_notifications_section_and_a_failing_backend_changes_nothing() {
-    let fake = Fake::new("sonarr", Some(&[]));
+    let fake = service_lab("sonarr", Some(&[]));
     let replica = with_replica(&fake, "sonarr", &[("r1", &[("db", "v1")])]);
     let log = fake.path("notified");
     let record = format!(
@@ -714,7 +622,12 @@ fn outcomes_go_out_through_the_notifications_section_and_a_failing_backend_chang
         log.display()
     );
     let mut text_config: Value = serde_json::from_str(
-        &std::fs::read_to_string(fake.config("sonarr", &replica_preseed(&replica, &json!({})))).unwrap(),
+        &std::fs::read_to_string(preseed_config(
+            &fake,
+            "sonarr",
+            &common::config::replica_preseed(&replica, &json!({})),
+        ))
+        .unwrap(),
     )
     .unwrap();
     text_config["notifications"] = json!({"timeout": 5, "attempts": 1, "retryDelay": 0, "backends": {"command": {
@@ -722,9 +635,9 @@ fn outcomes_go_out_through_the_notifications_section_and_a_failing_backend_chang
         "broken": {"command": ["sh", "-c", "exit 3"]}}}});
     let config = fake.path("notify.json");
     std::fs::write(&config, text_config.to_string()).unwrap();
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "a failing backend never changes the result: {}", text(&out));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     let lines = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = lines.lines().collect();
@@ -750,7 +663,7 @@ fn changing(calls: &[Vec<String>]) -> Vec<&Vec<String>> {
 fn every_kill_point(setup: impl Fn() -> (Fake, PathBuf), check: impl Fn(&Fake)) -> usize {
     use std::os::unix::process::ExitStatusExt as _;
     let (fake, config) = setup();
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "uninterrupted run: {}", text(&out));
     check(&fake);
     let changes: usize = std::fs::read_to_string(fake.path("state.json.changes")).unwrap().parse().unwrap();
@@ -759,27 +672,27 @@ fn every_kill_point(setup: impl Fn() -> (Fake, PathBuf), check: impl Fn(&Fake)) 
     for (when, n) in points {
         let kill_at = format!("{when}={n}");
         let (fake, config) = setup();
-        let killed = fake.preseed(&config, "sonarr", &[], &[(when, &n.to_string())]);
+        let killed = run_preseed(&fake, &config, "sonarr", &[], &[(when, &n.to_string())]);
         assert_eq!(killed.status.signal(), Some(9), "killed after change {kill_at}: {}", text(&killed));
         let before = std::fs::read_to_string(fake.path("state.json")).unwrap();
-        fake.zfs_calls();
-        let dry = fake.preseed(&config, "sonarr", &["--dry-run"], &[]);
-        assert!(changing(&fake.zfs_calls()).is_empty(), "kill at {kill_at}: a dry run writes nothing: {}", text(&dry));
+        fake.take_calls();
+        let dry = run_preseed(&fake, &config, "sonarr", &["--dry-run"], &[]);
+        assert!(changing(&fake.take_calls()).is_empty(), "kill at {kill_at}: a dry run writes nothing: {}", text(&dry));
         assert_eq!(std::fs::read_to_string(fake.path("state.json")).unwrap(), before, "kill at {kill_at}");
-        let rerun = fake.preseed(&config, "sonarr", &[], &[]);
+        let rerun = run_preseed(&fake, &config, "sonarr", &[], &[]);
         assert!(rerun.status.success(), "rerun after a kill at change {kill_at}: {}", text(&rerun));
         check(&fake);
-        fake.zfs_calls();
-        let third = fake.preseed(&config, "sonarr", &[], &[]);
+        fake.take_calls();
+        let third = run_preseed(&fake, &config, "sonarr", &[], &[]);
         assert!(text(&third).contains("skipped"), "kill at {kill_at}, third run: {}", text(&third));
-        assert!(changing(&fake.zfs_calls()).is_empty(), "kill at {kill_at}: the third run changes nothing");
+        assert!(changing(&fake.take_calls()).is_empty(), "kill at {kill_at}: the third run changes nothing");
     }
     changes
 }
 
 /// The data is `db` = `v1`, and no staging of ours is left in the dataset or beside it.
 fn restored_exactly(fake: &Fake, from: &str, snapshot: &str) {
-    assert_eq!(fake.entries("sonarr"), ["db"]);
+    assert_eq!(entries(fake, "sonarr"), ["db"]);
     assert_eq!(std::fs::read_to_string(fake.mountpoint("sonarr").join("db")).unwrap(), "v1");
     let props = fake.local_props(DS);
     assert_eq!(props["persistctl:restored-from"], from, "{props}");
@@ -787,7 +700,7 @@ fn restored_exactly(fake: &Fake, from: &str, snapshot: &str) {
     for leftover in ["persistctl:staging", "persistctl:staging-snapshot", "persistctl:empty-aside", "canmount"] {
         assert!(props.get(leftover).is_none(), "{leftover} left on the target: {props}");
     }
-    let datasets = state_datasets(fake);
+    let datasets = fake.datasets();
     assert!(datasets.get(format!("{DS}.persistctl-staging")).is_none(), "{datasets}");
     for (name, entry) in datasets.as_object().unwrap().iter().filter(|(n, _)| n.contains(".persistctl-empty-")) {
         assert_eq!(entry["local"]["canmount"], "noauto", "{name} kept aside, never mounting: {entry}");
@@ -798,14 +711,18 @@ fn restored_exactly(fake: &Fake, from: &str, snapshot: &str) {
 #[test]
 fn a_kill_after_any_step_of_a_replica_restore_into_an_empty_dataset_is_finished_by_the_rerun() {
     let setup = || {
-        let fake = Fake::new("sonarr", Some(&[]));
+        let fake = service_lab("sonarr", Some(&[]));
         let replica = with_replica(&fake, "sonarr", &[("r1", &[("db", "v1")])]);
-        let config = fake.config("sonarr", &replica_preseed(&replica, &json!({"sources": ["replica"]})));
+        let config = preseed_config(
+            &fake,
+            "sonarr",
+            &common::config::replica_preseed(&replica, &json!({"sources": ["replica"]})),
+        );
         (fake, config)
     };
     let changes = every_kill_point(setup, |fake| {
         restored_exactly(fake, "replica", "backup/replica/sonarr@r1");
-        let asides = state_datasets(fake).as_object().unwrap().keys().filter(|n| n.contains("-empty-")).count();
+        let asides = fake.datasets().as_object().unwrap().keys().filter(|n| n.contains("-empty-")).count();
         assert!(asides <= 1, "at most the one empty dataset is kept aside");
     });
     assert!(changes >= 8, "receive, verify mount, swap and settle are separate steps ({changes})");
@@ -814,10 +731,10 @@ fn a_kill_after_any_step_of_a_replica_restore_into_an_empty_dataset_is_finished_
 #[test]
 fn a_kill_after_any_step_of_a_replica_restore_of_a_missing_dataset_is_finished_by_the_rerun() {
     let setup = || {
-        let fake = Fake::new("sonarr", None);
+        let fake = service_lab("sonarr", None);
         std::fs::remove_dir(fake.mountpoint("sonarr")).unwrap();
         let replica = with_replica(&fake, "sonarr", &[("r1", &[("db", "v1")])]);
-        let config = fake.config("sonarr", &replica_preseed(&replica, &json!({})));
+        let config = preseed_config(&fake, "sonarr", &common::config::replica_preseed(&replica, &json!({})));
         (fake, config)
     };
     every_kill_point(setup, |fake| restored_exactly(fake, "replica", "backup/replica/sonarr@r1"));
@@ -826,9 +743,9 @@ fn a_kill_after_any_step_of_a_replica_restore_of_a_missing_dataset_is_finished_b
 #[test]
 fn a_kill_after_any_step_of_a_snapshot_rollback_is_finished_by_the_rerun() {
     let setup = || {
-        let fake = Fake::new("sonarr", Some(&["s1"]));
+        let fake = service_lab("sonarr", Some(&["s1"]));
         fake.snapshot_contents("sonarr", "s1", &[("db", "v1")]);
-        let config = fake.config("sonarr", &json!({"enable": true, "sources": ["snapshot"]}));
+        let config = preseed_config(&fake, "sonarr", &json!({"enable": true, "sources": ["snapshot"]}));
         (fake, config)
     };
     every_kill_point(setup, |fake| restored_exactly(fake, "snapshot", "tank/persist/sonarr@s1"));
@@ -837,12 +754,12 @@ fn a_kill_after_any_step_of_a_snapshot_rollback_is_finished_by_the_rerun() {
 #[test]
 fn a_kill_after_any_step_of_a_restic_restore_of_a_missing_dataset_is_finished_by_the_rerun() {
     let setup = || {
-        let fake = Fake::new("sonarr", None);
+        let fake = service_lab("sonarr", None);
         std::fs::remove_dir(fake.mountpoint("sonarr")).unwrap();
-        let repo = fake.repo("right", &[("abc123", T2, &["sonarr"], "/var/lib/sonarr", &[("db", "v1")])]);
+        let repo = fake.restic_repo("right", &[("abc123", T2, &["sonarr"], "/var/lib/sonarr", &[("db", "v1")])]);
         let preseed =
-            fake.restic_preseed(&repo, &json!({"sources": ["restic"], "restic": {"path": "/var/lib/sonarr"}}));
-        let config = fake.config("sonarr", &preseed);
+            restic_preseed(&fake, &repo, &json!({"sources": ["restic"], "restic": {"path": "/var/lib/sonarr"}}));
+        let config = preseed_config(&fake, "sonarr", &preseed);
         (fake, config)
     };
     every_kill_point(setup, |fake| restored_exactly(fake, "restic", "abc123"));
@@ -850,18 +767,18 @@ fn a_kill_after_any_step_of_a_restic_restore_of_a_missing_dataset_is_finished_by
 
 #[test]
 fn a_failed_rollback_whose_mark_cannot_be_cleared_stops_the_chain_and_the_rerun_clears_it() {
-    let fake = Fake::new("sonarr", Some(&["s1"]));
+    let fake = service_lab("sonarr", Some(&["s1"]));
     fake.snapshot_contents("sonarr", "s1", &[("db", "v1")]);
-    let repo = fake.repo("right", &[("abc123", T2, &["sonarr"], "/var/lib/sonarr", &[("db", "old")])]);
-    let preseed = fake.restic_preseed(&repo, &json!({"restic": {"path": "/var/lib/sonarr"}}));
-    let config = fake.config("sonarr", &preseed);
+    let repo = fake.restic_repo("right", &[("abc123", T2, &["sonarr"], "/var/lib/sonarr", &[("db", "old")])]);
+    let preseed = restic_preseed(&fake, &repo, &json!({"restic": {"path": "/var/lib/sonarr"}}));
+    let config = preseed_config(&fake, "sonarr", &preseed);
     let fail = format!("rollback:{DS}@s1,inherit:{DS}");
-    let out = fake.preseed(&config, "sonarr", &[], &[("FAKE_ZFS_FAIL", &fail)]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[("FAKE_ZFS_FAIL", &fail)]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("not trying further sources"), "{}", text(&out));
     assert!(fake.restic_calls().is_empty(), "restic is not asked once the dataset carries a stale mark");
     assert_eq!(fake.local_props(DS)["persistctl:rolling-back"], format!("{DS}@s1"));
-    let out = fake.preseed(&config, "sonarr", &[], &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &[], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(fake.mountpoint("sonarr").join("db")).unwrap(), "v1");
     let props = fake.local_props(DS);
@@ -903,13 +820,17 @@ fn everything_said(fake: &Fake, out: &Output) -> String {
 #[test]
 fn a_restic_error_quoting_a_url_password_and_known_secrets_reaches_no_output_file_or_notification() {
     use std::os::unix::fs::PermissionsExt as _;
-    let fake = Fake::new("sonarr", Some(&[]));
+    let fake = service_lab("sonarr", Some(&[]));
     std::fs::write(fake.path("password"), "pw-s3cret-value\n").unwrap();
-    let repo = fake.repo("pw-s3cret-value", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let repo = fake.restic_repo("pw-s3cret-value", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
     std::fs::write(fake.path("restic.env"), "AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY=aws-secret-value\n")
         .unwrap();
     let env_file = fake.path("restic.env").display().to_string();
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"environmentFile": env_file}})));
+    let config = preseed_config(
+        &fake,
+        "sonarr",
+        &restic_preseed(&fake, &repo, &json!({"restic": {"environmentFile": env_file}})),
+    );
     let (config, hook) = recording_hooks(&fake, &config);
     // An older status file, world-readable: made private on the next append.
     std::fs::create_dir_all(fake.path("status")).unwrap();
@@ -918,7 +839,8 @@ fn a_restic_error_quoting_a_url_password_and_known_secrets_reaches_no_output_fil
     let message = "Fatal: unable to open repository at sftp://u:hunter2@h/srv/restic: ssh: pw-s3cret-value \
                    aws-secret-value rejected";
     let hook: Vec<&str> = hook.iter().map(String::as_str).collect();
-    let out = fake.preseed(
+    let out = run_preseed(
+        &fake,
         &config,
         "sonarr",
         &hook,
@@ -947,23 +869,24 @@ fn a_restic_error_quoting_a_url_password_and_known_secrets_reaches_no_output_fil
 
 #[test]
 fn a_bare_secret_line_in_the_environment_file_is_named_by_its_line_number_never_quoted() {
-    let fake = Fake::new("sonarr", Some(&[]));
-    let repo = fake.repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
+    let fake = service_lab("sonarr", Some(&[]));
+    let repo = fake.restic_repo("right", &[("1111111111", T1, &["sonarr"], "/x", &[("db", "x")])]);
     let env_file = fake.path("restic.env");
     // A pasted key on its own line, and one whose part before '=' is not a name.
     std::fs::write(&env_file, "# S3\nAWS_ACCESS_KEY_ID=AKIAEXAMPLE\nwJalrXUtnFEMI/K7MDENG+bPxRfiCYhunter2\n").unwrap();
     let env = env_file.display().to_string();
-    let config = fake.config("sonarr", &fake.restic_preseed(&repo, &json!({"restic": {"environmentFile": env}})));
+    let config =
+        preseed_config(&fake, "sonarr", &restic_preseed(&fake, &repo, &json!({"restic": {"environmentFile": env}})));
     let (config, hook) = recording_hooks(&fake, &config);
     let hook: Vec<&str> = hook.iter().map(String::as_str).collect();
-    let out = fake.preseed(&config, "sonarr", &hook, &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &hook, &[]);
     fails_closed(&fake, &out, &format!("Bad restic environment file {env}: line 3: expected KEY=value"));
     let said = everything_said(&fake, &out);
     for secret in ["wJalrXUtnFEMI", "hunter2", "AKIAEXAMPLE"] {
         assert!(!said.contains(secret), "{secret:?} leaked:\n{said}");
     }
     std::fs::write(&env_file, "AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nsecret/part+x=hunter2\n").unwrap();
-    let out = fake.preseed(&config, "sonarr", &hook, &[]);
+    let out = run_preseed(&fake, &config, "sonarr", &hook, &[]);
     fails_closed(&fake, &out, "line 2: the part before '=' is not a variable name");
     let said = everything_said(&fake, &out);
     for secret in ["secret/part", "hunter2", "AKIAEXAMPLE"] {

@@ -5,189 +5,74 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)] // test helpers
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::real::{TestPool, checksums, ok, q, restic, sh, zfs_prop};
+use common::{entries, text};
 use serde_json::{Value, json};
 
-#[path = "common/orphans.rs"]
-mod orphans;
-use orphans::kill_orphans;
-
-fn persistctl_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("PERSISTCTL_BIN") {
-        return bin.into();
-    }
-    let built = PathBuf::from(env!("CARGO_BIN_EXE_persistctl"));
-    if built.exists() { built } else { Path::new("/host").join(built.strip_prefix("/").unwrap()) }
+/// A pool (512 MB) with `<pool>/persist` mounted at its directory's `persist/`, and two password files
+/// for the restic repository `<dir>/restic repo`.
+fn restic_lab(pool: &str) -> TestPool {
+    let lab = TestPool::with_size(pool, "512M");
+    lab.plain_parent();
+    std::fs::write(lab.dir.join("password"), "correct horse\n").unwrap();
+    std::fs::write(lab.dir.join("wrong-password"), "battery staple\n").unwrap();
+    lab
 }
 
-fn ok(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+fn repo(lab: &TestPool) -> PathBuf {
+    lab.dir.join("restic repo")
 }
 
-fn sh(script: &str) -> String {
-    ok("sh", &["-c", script])
+/// Makes `<dir>/source<path>` with a few MB of files (spaces in names, a subdirectory, a sqlite db),
+/// backs it up with `tag`, and returns the source directory.
+fn backup(lab: &TestPool, path: &str, tag: &str, megabytes: u32) -> PathBuf {
+    let src = lab.dir.join("source").join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(src.join("sub dir")).unwrap();
+    sh(&format!(
+        "cd {d} && head -c {n}M /dev/urandom > 'big file' && for i in $(seq 1 40); do head -c 2000 /dev/urandom > \"sub dir/f $i\"; done \
+         && sqlite3 app.db 'create table t(x); insert into t values (1),(2),(3);' && mkdir -p empty",
+        d = q(&src),
+        n = megabytes
+    ));
+    let password = lab.dir.join("password");
+    if !repo(lab).join("config").exists() {
+        restic(&repo(lab), &password, &["init"]);
+    }
+    restic(&repo(lab), &password, &["backup", "--tag", tag, "--host", "lab", src.to_str().unwrap()]);
+    src
 }
 
-fn text(out: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+/// A config with the one service `service` and its `preseed` settings.
+fn preseed_config(lab: &TestPool, service: &str, preseed: &Value) -> PathBuf {
+    lab.config(&json!({service: {"preseed": preseed}}))
 }
 
-fn q(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
+/// Restoring from the service's snapshots, then the lab's restic repository at `path`; `extra` set.
+fn restic_preseed(lab: &TestPool, path: &Path, extra: &Value) -> Value {
+    let base = common::config::restic_preseed(
+        &repo(lab).display().to_string(),
+        &lab.dir.join("password"),
+        &json!({"restic": {"path": path.display().to_string()}}),
+    );
+    common::config::with_restic_extra(base, extra)
 }
 
-/// sha256 of every file under `dir` (names relative, sorted), excluding staging and `.zfs`.
-fn checksums(dir: &Path) -> String {
-    sh(&format!("cd {} && find . -path ./.zfs -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum", q(dir)))
+/// `persistctl preseed SERVICE extra`.
+fn preseed(lab: &TestPool, config: &Path, service: &str, extra: &[&str]) -> Output {
+    lab.persistctl(config, &[&["preseed", service], extra].concat())
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    names
+fn empty_dataset(lab: &TestPool, service: &str) {
+    ok("zfs", &["create", "-o", &format!("mountpoint={}", lab.mountpoint(service).display()), &lab.dataset(service)]);
 }
 
-fn zfs_prop(dataset: &str, prop: &str) -> String {
-    ok("zfs", &["get", "-H", "-o", "value", prop, dataset]).trim().to_string()
-}
-
-/// A pool with `<pool>/persist` mounted at `<dir>/persist`, a restic repository, and a data set.
-struct Lab {
-    pool: String,
-    dir: PathBuf,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new("zpool").args(["destroy", "-f", &self.pool]).output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Lab {
-    fn new(pool: &str) -> Self {
-        let dir = PathBuf::from(format!("/tmp/preseed-{pool}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let img = dir.join("vdev.img");
-        ok("truncate", &["-s", "512M", img.to_str().unwrap()]);
-        ok("zpool", &["create", "-f", "-o", "cachefile=none", "-O", "mountpoint=none", pool, img.to_str().unwrap()]);
-        let lab = Self { pool: pool.to_string(), dir };
-        ok("zfs", &["create", "-o", &format!("mountpoint={}", lab.parent_mount()), &lab.parent()]);
-        std::fs::write(lab.dir.join("password"), "correct horse\n").unwrap();
-        std::fs::write(lab.dir.join("wrong-password"), "battery staple\n").unwrap();
-        lab
-    }
-
-    fn parent(&self) -> String {
-        format!("{}/persist", self.pool)
-    }
-
-    fn parent_mount(&self) -> String {
-        self.dir.join("persist").display().to_string()
-    }
-
-    fn dataset(&self, service: &str) -> String {
-        format!("{}/{service}", self.parent())
-    }
-
-    fn mountpoint(&self, service: &str) -> PathBuf {
-        self.dir.join("persist").join(service)
-    }
-
-    fn repo(&self) -> PathBuf {
-        self.dir.join("restic repo")
-    }
-
-    fn restic(&self, args: &[&str]) -> String {
-        let out = Command::new("restic")
-            .args(args)
-            .env("RESTIC_REPOSITORY", self.repo())
-            .env("RESTIC_PASSWORD_FILE", self.dir.join("password"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "restic {args:?}: {}", text(&out));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Makes `<dir>/source<path>` with a few MB of files (spaces in names, a subdirectory, a sqlite db),
-    /// backs it up with `tag`, and returns the source directory.
-    fn backup(&self, path: &str, tag: &str, megabytes: u32) -> PathBuf {
-        let src = self.dir.join("source").join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(src.join("sub dir")).unwrap();
-        sh(&format!(
-            "cd {d} && head -c {n}M /dev/urandom > 'big file' && for i in $(seq 1 40); do head -c 2000 /dev/urandom > \"sub dir/f $i\"; done \
-             && sqlite3 app.db 'create table t(x); insert into t values (1),(2),(3);' && mkdir -p empty",
-            d = q(&src),
-            n = megabytes
-        ));
-        if !self.repo().join("config").exists() {
-            self.restic(&["init"]);
-        }
-        self.restic(&["backup", "--tag", tag, "--host", "lab", src.to_str().unwrap()]);
-        src
-    }
-
-    fn config(&self, service: &str, preseed: &Value) -> PathBuf {
-        let text = json!({"version": 1, "datasets": {"parentDataset": self.parent(), "parentMount": self.parent_mount(),
-            "services": {service: {"preseed": preseed}}}});
-        let path = self.dir.join("config.json");
-        std::fs::write(&path, text.to_string()).unwrap();
-        path
-    }
-
-    fn restic_preseed(&self, path: &Path, extra: &Value) -> Value {
-        let mut p = json!({"enable": true, "sources": ["snapshot", "restic"],
-            "restic": {"repository": self.repo().display().to_string(),
-                       "passwordFile": self.dir.join("password").display().to_string(),
-                       "path": path.display().to_string()}});
-        for (k, v) in extra.as_object().unwrap() {
-            if k == "restic" {
-                for (rk, rv) in v.as_object().unwrap() {
-                    p["restic"][rk] = rv.clone();
-                }
-            } else {
-                p[k] = v.clone();
-            }
-        }
-        p
-    }
-
-    fn command(&self, config: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(persistctl_bin());
-        cmd.arg("--config")
-            .arg(config)
-            .args(args)
-            .env("PERSISTCTL_LOCK", self.dir.join("lock"))
-            .env("PERSISTCTL_PRESEED_STATUS", self.dir.join("status.json"));
-        cmd
-    }
-
-    fn preseed(&self, config: &Path, service: &str, extra: &[&str]) -> Output {
-        let mut args = vec!["preseed", service];
-        args.extend_from_slice(extra);
-        self.command(config, &args).output().unwrap()
-    }
-
-    fn history_len(&self) -> usize {
-        ok("zpool", &["history", &self.pool]).lines().count()
-    }
-
-    fn empty_dataset(&self, service: &str) {
-        ok(
-            "zfs",
-            &["create", "-o", &format!("mountpoint={}", self.mountpoint(service).display()), &self.dataset(service)],
-        );
-    }
-}
-
-fn assert_fails_closed(lab: &Lab, out: &Output, service: &str, needle: &str) {
+fn assert_fails_closed(lab: &TestPool, out: &Output, service: &str, needle: &str) {
     assert_eq!(out.status.code(), Some(1), "{}", text(out));
     assert!(text(out).contains(needle), "wanted {needle:?}: {}", text(out));
     let left: Vec<String> = entries(&lab.mountpoint(service)).into_iter().filter(|e| e != ".zfs").collect();
@@ -198,17 +83,19 @@ fn assert_fails_closed(lab: &Lab, out: &Output, service: &str, needle: &str) {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn restic_restores_a_missing_dataset_from_an_old_path_byte_for_byte() {
-    let lab = Lab::new("pre1");
-    let src = lab.backup("/old persist/var/lib/sonarr", "sonarr", 2);
-    let config = lab.config(
+    let lab = restic_lab("pre1");
+    let src = backup(&lab, "/old persist/var/lib/sonarr", "sonarr", 2);
+    let config = preseed_config(
+        &lab,
         "sonarr",
-        &lab.restic_preseed(
+        &restic_preseed(
+            &lab,
             &src,
             &json!({"verifyCommand": ["sh", "-c",
         "sqlite3 \"$1/app.db\" 'PRAGMA integrity_check' | grep -qx ok", "verify"]}),
         ),
     );
-    let out = lab.preseed(&config, "sonarr", &[]);
+    let out = preseed(&lab, &config, "sonarr", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("full send"), "{}", text(&out));
     let mp = lab.mountpoint("sonarr");
@@ -219,35 +106,35 @@ fn restic_restores_a_missing_dataset_from_an_old_path_byte_for_byte() {
     assert_eq!(zfs_prop(&ds, "persistctl:restored-from"), "restic");
     assert_eq!(zfs_prop(&ds, "persistctl:restored-snapshot").len(), 64);
     // Second run: data present, nothing written to the pool.
-    let before = lab.history_len();
-    let out = lab.preseed(&config, "sonarr", &[]);
+    let before = lab.history().len();
+    let out = preseed(&lab, &config, "sonarr", &[]);
     assert!(out.status.success() && text(&out).contains("skipped"), "{}", text(&out));
-    assert_eq!(lab.history_len(), before);
+    assert_eq!(lab.history().len(), before);
 }
 
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn an_empty_dataset_rolls_back_to_its_newest_snapshot_and_an_empty_newest_one_blocks() {
-    let lab = Lab::new("pre2");
-    lab.empty_dataset("app");
+    let lab = restic_lab("pre2");
+    empty_dataset(&lab, "app");
     let mp = lab.mountpoint("app");
     sh(&format!("head -c 1M /dev/urandom > {}/data && mkdir {}/d && echo x > {}/d/y", q(&mp), q(&mp), q(&mp)));
     let want = checksums(&mp);
     let ds = lab.dataset("app");
     ok("zfs", &["snapshot", &format!("{ds}@full")]);
     sh(&format!("rm -rf {}/data {}/d", q(&mp), q(&mp)));
-    let config = lab.config("app", &json!({"enable": true, "sources": ["snapshot"]}));
-    let dry = lab.preseed(&config, "app", &["--dry-run"]);
+    let config = preseed_config(&lab, "app", &json!({"enable": true, "sources": ["snapshot"]}));
+    let dry = preseed(&lab, &config, "app", &["--dry-run"]);
     assert!(text(&dry).contains(&format!("would restore from snapshot: newest snapshot {ds}@full")), "{}", text(&dry));
     assert!(entries(&mp).is_empty(), "dry run changed nothing");
-    let out = lab.preseed(&config, "app", &[]);
+    let out = preseed(&lab, &config, "app", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(checksums(&mp), want);
     assert_eq!(zfs_prop(&ds, "persistctl:restored-snapshot"), format!("{ds}@full"));
     // Now the newest snapshot is empty and an older one holds data: refuse, destroy nothing.
     sh(&format!("rm -rf {}/data {}/d", q(&mp), q(&mp)));
     ok("zfs", &["snapshot", &format!("{ds}@empty")]);
-    let out = lab.preseed(&config, "app", &[]);
+    let out = preseed(&lab, &config, "app", &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("never does"), "{}", text(&out));
     let snaps = ok("zfs", &["list", "-H", "-o", "name", "-t", "snapshot", "-r", &ds]);
@@ -259,8 +146,8 @@ fn an_empty_dataset_rolls_back_to_its_newest_snapshot_and_an_empty_newest_one_bl
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn an_unmounted_dataset_is_mounted_where_nothing_is_hidden_then_restored() {
-    let lab = Lab::new("pre11");
-    lab.empty_dataset("app");
+    let lab = restic_lab("pre11");
+    empty_dataset(&lab, "app");
     let mp = lab.mountpoint("app");
     sh(&format!("head -c 1M /dev/urandom > {}/data", q(&mp)));
     let want = checksums(&mp);
@@ -268,13 +155,13 @@ fn an_unmounted_dataset_is_mounted_where_nothing_is_hidden_then_restored() {
     ok("zfs", &["snapshot", &format!("{ds}@full")]);
     sh(&format!("rm -f {}/data", q(&mp)));
     ok("zfs", &["unmount", &ds]);
-    let config = lab.config("app", &json!({"enable": true, "sources": ["snapshot"]}));
+    let config = preseed_config(&lab, "app", &json!({"enable": true, "sources": ["snapshot"]}));
     sh(&format!("echo stray > {}/stray", q(&mp)));
-    let out = lab.preseed(&config, "app", &[]);
+    let out = preseed(&lab, &config, "app", &[]);
     assert_eq!(out.status.code(), Some(1), "files in the way: {}", text(&out));
     assert_eq!(zfs_prop(&ds, "mounted"), "no", "not mounted over the stray file");
     sh(&format!("rm {}/stray", q(&mp)));
-    let out = lab.preseed(&config, "app", &[]);
+    let out = preseed(&lab, &config, "app", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(zfs_prop(&ds, "mounted"), "yes");
     assert_eq!(checksums(&mp), want);
@@ -283,9 +170,9 @@ fn an_unmounted_dataset_is_mounted_where_nothing_is_hidden_then_restored() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn every_restic_failure_fails_closed_and_only_no_snapshot_allows_an_empty_start() {
-    let lab = Lab::new("pre3");
-    let src = lab.backup("/srv/app", "app", 1);
-    lab.empty_dataset("app");
+    let lab = restic_lab("pre3");
+    let src = backup(&lab, "/srv/app", "app", 1);
+    empty_dataset(&lab, "app");
     let allow = json!({"allowEmptyBootstrap": true});
     let cases: Vec<(&str, Value, &str)> = vec![
         (
@@ -308,47 +195,47 @@ fn every_restic_failure_fails_closed_and_only_no_snapshot_allows_an_empty_start(
     ];
     for (name, extra, needle) in cases {
         eprintln!("case: {name}");
-        let config = lab.config("app", &lab.restic_preseed(&src, &extra));
+        let config = preseed_config(&lab, "app", &restic_preseed(&lab, &src, &extra));
         let started = Instant::now();
-        let out = lab.preseed(&config, "app", &[]);
+        let out = preseed(&lab, &config, "app", &[]);
         assert_fails_closed(&lab, &out, "app", needle);
         assert!(started.elapsed() < Duration::from_secs(60), "{name}");
     }
     let mut extra = allow;
     extra["restic"] = json!({"tags": ["nope"]});
-    let config = lab.config("app", &lab.restic_preseed(&src, &extra));
-    let out = lab.preseed(&config, "app", &[]);
+    let config = preseed_config(&lab, "app", &restic_preseed(&lab, &src, &extra));
+    let out = preseed(&lab, &config, "app", &[]);
     assert!(out.status.success() && text(&out).contains("starting empty"), "{}", text(&out));
 }
 
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn a_corrupt_pack_file_fails_closed() {
-    let lab = Lab::new("pre4");
-    let src = lab.backup("/srv/app", "app", 3);
-    lab.empty_dataset("app");
+    let lab = restic_lab("pre4");
+    let src = backup(&lab, "/srv/app", "app", 3);
+    empty_dataset(&lab, "app");
     // Damage the middle of every pack file (data/xx/<id>).
     sh(&format!(
         "find {}/data -type f | while read -r f; do s=$(stat -c %s \"$f\"); \
          dd if=/dev/zero of=\"$f\" bs=1 seek=$((s/2)) count=4096 conv=notrunc status=none; done",
-        q(&lab.repo())
+        q(&repo(&lab))
     ));
-    let config = lab.config("app", &lab.restic_preseed(&src, &json!({"allowEmptyBootstrap": true})));
-    let out = lab.preseed(&config, "app", &[]);
+    let config = preseed_config(&lab, "app", &restic_preseed(&lab, &src, &json!({"allowEmptyBootstrap": true})));
+    let out = preseed(&lab, &config, "app", &[]);
     assert_fails_closed(&lab, &out, "app", "restic restore failed");
 }
 
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn names_with_spaces_and_dry_run_on_real_zfs() {
-    let lab = Lab::new("pre5");
-    let src = lab.backup("/old path/my app", "my app", 1);
-    let config = lab.config("my app", &lab.restic_preseed(&src, &json!({})));
-    let before = lab.history_len();
-    let out = lab.preseed(&config, "my app", &["--dry-run"]);
+    let lab = restic_lab("pre5");
+    let src = backup(&lab, "/old path/my app", "my app", 1);
+    let config = preseed_config(&lab, "my app", &restic_preseed(&lab, &src, &json!({})));
+    let before = lab.history().len();
+    let out = preseed(&lab, &config, "my app", &["--dry-run"]);
     assert!(out.status.success() && text(&out).contains("would restore from restic"), "{}", text(&out));
-    assert_eq!(lab.history_len(), before, "dry run wrote nothing to the pool");
-    let out = lab.preseed(&config, "my app", &[]);
+    assert_eq!(lab.history().len(), before, "dry run wrote nothing to the pool");
+    let out = preseed(&lab, &config, "my app", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(checksums(&lab.mountpoint("my app")), checksums(&src));
 }
@@ -356,10 +243,10 @@ fn names_with_spaces_and_dry_run_on_real_zfs() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn preseed_and_apply_at_once_each_do_their_part_once() {
-    let lab = Lab::new("pre6");
-    let src = lab.backup("/srv/a", "a", 2);
+    let lab = restic_lab("pre6");
+    let src = backup(&lab, "/srv/a", "a", 2);
     let text_config = json!({"version": 1, "datasets": {"parentDataset": lab.parent(), "parentMount": lab.parent_mount(),
-        "services": {"a": {"preseed": lab.restic_preseed(&src, &json!({}))}, "b": {"compression": "lz4"}}}});
+        "services": {"a": {"preseed": restic_preseed(&lab, &src, &json!({}))}, "b": {"compression": "lz4"}}}});
     let config = lab.dir.join("both.json");
     std::fs::write(&config, text_config.to_string()).unwrap();
     let mut pre =
@@ -368,7 +255,7 @@ fn preseed_and_apply_at_once_each_do_their_part_once() {
     let (pre_st, app_st) = (pre.wait().unwrap(), app.wait().unwrap());
     assert!(pre_st.success() && app_st.success());
     assert_eq!(checksums(&lab.mountpoint("a")), checksums(&src));
-    let history = ok("zpool", &["history", &lab.pool]);
+    let history = ok("zpool", &["history", &lab.name]);
     assert_eq!(history.matches(&format!("zfs create -o mountpoint={}/a", lab.parent_mount())).count(), 1, "{history}");
     assert_eq!(zfs_prop(&lab.dataset("b"), "compression"), "lz4");
 }
@@ -386,7 +273,7 @@ impl Rng {
 /// (and `extra`: what else must hold after the rerun).
 #[allow(clippy::too_many_arguments)]
 fn fault_injection(
-    lab: &Lab,
+    lab: &TestPool,
     config: &Path,
     service: &str,
     want: &str,
@@ -398,7 +285,7 @@ fn fault_injection(
     nix::sys::prctl::set_child_subreaper(true).unwrap();
     reset();
     let started = Instant::now();
-    let out = lab.preseed(config, service, &[]);
+    let out = preseed(lab, config, service, &[]);
     assert!(out.status.success(), "{}", text(&out));
     let full = started.elapsed();
     let mp = lab.mountpoint(service);
@@ -407,16 +294,12 @@ fn fault_injection(
     for trial in 0..trials {
         reset();
         let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 12 / 10 + 1));
-        let mut child =
+        let child =
             lab.command(config, &["preseed", service]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
+        if common::orphans::kill_9_after(child, delay) {
             killed_mid_run += 1;
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        kill_orphans();
-        let out = lab.preseed(config, service, &[]);
+        let out = preseed(lab, config, service, &[]);
         let got = checksums(&mp);
         let staging: Vec<String> = entries(&mp).into_iter().filter(|e| e.starts_with(".persistctl-staging")).collect();
         let extra = if out.status.success() { extra() } else { Ok(()) };
@@ -435,10 +318,10 @@ fn fault_injection(
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn kill_9_during_a_restic_restore_then_rerun_gives_the_exact_data() {
-    let lab = Lab::new("pre7");
-    let src = lab.backup("/srv/app", "app", 2);
-    lab.empty_dataset("app");
-    let config = lab.config("app", &lab.restic_preseed(&src, &json!({})));
+    let lab = restic_lab("pre7");
+    let src = backup(&lab, "/srv/app", "app", 2);
+    empty_dataset(&lab, "app");
+    let config = preseed_config(&lab, "app", &restic_preseed(&lab, &src, &json!({})));
     let mp = lab.mountpoint("app");
     let reset = || {
         sh(&format!("cd {} && find . -mindepth 1 -maxdepth 1 ! -name .zfs -exec rm -rf {{}} +", q(&mp)));
@@ -450,13 +333,13 @@ fn kill_9_during_a_restic_restore_then_rerun_gives_the_exact_data() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn kill_9_during_a_snapshot_rollback_then_rerun_gives_the_exact_data() {
-    let lab = Lab::new("pre8");
-    lab.empty_dataset("app");
+    let lab = restic_lab("pre8");
+    empty_dataset(&lab, "app");
     let mp = lab.mountpoint("app");
     sh(&format!("head -c 2M /dev/urandom > {}/data && mkdir {}/d && echo x > {}/d/y", q(&mp), q(&mp), q(&mp)));
     let want = checksums(&mp);
     ok("zfs", &["snapshot", &format!("{}@s", lab.dataset("app"))]);
-    let config = lab.config("app", &json!({"enable": true, "sources": ["snapshot"]}));
+    let config = preseed_config(&lab, "app", &json!({"enable": true, "sources": ["snapshot"]}));
     let reset = || {
         sh(&format!("cd {} && find . -mindepth 1 -maxdepth 1 ! -name .zfs -exec rm -rf {{}} +", q(&mp)));
     };
@@ -476,7 +359,7 @@ impl Drop for ReplicaPool {
 }
 
 impl ReplicaPool {
-    fn new(lab: &Lab, name: &str) -> Self {
+    fn new(lab: &TestPool, name: &str) -> Self {
         let img = lab.dir.join(format!("{name}.img"));
         ok("truncate", &["-s", "256M", img.to_str().unwrap()]);
         ok("zpool", &["create", "-f", "-o", "cachefile=none", "-O", "mountpoint=none", name, img.to_str().unwrap()]);
@@ -492,8 +375,8 @@ impl ReplicaPool {
 /// Source data on the lab pool (`<pool>/origin`, a few MB, spaces, a sqlite db), snapshotted `@r1` and
 /// replicated to `replica` as `zfs send | zfs receive -u` (what syncoid does for a first full send).
 /// Returns the origin's mountpoint (the reference for checksums).
-fn replicate(lab: &Lab, replica: &ReplicaPool, service: &str, megabytes: u32) -> PathBuf {
-    let origin = format!("{}/origin-{service}", lab.pool);
+fn replicate(lab: &TestPool, replica: &ReplicaPool, service: &str, megabytes: u32) -> PathBuf {
+    let origin = format!("{}/origin-{service}", lab.name);
     let mp = lab.dir.join(format!("origin-{service}"));
     ok("zfs", &["create", "-o", &format!("mountpoint={}", mp.display()), &origin]);
     sh(&format!(
@@ -513,12 +396,7 @@ fn replicate(lab: &Lab, replica: &ReplicaPool, service: &str, megabytes: u32) ->
 }
 
 fn replica_preseed(replica: &ReplicaPool, service: &str, extra: &Value) -> Value {
-    let mut p = json!({"enable": true, "sources": ["snapshot", "replica"],
-        "replica": {"dataset": replica.dataset(service), "host": null, "sshKey": null}});
-    for (k, v) in extra.as_object().unwrap() {
-        p[k] = v.clone();
-    }
-    p
+    common::config::replica_preseed(&replica.dataset(service), extra)
 }
 
 /// Names of the datasets under `root` (itself included), or nothing when it does not exist.
@@ -531,7 +409,7 @@ fn guid(snapshot: &str) -> String {
     ok("zfs", &["get", "-H", "-p", "-o", "value", "guid", snapshot]).trim().to_string()
 }
 
-fn leftovers(lab: &Lab, service: &str) -> (Vec<String>, Vec<String>) {
+fn leftovers(lab: &TestPool, service: &str) -> (Vec<String>, Vec<String>) {
     let all = datasets_under(&lab.parent());
     let staging = all.iter().filter(|d| d.ends_with(".persistctl-staging")).cloned().collect();
     let aside =
@@ -541,7 +419,7 @@ fn leftovers(lab: &Lab, service: &str) -> (Vec<String>, Vec<String>) {
 
 /// Checks a finished replica restore: data byte for byte, lineage (same GUID as the replica's snapshot),
 /// properties as apply sets them, provenance, no staging dataset, marks gone.
-fn assert_replica_restored(lab: &Lab, replica: &ReplicaPool, service: &str, origin: &Path) -> Result<(), String> {
+fn assert_replica_restored(lab: &TestPool, replica: &ReplicaPool, service: &str, origin: &Path) -> Result<(), String> {
     let ds = lab.dataset(service);
     let mp = lab.mountpoint(service);
     let checks = [
@@ -563,18 +441,18 @@ fn assert_replica_restored(lab: &Lab, replica: &ReplicaPool, service: &str, orig
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn replica_restores_an_empty_target_byte_for_byte_and_keeps_the_empty_one_aside() {
-    let lab = Lab::new("prr1");
+    let lab = restic_lab("prr1");
     let replica = ReplicaPool::new(&lab, "rep1");
     let origin = replicate(&lab, &replica, "app", 3);
-    lab.empty_dataset("app");
+    empty_dataset(&lab, "app");
     let verify =
         json!({"verifyCommand": ["sh", "-c", "sqlite3 \"$1/app.db\" 'PRAGMA integrity_check' | grep -qx ok", "v"]});
-    let config = lab.config("app", &replica_preseed(&replica, "app", &verify));
-    let before = lab.history_len();
-    let dry = lab.preseed(&config, "app", &["--dry-run"]);
+    let config = preseed_config(&lab, "app", &replica_preseed(&replica, "app", &verify));
+    let before = lab.history().len();
+    let dry = preseed(&lab, &config, "app", &["--dry-run"]);
     assert!(dry.status.success() && text(&dry).contains("would restore from replica"), "{}", text(&dry));
-    assert_eq!(lab.history_len(), before, "dry run wrote nothing");
-    let out = lab.preseed(&config, "app", &[]);
+    assert_eq!(lab.history().len(), before, "dry run wrote nothing");
+    let out = preseed(&lab, &config, "app", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("lineage is kept"), "{}", text(&out));
     assert_replica_restored(&lab, &replica, "app", &origin).unwrap();
@@ -586,20 +464,20 @@ fn replica_restores_an_empty_target_byte_for_byte_and_keeps_the_empty_one_aside(
     assert_eq!(zfs_prop(&aside[0], "persistctl:empty-aside"), aside[0]);
     // The replica is untouched; a rerun sees data and writes nothing.
     assert_eq!(datasets_under(&replica.dataset("app")).len(), 1);
-    let before = lab.history_len();
-    let out = lab.preseed(&config, "app", &[]);
+    let before = lab.history().len();
+    let out = preseed(&lab, &config, "app", &[]);
     assert!(out.status.success() && text(&out).contains("skipped"), "{}", text(&out));
-    assert_eq!(lab.history_len(), before);
+    assert_eq!(lab.history().len(), before);
 }
 
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn replica_restores_a_missing_target_with_no_aside() {
-    let lab = Lab::new("prr2");
+    let lab = restic_lab("prr2");
     let replica = ReplicaPool::new(&lab, "rep2");
     let origin = replicate(&lab, &replica, "my app", 1);
-    let config = lab.config("my app", &replica_preseed(&replica, "my app", &json!({})));
-    let out = lab.preseed(&config, "my app", &[]);
+    let config = preseed_config(&lab, "my app", &replica_preseed(&replica, "my app", &json!({})));
+    let out = preseed(&lab, &config, "my app", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_replica_restored(&lab, &replica, "my app", &origin).unwrap();
     assert!(leftovers(&lab, "my app").1.is_empty(), "nothing to move aside");
@@ -613,17 +491,18 @@ fn replica_restores_a_missing_target_with_no_aside() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn a_replica_without_snapshots_is_no_backup_and_the_next_source_restores() {
-    let lab = Lab::new("prr3");
+    let lab = restic_lab("prr3");
     let replica = ReplicaPool::new(&lab, "rep3");
     ok("zfs", &["create", &replica.dataset("app")]);
-    lab.empty_dataset("app");
+    empty_dataset(&lab, "app");
     let mp = lab.mountpoint("app");
     sh(&format!("head -c 512K /dev/urandom > {}/data", q(&mp)));
     let want = checksums(&mp);
     ok("zfs", &["snapshot", &format!("{}@s", lab.dataset("app"))]);
     sh(&format!("rm {}/data", q(&mp)));
-    let config = lab.config("app", &replica_preseed(&replica, "app", &json!({"sources": ["replica", "snapshot"]})));
-    let out = lab.preseed(&config, "app", &[]);
+    let config =
+        preseed_config(&lab, "app", &replica_preseed(&replica, "app", &json!({"sources": ["replica", "snapshot"]})));
+    let out = preseed(&lab, &config, "app", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("has no snapshots"), "{}", text(&out));
     assert_eq!(checksums(&mp), want);
@@ -633,23 +512,23 @@ fn a_replica_without_snapshots_is_no_backup_and_the_next_source_restores() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn a_missing_replica_dataset_or_a_rejected_one_fails_closed() {
-    let lab = Lab::new("prr4");
+    let lab = restic_lab("prr4");
     let replica = ReplicaPool::new(&lab, "rep4");
-    lab.empty_dataset("app");
+    empty_dataset(&lab, "app");
     let allow = json!({"allowEmptyBootstrap": true, "sources": ["replica"]});
-    let config = lab.config("app", &replica_preseed(&replica, "app", &allow));
-    let out = lab.preseed(&config, "app", &[]);
+    let config = preseed_config(&lab, "app", &replica_preseed(&replica, "app", &allow));
+    let out = preseed(&lab, &config, "app", &[]);
     assert_fails_closed(&lab, &out, "app", "does not exist");
     // A replica whose data the verify hook rejects: fail closed, target untouched, staging kept (never
     // destroyed); a rerun with a passing hook re-verifies the same staging and swaps it in.
     let origin = replicate(&lab, &replica, "app", 1);
     let reject = json!({"allowEmptyBootstrap": true, "sources": ["replica"], "verifyCommand": ["false"]});
-    let config = lab.config("app", &replica_preseed(&replica, "app", &reject));
-    let out = lab.preseed(&config, "app", &[]);
+    let config = preseed_config(&lab, "app", &replica_preseed(&replica, "app", &reject));
+    let out = preseed(&lab, &config, "app", &[]);
     assert_fails_closed(&lab, &out, "app", "verify command rejected");
     assert_eq!(leftovers(&lab, "app").0.len(), 1, "staging kept");
-    let config = lab.config("app", &replica_preseed(&replica, "app", &json!({"sources": ["replica"]})));
-    let out = lab.preseed(&config, "app", &[]);
+    let config = preseed_config(&lab, "app", &replica_preseed(&replica, "app", &json!({"sources": ["replica"]})));
+    let out = preseed(&lab, &config, "app", &[]);
     assert!(out.status.success() && text(&out).contains("reusing"), "{}", text(&out));
     assert_replica_restored(&lab, &replica, "app", &origin).unwrap();
 }
@@ -659,7 +538,7 @@ fn a_missing_replica_dataset_or_a_rejected_one_fails_closed() {
 fn a_remote_replica_goes_through_ssh_with_its_key() {
     // No sshd in the guest: a wrapper stands in for ssh, checks the arguments persistctl gives it and runs
     // the remote command line locally, as sshd's shell would.
-    let lab = Lab::new("prr5");
+    let lab = restic_lab("prr5");
     let replica = ReplicaPool::new(&lab, "rep5");
     let origin = replicate(&lab, &replica, "app", 1);
     let log = lab.dir.join("ssh.log");
@@ -676,18 +555,18 @@ fn a_remote_replica_goes_through_ssh_with_its_key() {
     sh(&format!("chmod +x {}", q(&wrapper)));
     let remote = json!({"sources": ["replica"], "replica": {"dataset": replica.dataset("app"), "host": "backup@nas",
         "sshKey": "/run/keys/syncoid"}});
-    let config = lab.config("app", &replica_preseed(&replica, "app", &remote));
+    let config = preseed_config(&lab, "app", &replica_preseed(&replica, "app", &remote));
     let out = lab.command(&config, &["preseed", "app"]).env("PERSISTCTL_SSH", &wrapper).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_replica_restored(&lab, &replica, "app", &origin).unwrap();
     let calls = std::fs::read_to_string(&log).unwrap();
     assert!(calls.contains("-i /run/keys/syncoid -- backup@nas zfs send -L -e -c rep5/replica/app@r1"), "{calls}");
     // An unreachable host fails closed (ssh exits 255), even with allowEmptyBootstrap.
-    let lab2 = Lab::new("prr6");
-    lab2.empty_dataset("app");
+    let lab2 = restic_lab("prr6");
+    empty_dataset(&lab2, "app");
     let bad = json!({"sources": ["replica"], "allowEmptyBootstrap": true,
         "replica": {"dataset": replica.dataset("app"), "host": "nobody@nowhere", "sshKey": null}});
-    let config = lab2.config("app", &replica_preseed(&replica, "app", &bad));
+    let config = preseed_config(&lab2, "app", &replica_preseed(&replica, "app", &bad));
     let out = lab2.command(&config, &["preseed", "app"]).env("PERSISTCTL_SSH", &wrapper).output().unwrap();
     assert_fails_closed(&lab2, &out, "app", "Could not resolve hostname");
 }
@@ -695,10 +574,10 @@ fn a_remote_replica_goes_through_ssh_with_its_key() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn kill_9_during_a_replica_restore_then_rerun_gives_the_exact_data() {
-    let lab = Lab::new("prr7");
+    let lab = restic_lab("prr7");
     let replica = ReplicaPool::new(&lab, "rep7");
     let origin = replicate(&lab, &replica, "app", 2);
-    let config = lab.config("app", &replica_preseed(&replica, "app", &json!({"sources": ["replica"]})));
+    let config = preseed_config(&lab, "app", &replica_preseed(&replica, "app", &json!({"sources": ["replica"]})));
     let ds = lab.dataset("app");
     let reset = || {
         // Test-only cleanup of the previous trial (persistctl itself never destroys a dataset).
@@ -707,7 +586,7 @@ fn kill_9_during_a_replica_restore_then_rerun_gives_the_exact_data() {
                 ok("zfs", &["destroy", "-r", &name]);
             }
         }
-        lab.empty_dataset("app");
+        empty_dataset(&lab, "app");
     };
     // A replica trial receives, renames and mounts datasets: about a minute under TCG, so CI runs
     // PRESEED_REPLICA_TRIALS (default 8); the >= 50-trial run is `PRESEED_REPLICA_TRIALS=50` (see the README).

@@ -6,137 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::real::{TestPool, is_mountpoint, ok, repo_file, run, zfs_get, zfs_version};
+use common::text;
 use serde_json::{Value, json};
-
-#[path = "common/orphans.rs"]
-mod orphans;
-
-/// The persistctl binary: `$PERSISTCTL_BIN`, or cargo's path (seen under /host inside the VM).
-fn persistctl_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("PERSISTCTL_BIN") {
-        return bin.into();
-    }
-    let built = PathBuf::from(env!("CARGO_BIN_EXE_persistctl"));
-    if built.exists() { built } else { Path::new("/host").join(built.strip_prefix("/").unwrap()) }
-}
-
-fn run(program: &str, args: &[&str]) -> Output {
-    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"))
-}
-
-/// Runs a command that must succeed; returns its stdout.
-fn ok(program: &str, args: &[&str]) -> String {
-    let out = run(program, args);
-    assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn zfs_get(dataset: &str, property: &str) -> (String, String) {
-    let out = ok("zfs", &["get", "-H", "-p", "-o", "value,source", property, dataset]);
-    let (value, source) = out.trim_end().split_once('\t').unwrap();
-    (value.to_string(), source.to_string())
-}
-
-fn zfs_version() -> (u32, u32) {
-    let text = std::fs::read_to_string("/sys/module/zfs/version").unwrap();
-    let mut parts = text.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap(), parts.next().unwrap())
-}
-
-fn is_mountpoint(path: &str) -> bool {
-    std::fs::read_to_string("/proc/self/mounts")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(1).map(|p| p.replace("\\040", " ")) == Some(path.to_string()))
-}
-
-/// A throwaway pool on a sparse file, destroyed on drop.
-struct Pool {
-    name: String,
-    dir: PathBuf,
-}
-
-impl Pool {
-    fn new(name: &str) -> Self {
-        let dir = PathBuf::from(format!("/tmp/persistctl-test-{name}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let img = dir.join("vdev.img");
-        ok("truncate", &["-s", "256M", img.to_str().unwrap()]);
-        ok("zpool", &["create", "-f", "-o", "cachefile=none", "-O", "mountpoint=none", name, img.to_str().unwrap()]);
-        Self { name: name.to_string(), dir }
-    }
-
-    /// The seed's base layer: `<pool>/persist` with mountpoint=legacy, mounted by "fileSystems".
-    fn with_legacy_parent(name: &str) -> Self {
-        let pool = Self::new(name);
-        ok("zfs", &["create", "-o", "mountpoint=legacy", &pool.parent()]);
-        std::fs::create_dir_all(pool.parent_mount()).unwrap();
-        ok("mount", &["-t", "zfs", &pool.parent(), &pool.parent_mount()]);
-        pool
-    }
-
-    fn parent(&self) -> String {
-        format!("{}/persist", self.name)
-    }
-
-    fn parent_mount(&self) -> String {
-        self.dir.join("persist").display().to_string()
-    }
-
-    fn config(&self, services: &Value) -> PathBuf {
-        self.config_with(services, false)
-    }
-
-    fn config_with(&self, services: &Value, create_parent: bool) -> PathBuf {
-        let text = json!({
-            "version": 1,
-            "datasets": { "parentDataset": self.parent(), "parentMount": self.parent_mount(),
-                          "createParent": create_parent, "services": services }
-        });
-        let path = self.dir.join("config.json");
-        std::fs::write(&path, text.to_string()).unwrap();
-        path
-    }
-
-    /// `zpool history` lines: every write to the pool is logged there.
-    fn history(&self) -> Vec<String> {
-        ok("zpool", &["history", &self.name]).lines().filter(|l| !l.is_empty()).map(String::from).collect()
-    }
-
-    fn persistctl(&self, config: &Path, args: &[&str]) -> Output {
-        self.persistctl_env(config, args, &[])
-    }
-
-    fn persistctl_env(&self, config: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
-        let mut cmd = Command::new(persistctl_bin());
-        cmd.arg("--config").arg(config).args(args).env("PERSISTCTL_LOCK", self.dir.join("lock"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    }
-
-    fn apply(&self, config: &Path) -> String {
-        let out = self.persistctl(config, &["apply"]);
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "apply failed:\n{text}");
-        text
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        let _ = run("umount", &["-R", &self.parent_mount()]);
-        let _ = run("zpool", &["destroy", "-f", &self.name]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A directory holding a `zfs` that logs each call and then runs the real one, for PATH.
 fn counting_zfs(dir: &Path) -> (String, PathBuf) {
@@ -163,7 +42,7 @@ fn seed_matrix() -> Value {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn service_datasets_mount_under_a_legacy_parent() {
-    let pool = Pool::with_legacy_parent("pcl-legacy");
+    let pool = TestPool::with_legacy_parent("pcl-legacy");
     let config = pool.config(&seed_matrix());
     pool.apply(&config);
     for (svc, recordsize, compression) in [
@@ -188,7 +67,7 @@ fn service_datasets_mount_under_a_legacy_parent() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn tree_from_scratch_then_reapply_is_one_zfs_process_and_no_writes() {
-    let pool = Pool::new("pcl-scratch");
+    let pool = TestPool::new("pcl-scratch");
     let config = pool.config_with(&seed_matrix(), true);
     let text = pool.apply(&config);
     assert!(text.contains("create parent"), "{text}");
@@ -208,7 +87,7 @@ fn tree_from_scratch_then_reapply_is_one_zfs_process_and_no_writes() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn changing_a_property_and_adding_a_service_touch_only_those() {
-    let pool = Pool::with_legacy_parent("pcl-change");
+    let pool = TestPool::with_legacy_parent("pcl-change");
     let mut services = json!({ "sonarr": { "recordsize": "16K", "compression": "lz4" } });
     pool.apply(&pool.config(&services));
     let created = zfs_get(&format!("{}/sonarr", pool.parent()), "createtxg").0;
@@ -232,7 +111,7 @@ fn changing_a_property_and_adding_a_service_touch_only_those() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn inherited_values_equal_to_the_wanted_ones_are_in_sync() {
-    let pool = Pool::new("pcl-inherit");
+    let pool = TestPool::new("pcl-inherit");
     ok(
         "zfs",
         &[
@@ -268,7 +147,7 @@ fn inherited_values_equal_to_the_wanted_ones_are_in_sync() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn create_only_drift_is_reported_with_its_migration() {
-    let pool = Pool::with_legacy_parent("pcl-createonly");
+    let pool = TestPool::with_legacy_parent("pcl-createonly");
     ok(
         "zfs",
         &[
@@ -298,7 +177,7 @@ fn create_only_drift_is_reported_with_its_migration() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn a_pool_that_is_not_imported_is_skipped_then_applied_after_import() {
-    let pool = Pool::with_legacy_parent("pcl-export");
+    let pool = TestPool::with_legacy_parent("pcl-export");
     let config = pool.config(&json!({ "sonarr": { "recordsize": "16K" } }));
     ok("umount", &[&pool.parent_mount()]);
     ok("zpool", &["export", &pool.name]);
@@ -315,16 +194,12 @@ fn a_pool_that_is_not_imported_is_skipped_then_applied_after_import() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn two_concurrent_applies_create_each_dataset_once() {
-    let pool = Pool::with_legacy_parent("pcl-race");
+    let pool = TestPool::with_legacy_parent("pcl-race");
     let services: serde_json::Map<String, Value> =
         (0..8).map(|i| (format!("svc{i}"), json!({ "recordsize": "16K" }))).collect();
     let config = pool.config(&Value::Object(services));
     let spawn = || {
-        Command::new(persistctl_bin())
-            .arg("--config")
-            .arg(&config)
-            .arg("apply")
-            .env("PERSISTCTL_LOCK", pool.dir.join("lock"))
+        pool.command(&config, &["apply"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -347,7 +222,7 @@ fn two_concurrent_applies_create_each_dataset_once() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn owner_and_mode_are_set_on_the_mounted_root_never_through_a_symlink() {
-    let pool = Pool::with_legacy_parent("pcl-owner");
+    let pool = TestPool::with_legacy_parent("pcl-owner");
     let services = json!({ "app": { "owner": "1234", "group": "5678", "mode": "0750" } });
     let config = pool.config(&services);
     pool.apply(&config);
@@ -390,7 +265,7 @@ fn owner_and_mode_are_set_on_the_mounted_root_never_through_a_symlink() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn names_with_spaces_work_on_real_zfs() {
-    let pool = Pool::with_legacy_parent("pcl-space");
+    let pool = TestPool::with_legacy_parent("pcl-space");
     let config = pool.config(&json!({ "my app": { "properties": { "note:x": "it's \"q\"; $(id)" } } }));
     pool.apply(&config);
     let ds = format!("{}/my app", pool.parent());
@@ -476,7 +351,7 @@ const ALLOWED_VALUES: &[(&str, &str, (u32, u32))] = &[
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn every_allowed_value_reads_back_in_sync() {
     let version = zfs_version();
-    let pool = Pool::with_legacy_parent("pcl-values");
+    let pool = TestPool::with_legacy_parent("pcl-values");
     let mut services = serde_json::Map::new();
     let mut names = BTreeMap::new();
     for (i, (prop, value, min)) in ALLOWED_VALUES.iter().enumerate() {
@@ -524,9 +399,7 @@ fn ensure_user(name: &str) {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn the_rendered_examples_apply_the_seed_matrix() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rendered");
-    let fixtures =
-        if fixtures.exists() { fixtures } else { Path::new("/host").join(fixtures.strip_prefix("/").unwrap()) };
+    let fixtures = repo_file("tests/fixtures/rendered");
     let hosts: [(&str, &str, &str, &[ExpectedService]); 2] = [
         (
             "forge",
@@ -541,7 +414,7 @@ fn the_rendered_examples_apply_the_seed_matrix() {
         ("luna", "rpool", "rpool/safe/persist", &[("home-assistant", "hass", "16384", "lz4", "true", 0o700)]),
     ];
     for (host, pool_name, parent, services) in hosts {
-        let pool = Pool::new(pool_name);
+        let pool = TestPool::new(pool_name);
         ok("zfs", &["create", "-p", "-o", "mountpoint=legacy", parent]);
         std::fs::create_dir_all("/persist").unwrap();
         ok("mount", &["-t", "zfs", parent, "/persist"]);
@@ -575,7 +448,7 @@ fn the_rendered_examples_apply_the_seed_matrix() {
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn nothing_is_created_under_a_legacy_parent_that_is_not_mounted() {
-    let pool = Pool::with_legacy_parent("pcl-unmounted");
+    let pool = TestPool::with_legacy_parent("pcl-unmounted");
     ok("umount", &[&pool.parent_mount()]);
     let config = pool.config(&json!({ "sonarr": { "recordsize": "16K" } }));
     let before = pool.history();
@@ -618,20 +491,16 @@ fn old_service_data(root: &str) {
     ok("sh", &["-c", &script]);
 }
 
-fn out_text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn migrate_moves_legacy_data_into_its_dataset_exactly_and_keeps_the_old_copy() {
-    let pool = Pool::with_legacy_parent("pcl-migrate");
+    let pool = TestPool::with_legacy_parent("pcl-migrate");
     let old = format!("{}/var/lib/sonarr", pool.parent_mount());
     old_service_data(&old);
     let want = tree_listing(&old);
     let config = pool.config(&json!({ "sonarr": { "recordsize": "16K" } }));
     let out = pool.persistctl(&config, &["migrate", "sonarr", "--from", &old, "--json"]);
-    assert!(out.status.success(), "{}", out_text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["event"], "migrated", "{report}");
     let ds = format!("{}/sonarr", pool.parent());
@@ -651,32 +520,32 @@ fn migrate_moves_legacy_data_into_its_dataset_exactly_and_keeps_the_old_copy() {
     assert_eq!(pool.persistctl(&config, &["plan"]).status.code(), Some(0), "in sync afterwards");
     let before = pool.history();
     let again = pool.persistctl(&config, &["migrate", "sonarr", "--from", &old]);
-    assert!(again.status.success() && out_text(&again).contains("already-migrated"), "{}", out_text(&again));
+    assert!(again.status.success() && text(&again).contains("already-migrated"), "{}", text(&again));
     assert_eq!(pool.history(), before, "a rerun writes nothing");
 }
 
 #[test]
 #[ignore = "needs real ZFS: tests/vm/real-zfs-tests.sh"]
 fn migrate_in_place_moves_the_directory_aside_and_mounts_the_dataset_on_its_path() {
-    let pool = Pool::with_legacy_parent("pcl-migrate-in-place");
+    let pool = TestPool::with_legacy_parent("pcl-migrate-in-place");
     let path = format!("{}/hass", pool.parent_mount());
     old_service_data(&path);
     let want = tree_listing(&path);
     let config = pool.config(&json!({ "hass": { "recordsize": "16K" } }));
     let refused = pool.persistctl(&config, &["apply"]);
-    assert_eq!(refused.status.code(), Some(1), "{}", out_text(&refused));
-    assert!(out_text(&refused).contains(&format!("persistctl migrate hass --from {path}")), "{}", out_text(&refused));
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains(&format!("persistctl migrate hass --from {path}")), "{}", text(&refused));
     // A process working in the directory blocks the migration; nothing moves.
     let mut user = Command::new("sleep").arg("60").current_dir(&path).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
     let busy = pool.persistctl(&config, &["migrate", "hass", "--from", &path]);
     let _ = user.kill();
     let _ = user.wait();
-    assert_eq!(busy.status.code(), Some(1), "{}", out_text(&busy));
-    assert!(out_text(&busy).contains("is in use"), "{}", out_text(&busy));
+    assert_eq!(busy.status.code(), Some(1), "{}", text(&busy));
+    assert!(text(&busy).contains("is in use"), "{}", text(&busy));
     assert_eq!(tree_listing(&path), want);
     let out = pool.persistctl(&config, &["migrate", "hass", "--from", &path]);
-    assert!(out.status.success(), "{}", out_text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     assert!(is_mountpoint(&path), "the dataset is mounted on the old path");
     assert_eq!(tree_listing(&path), want);
     assert_eq!(tree_listing(&format!("{path}.persistctl-migrated")), want, "the old directory is kept aside");
@@ -688,7 +557,7 @@ fn migrate_in_place_moves_the_directory_aside_and_mounts_the_dataset_on_its_path
 fn kill_9_during_a_migration_then_rerun_gives_the_exact_data() {
     use std::time::{Duration, Instant};
     nix::sys::prctl::set_child_subreaper(true).unwrap();
-    let pool = Pool::with_legacy_parent("pcl-migrate-kill");
+    let pool = TestPool::with_legacy_parent("pcl-migrate-kill");
     let old = format!("{}/var/lib/sonarr", pool.parent_mount());
     old_service_data(&old);
     let want = tree_listing(&old);
@@ -696,9 +565,8 @@ fn kill_9_during_a_migration_then_rerun_gives_the_exact_data() {
     let ds = format!("{}/sonarr", pool.parent());
     let mp = format!("{}/sonarr", pool.parent_mount());
     let migrate = || {
-        let mut cmd = Command::new(persistctl_bin());
-        cmd.arg("--config").arg(&config).args(["migrate", "sonarr", "--from", &old]);
-        cmd.env("PERSISTCTL_LOCK", pool.dir.join("lock")).stdout(std::process::Stdio::null());
+        let mut cmd = pool.command(&config, &["migrate", "sonarr", "--from", &old]);
+        cmd.stdout(std::process::Stdio::null());
         cmd.stderr(std::process::Stdio::null());
         cmd
     };
@@ -715,16 +583,11 @@ fn kill_9_during_a_migration_then_rerun_gives_the_exact_data() {
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         let span = u64::try_from(full.as_micros()).unwrap_or(u64::MAX) * 12 / 10 + 1;
         let delay = Duration::from_micros((seed >> 33) % span);
-        let mut child = migrate().spawn().unwrap();
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
-            killed_mid_run += 1;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
         // Its cp too, as systemd's cgroup kill or a power loss would (a kill -9 of persistctl alone
         // leaves cp reading the source, and the rerun refuses: "in use by pid N (cp)").
-        orphans::kill_orphans();
+        if common::orphans::kill_9_after(migrate().spawn().unwrap(), delay) {
+            killed_mid_run += 1;
+        }
         let out = pool.persistctl(&config, &["migrate", "sonarr", "--from", &old]);
         let staging: Vec<String> = std::fs::read_dir(&mp)
             .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
@@ -732,7 +595,7 @@ fn kill_9_during_a_migration_then_rerun_gives_the_exact_data() {
         let staging: Vec<&String> = staging.iter().filter(|n| n.starts_with(".persistctl")).collect();
         if !(out.status.success() && tree_listing(&mp) == want && staging.is_empty()) {
             failures += 1;
-            eprintln!("trial {trial} (kill after {delay:?}): FAILED {} staging {staging:?}", out_text(&out));
+            eprintln!("trial {trial} (kill after {delay:?}): FAILED {} staging {staging:?}", text(&out));
         }
     }
     println!(

@@ -9,36 +9,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a test failure
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::real::{persistctl_bin, repo_file, sh};
+use common::text;
 use serde_json::Value;
 
 const DIR: &str = "/tmp/status-real";
 const HOUR: i64 = 3600;
 
-fn host_path(path: &Path) -> PathBuf {
-    if path.exists() { path.to_path_buf() } else { Path::new("/host").join(path.strip_prefix("/").unwrap()) }
-}
-
-fn persistctl_bin() -> PathBuf {
-    std::env::var_os("PERSISTCTL_BIN")
-        .map_or_else(|| host_path(Path::new(env!("CARGO_BIN_EXE_persistctl"))), PathBuf::from)
-}
-
 fn fixture(name: &str) -> PathBuf {
-    host_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replication").join(name))
-}
-
-fn text(out: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn sh(script: &str) -> String {
-    let out = Command::new("sh").args(["-c", script]).output().unwrap();
-    assert!(out.status.success(), "{script} failed:\n{}", text(&out));
-    String::from_utf8(out.stdout).unwrap()
+    repo_file(&format!("tests/fixtures/replication/{name}"))
 }
 
 fn clock() -> i64 {

@@ -1,4 +1,4 @@
-//! Shared by the real-ZFS fault-injection tests (included with `#[path]`).
+//! Shared by the real-ZFS fault-injection tests.
 
 /// Kills every process whose parent is this test process (orphans of a killed persistctl are re-parented
 /// here once the test is a child subreaper: `set_child_subreaper(true)`), as systemd's cgroup kill or a
@@ -14,4 +14,15 @@ pub fn kill_orphans() {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         }
     }
+}
+
+/// Lets `child` run for `delay`, then kills it with SIGKILL, and its orphans with it ([`kill_orphans`]).
+/// Returns whether it was still running (killed mid-run rather than after it finished).
+pub fn kill_9_after(mut child: std::process::Child, delay: std::time::Duration) -> bool {
+    std::thread::sleep(delay);
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    kill_orphans();
+    running
 }
