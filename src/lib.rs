@@ -15,6 +15,7 @@ pub mod preseed;
 pub mod restic;
 pub mod safe_write;
 pub mod status;
+pub mod timestamp;
 pub mod zfs;
 
 pub use persistctl_core::{mountinfo, names, plan, redact};

@@ -23,6 +23,7 @@ use crate::lock;
 use crate::notify;
 use crate::redact::Secrets;
 use crate::restic::{self, Restic, ResticSnapshot};
+use crate::timestamp;
 use crate::zfs::{LiveDataset, PropertySource, TreeRead, Zfs, props};
 use decide::{
     Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT,
@@ -150,25 +151,6 @@ impl Report {
     }
 }
 
-/// Formats a time as RFC 3339 UTC (`2024-05-01T12:00:00Z`).
-#[must_use]
-pub fn rfc3339_utc(time: SystemTime) -> String {
-    let secs = time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // civil_from_days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
-}
-
 struct Run<'a> {
     zfs: Zfs,
     validated: &'a Validated,
@@ -263,7 +245,7 @@ impl Run<'_> {
             detail,
             attempts,
             note,
-            at: rfc3339_utc(SystemTime::now()),
+            at: timestamp::rfc3339_utc(SystemTime::now()),
         }
     }
 
@@ -790,7 +772,7 @@ impl Run<'_> {
             (DatasetFacts::Missing, _) => None,
             (_, TargetMark::Aside(name)) => Some(name.clone()),
             _ => {
-                let name = decide::aside_dataset(target, &utc_stamp(SystemTime::now()));
+                let name = decide::aside_dataset(target, &timestamp::utc_stamp(SystemTime::now()));
                 self.zfs.set(target, &[(PROP_EMPTY_ASIDE.to_string(), name.clone())])?;
                 Some(name)
             }
@@ -1024,7 +1006,7 @@ impl Run<'_> {
 fn record_provenance(zfs: &Zfs, dataset: &str, source: &str, snapshot: &str) -> anyhow::Result<()> {
     let props = [
         (PROP_RESTORED_FROM.to_string(), source.to_string()),
-        (PROP_RESTORED_AT.to_string(), rfc3339_utc(SystemTime::now())),
+        (PROP_RESTORED_AT.to_string(), timestamp::rfc3339_utc(SystemTime::now())),
         (PROP_RESTORED_SNAPSHOT.to_string(), snapshot.to_string()),
     ];
     zfs.set(dataset, &props).context("Failed to record where the data came from")
@@ -1055,11 +1037,6 @@ pub(crate) fn local_value<'a>(live: &'a LiveDataset, property: &str) -> Option<&
         .get(property)
         .filter(|v| v.source == PropertySource::Local && v.value != "-")
         .map(|v| v.value.as_str())
-}
-
-/// A UTC time for dataset names: `20240501T120000Z`.
-fn utc_stamp(time: SystemTime) -> String {
-    rfc3339_utc(time).replace(['-', ':'], "")
 }
 
 /// A fresh private (0700) directory to mount a staging dataset at for verification.
@@ -1174,15 +1151,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_format_as_rfc3339_utc() {
-        let at = |secs| rfc3339_utc(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_868_800), "2000-03-01T00:00:00Z");
-        assert_eq!(at(1_714_564_800 + 3661), "2024-05-01T13:01:01Z");
-        assert_eq!(restic::parse_rfc3339(&at(1_709_164_799)), Some(1_709_164_799_000_000_000));
-    }
-
-    #[test]
     fn each_outcome_has_its_template_and_variables() {
         let mut report = Report {
             service: "my app".into(),
@@ -1214,11 +1182,6 @@ mod tests {
         assert_eq!(notification(&report, Duration::ZERO).unwrap().1["errorMessage"], "restored");
         report.event = Event::DryRun;
         assert!(notification(&report, Duration::ZERO).is_none());
-    }
-
-    #[test]
-    fn aside_names_carry_a_compact_utc_stamp() {
-        assert_eq!(utc_stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(1_714_564_800)), "20240501T120000Z");
     }
 
     #[test]
