@@ -23,10 +23,12 @@ use serde::Serialize;
 use crate::apply;
 use crate::config::{DatasetSpec, Validated};
 use crate::lock;
-use crate::preseed::decide::{PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, TARGET_PROPERTIES, is_data};
-use crate::preseed::staging::{self, SwapJournal};
-use crate::preseed::{self, local_value};
+use crate::names::{PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, TARGET_PROPERTIES};
+use crate::preseed::decide::is_data;
+use crate::preseed::local_value;
+use crate::staging::{self, SwapJournal};
 use crate::zfs::{TreeRead, Zfs, props};
+use crate::{fsprobe, provenance};
 use decide::{Decision, Entry, Found, SOURCE_NAME, Target};
 
 /// How to run.
@@ -155,8 +157,8 @@ impl Run<'_> {
         let (true, Some(mountpoint)) = (live.is_mounted(), mountpoint) else { return Ok(none(Target::NotMounted)) };
         let mountpoint = PathBuf::from(props::canonical_live("mountpoint", mountpoint));
         // Judge and write only the dataset's own root, never a tmpfs or bind mount over it.
-        crate::fsprobe::verify_dataset_mount(name, &mountpoint.display().to_string())?;
-        let entries = staging::list_entries(&mountpoint)?;
+        fsprobe::verify_dataset_mount(name, &mountpoint.display().to_string())?;
+        let entries = fsprobe::list_entries(&mountpoint)?;
         // A staging-named entry persistctl did not make (the service user owns this root) fails the run.
         let (complete_staging, stale_staging) = staging::our_staging(&mountpoint, &entries)?
             .into_iter()
@@ -201,7 +203,7 @@ impl Run<'_> {
             Decision::Copy { source, rename_aside } => (source, rename_aside),
         };
         let current = if rename_aside { from } else { &source };
-        if !staging::list_entries(current)?.iter().any(|e| is_data(e, &self.ignore)) {
+        if !fsprobe::list_entries(current)?.iter().any(|e| is_data(e, &self.ignore)) {
             return Ok(self.report(
                 Event::Failed,
                 format!("{} holds no data; nothing to migrate (is --from the right path?)", current.display()),
@@ -277,7 +279,7 @@ impl Run<'_> {
             // `apply` never mounts an existing dataset; a run killed inside `zfs create` (which creates,
             // then mounts) leaves one. Mounted here, and only on a free path: nothing is ever hidden.
             let wanted = Path::new(&self.spec.mountpoint);
-            if !staging::is_free_mountpoint(wanted)? {
+            if !fsprobe::is_free_mountpoint(wanted)? {
                 bail!("{} is not mounted and {} is not an empty directory", self.spec.dataset, wanted.display());
             }
             tracing::warn!("mounting {}, created but not mounted by a killed run", self.spec.dataset);
@@ -368,7 +370,7 @@ impl Run<'_> {
     }
 
     fn swap(&self, mountpoint: &Path, staging: &Path, journal: &SwapJournal) -> anyhow::Result<()> {
-        preseed::swap_and_record(&self.zfs, self.spec, &self.ignore, mountpoint, staging, journal)
+        provenance::swap_and_record(&self.zfs, self.spec, &self.ignore, mountpoint, staging, journal)
     }
 
     fn migrated(&self, source: &Path, detail: String) -> Report {

@@ -7,7 +7,6 @@
 //! only "every source answered: no backup" plus `allowEmptyBootstrap` lets the service start empty.
 
 pub use persistctl_core::preseed::decide;
-pub mod staging;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,14 +22,15 @@ use crate::lock;
 use crate::notify;
 use crate::redact::Secrets;
 use crate::restic::{self, Restic, ResticSnapshot};
+use crate::staging::{self, SwapJournal};
 use crate::timestamp;
 use crate::zfs::{LiveDataset, PropertySource, TreeRead, Zfs, props};
+use crate::{fsprobe, provenance};
 use decide::{
-    Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT,
-    PROP_ROLLING_BACK, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, StagingFacts, StagingPlan, Start,
-    TARGET_PROPERTIES, TargetMark,
+    Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, PROP_ROLLING_BACK,
+    PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, StagingFacts, StagingPlan, Start, TARGET_PROPERTIES,
+    TargetMark,
 };
-use staging::{CopyOwnership, SwapJournal};
 
 /// The default status file: one JSON object per line, one line per run that did something.
 pub const DEFAULT_STATUS_FILE: &str = "/var/lib/persistctl/preseed.json";
@@ -290,8 +290,8 @@ impl Run<'_> {
         let mountpoint = PathBuf::from(props::canonical_live("mountpoint", mountpoint));
         // "Data present", a restore, a rollback: only ever about the dataset's own root as every process
         // sees it, never a tmpfs or bind mount over it, never a directory above a hidden mount.
-        crate::fsprobe::verify_dataset_mount(&self.spec.dataset, &mountpoint.display().to_string())?;
-        let entries = staging::list_entries(&mountpoint)?;
+        fsprobe::verify_dataset_mount(&self.spec.dataset, &mountpoint.display().to_string())?;
+        let entries = fsprobe::list_entries(&mountpoint)?;
         // A staging-named entry persistctl did not make (the service user owns this root) fails the run.
         let complete_staging = staging::our_staging(&mountpoint, &entries)?
             .into_iter()
@@ -307,7 +307,7 @@ impl Run<'_> {
     fn read_target_mounted(&self) -> anyhow::Result<Result<Target, Report>> {
         let target = self.read_target()?;
         let (Some(at), TargetMark::Plain) = (&target.unmounted_at, &target.mark) else { return Ok(Ok(target)) };
-        if !staging::is_free_mountpoint(at)? {
+        if !fsprobe::is_free_mountpoint(at)? {
             return Ok(Ok(target));
         }
         if self.opts.dry_run {
@@ -572,7 +572,7 @@ impl Run<'_> {
     }
 
     fn set_provenance(&self, source: &str, snapshot: &str) -> anyhow::Result<()> {
-        record_provenance(&self.zfs, &self.spec.dataset, source, snapshot)
+        provenance::record(&self.zfs, &self.spec.dataset, source, snapshot)
     }
 
     /// Provenance of a rollback, then its mark goes.
@@ -591,7 +591,7 @@ impl Run<'_> {
     }
 
     fn has_data(&self, path: &Path) -> Result<bool, String> {
-        staging::list_entries(path)
+        fsprobe::list_entries(path)
             .map(|entries| entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)))
             .map_err(|e| format!("{e:#}"))
     }
@@ -951,7 +951,7 @@ impl Run<'_> {
     }
 
     fn swap(&self, mountpoint: &Path, staging: &Path, journal: &SwapJournal) -> anyhow::Result<()> {
-        swap_and_record(&self.zfs, self.spec, &self.preseed.ignore, mountpoint, staging, journal)
+        provenance::swap_and_record(&self.zfs, self.spec, &self.preseed.ignore, mountpoint, staging, journal)
     }
 
     fn finish_swap(&self, mountpoint: &Path, staging: &Path, attempts: Vec<AttemptRecord>) -> anyhow::Result<Report> {
@@ -1000,35 +1000,6 @@ impl Run<'_> {
         }
         notify(&self.opts.notify_command, report);
     }
-}
-
-/// Provenance, in one `zfs set`: `persistctl:restored-from`, `-at` (now) and `-snapshot`.
-fn record_provenance(zfs: &Zfs, dataset: &str, source: &str, snapshot: &str) -> anyhow::Result<()> {
-    let props = [
-        (PROP_RESTORED_FROM.to_string(), source.to_string()),
-        (PROP_RESTORED_AT.to_string(), timestamp::rfc3339_utc(SystemTime::now())),
-        (PROP_RESTORED_SNAPSHOT.to_string(), snapshot.to_string()),
-    ];
-    zfs.set(dataset, &props).context("Failed to record where the data came from")
-}
-
-/// The last step of a journaled staging (restic restore, migration): moves its entries into the mounted
-/// dataset (root owner/group/mode copied where the spec leaves them open), records the journal's source
-/// and snapshot as provenance, removes the staging. Restartable at every point.
-pub(crate) fn swap_and_record(
-    zfs: &Zfs,
-    spec: &DatasetSpec,
-    ignore: &[String],
-    mountpoint: &Path,
-    staging: &Path,
-    journal: &SwapJournal,
-) -> anyhow::Result<()> {
-    let own = &spec.ownership;
-    let copy = CopyOwnership { owner: own.owner.is_none(), group: own.group.is_none(), mode: own.mode.is_none() };
-    let moved = staging::swap_in(mountpoint, staging, journal, ignore, copy)?;
-    tracing::info!("moved {moved} entries into {}", mountpoint.display());
-    record_provenance(zfs, &spec.dataset, &journal.source, &journal.snapshot)?;
-    staging::remove(staging)
 }
 
 /// A property's value when it is set locally (persistctl's marks are never trusted when inherited).
