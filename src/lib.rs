@@ -17,6 +17,7 @@ pub mod restic;
 pub mod safe_write;
 pub mod staging;
 pub mod status;
+pub mod target;
 pub mod timestamp;
 pub mod zfs;
 

@@ -17,4 +17,5 @@ pub mod preseed;
 pub mod redact;
 pub mod restic;
 pub mod status;
+pub mod target;
 pub mod zfs;

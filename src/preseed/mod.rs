@@ -23,13 +23,13 @@ use crate::notify;
 use crate::redact::Secrets;
 use crate::restic::{self, Restic, ResticSnapshot};
 use crate::staging::{self, SwapJournal};
+use crate::target::{self, Place};
 use crate::timestamp;
-use crate::zfs::{LiveDataset, PropertySource, TreeRead, Zfs, props};
+use crate::zfs::{TreeRead, Zfs};
 use crate::{fsprobe, provenance};
 use decide::{
-    Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, PROP_ROLLING_BACK,
-    PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, StagingFacts, StagingPlan, Start, TARGET_PROPERTIES,
-    TargetMark,
+    Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_ROLLING_BACK, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe,
+    Resume, StagingFacts, StagingPlan, Start, TargetMark,
 };
 
 /// The default status file: one JSON object per line, one line per run that did something.
@@ -261,44 +261,35 @@ impl Run<'_> {
 
     /// The dataset as it is now, with every mark a killed run can leave on it (one `zfs get`).
     fn read_target(&self) -> anyhow::Result<Target> {
-        let missing = || Target {
-            facts: DatasetFacts::Missing,
-            mountpoint: None,
-            mark: TargetMark::Plain,
-            rolling_back: None,
-            unmounted_at: None,
-        };
-        let TreeRead::Found(tree) = self.zfs.read_tree(&self.spec.dataset, TARGET_PROPERTIES)? else {
-            return Ok(missing());
-        };
-        let live = tree.get(&self.spec.dataset).with_context(|| format!("zfs did not list {}", self.spec.dataset))?;
-        let mark = if local_value(live, PROP_STAGING).is_some() {
+        let found = target::read(&self.zfs, &self.spec.dataset)?;
+        let marks = &found.marks;
+        let mark = if marks.staging.is_some() {
             TargetMark::Staged
-        } else if let Some(aside) = local_value(live, PROP_EMPTY_ASIDE) {
-            TargetMark::Aside(aside.to_string())
+        } else if let Some(aside) = &marks.empty_aside {
+            TargetMark::Aside(aside.clone())
         } else {
             TargetMark::Plain
         };
-        let rolling_back = local_value(live, PROP_ROLLING_BACK).map(String::from);
-        let mountpoint = live.value("mountpoint").filter(|mp| mp.starts_with('/'));
-        let (true, Some(mountpoint)) = (live.is_mounted(), mountpoint) else {
-            let unmounted_at = mountpoint
-                .filter(|_| live.value("canmount") == Some("on"))
-                .map(|mp| PathBuf::from(props::canonical_live("mountpoint", mp)));
-            return Ok(Target { facts: DatasetFacts::NotMounted, mountpoint: None, mark, rolling_back, unmounted_at });
-        };
-        let mountpoint = PathBuf::from(props::canonical_live("mountpoint", mountpoint));
-        // "Data present", a restore, a rollback: only ever about the dataset's own root as every process
-        // sees it, never a tmpfs or bind mount over it, never a directory above a hidden mount.
-        fsprobe::verify_dataset_mount(&self.spec.dataset, &mountpoint.display().to_string())?;
-        let entries = fsprobe::list_entries(&mountpoint)?;
-        // A staging-named entry persistctl did not make (the service user owns this root) fails the run.
-        let complete_staging = staging::our_staging(&mountpoint, &entries)?
-            .into_iter()
-            .filter(|e| staging::is_complete(&mountpoint.join(e)))
-            .collect();
-        let facts = DatasetFacts::Mounted { entries, complete_staging };
-        Ok(Target { facts, mountpoint: Some(mountpoint), mark, rolling_back, unmounted_at: None })
+        let rolling_back = marks.rolling_back.clone();
+        Ok(match found.place {
+            Place::Missing => {
+                Target { facts: DatasetFacts::Missing, mountpoint: None, mark, rolling_back, unmounted_at: None }
+            }
+            Place::NotMounted { would_mount_at } => Target {
+                facts: DatasetFacts::NotMounted,
+                mountpoint: None,
+                mark,
+                rolling_back,
+                unmounted_at: would_mount_at,
+            },
+            Place::Mounted(root) => Target {
+                facts: DatasetFacts::Mounted { entries: root.entries, complete_staging: root.complete_staging },
+                mountpoint: Some(root.mountpoint),
+                mark,
+                rolling_back,
+                unmounted_at: None,
+            },
+        })
     }
 
     /// The target, first mounted if it exists unmounted (a run killed inside `zfs create`, which creates,
@@ -307,32 +298,29 @@ impl Run<'_> {
     fn read_target_mounted(&self) -> anyhow::Result<Result<Target, Report>> {
         let target = self.read_target()?;
         let (Some(at), TargetMark::Plain) = (&target.unmounted_at, &target.mark) else { return Ok(Ok(target)) };
-        if !fsprobe::is_free_mountpoint(at)? {
+        let why = "it exists but is not mounted";
+        if !target::mount_where_free(&self.zfs, &self.spec.dataset, at, why, self.opts.dry_run)? {
             return Ok(Ok(target));
         }
         if self.opts.dry_run {
             let detail = format!("{} exists but is not mounted: would mount it at {}", self.spec.dataset, at.display());
             return Ok(Err(self.report(Event::DryRun, None, None, detail, Vec::new(), None)));
         }
-        tracing::warn!(dataset = %self.spec.dataset, "mounting it at {}: it exists but is not mounted", at.display());
-        self.zfs.mount(&self.spec.dataset)?;
         self.read_target().map(Ok)
     }
 
     /// The replica staging dataset as found (and whether it is mounted).
     fn staging_facts(&self) -> anyhow::Result<(StagingFacts, bool)> {
         let name = decide::staging_dataset(&self.spec.dataset);
-        let TreeRead::Found(tree) = self.zfs.read_tree(&name, TARGET_PROPERTIES)? else {
+        let Some((marks, mounted)) = target::read_marks(&self.zfs, &name)? else {
             return Ok((StagingFacts::Missing, false));
         };
-        let live = tree.get(&name).with_context(|| format!("zfs did not list {name}"))?;
-        let snapshot = local_value(live, PROP_STAGING_SNAPSHOT).map(String::from);
-        let facts = match (local_value(live, PROP_STAGING), snapshot) {
+        let facts = match (marks.staging.as_deref(), marks.staging_snapshot) {
             (Some("verified"), Some(snapshot)) => StagingFacts::Verified { snapshot },
             (Some("received"), Some(snapshot)) => StagingFacts::Received { snapshot },
             _ => StagingFacts::NotOurs,
         };
-        Ok((facts, live.is_mounted()))
+        Ok((facts, mounted))
     }
 
     /// What `preseed.dataMarkers` shows in the mounted dataset at `root`.
@@ -795,14 +783,11 @@ impl Run<'_> {
     /// ownership exactly as `apply` sets them (which mounts it), provenance, then the staging marks go.
     fn settle_replica(&self) -> anyhow::Result<String> {
         let target = &self.spec.dataset;
-        let TreeRead::Found(tree) = self.zfs.read_tree(target, TARGET_PROPERTIES)? else {
-            bail!("{target} disappeared")
-        };
-        let live = tree.get(target).with_context(|| format!("{target} disappeared"))?;
+        let Some((marks, _)) = target::read_marks(&self.zfs, target)? else { bail!("{target} disappeared") };
         let snapshot = decide::settled_snapshot(
-            local_value(live, PROP_STAGING_SNAPSHOT),
-            local_value(live, PROP_RESTORED_FROM),
-            local_value(live, PROP_RESTORED_SNAPSHOT),
+            marks.staging_snapshot.as_deref(),
+            marks.restored_from.as_deref(),
+            marks.restored_snapshot.as_deref(),
         )
         .with_context(|| {
             format!("{target} is marked {PROP_STAGING} but names no replica snapshot ({PROP_STAGING_SNAPSHOT})")
@@ -844,7 +829,9 @@ impl Run<'_> {
         let asides: Vec<String> = match self.zfs.read_tree(parent, &[PROP_EMPTY_ASIDE]) {
             Ok(TreeRead::Found(tree)) => tree
                 .into_iter()
-                .filter(|(name, live)| name.starts_with(&prefix) && local_value(live, PROP_EMPTY_ASIDE).is_some())
+                .filter(|(name, live)| {
+                    name.starts_with(&prefix) && target::local_value(live, PROP_EMPTY_ASIDE).is_some()
+                })
                 .map(|(name, _)| name)
                 .collect(),
             Ok(TreeRead::Missing) => Vec::new(),
@@ -1000,14 +987,6 @@ impl Run<'_> {
         }
         notify(&self.opts.notify_command, report);
     }
-}
-
-/// A property's value when it is set locally (persistctl's marks are never trusted when inherited).
-pub(crate) fn local_value<'a>(live: &'a LiveDataset, property: &str) -> Option<&'a str> {
-    live.properties
-        .get(property)
-        .filter(|v| v.source == PropertySource::Local && v.value != "-")
-        .map(|v| v.value.as_str())
 }
 
 /// A fresh private (0700) directory to mount a staging dataset at for verification.

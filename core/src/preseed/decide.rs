@@ -6,12 +6,7 @@ use crate::config::SourceKind;
 use crate::restic::{self, ResticError, ResticSnapshot};
 
 pub use crate::names::*;
-
-/// Whether a top-level entry counts as data.
-#[must_use]
-pub fn is_data(entry: &str, ignore: &[String]) -> bool {
-    entry != ZFS_CTLDIR && !entry.starts_with(STAGING_PREFIX) && !ignore.iter().any(|i| i == entry)
-}
+pub use crate::target::is_data;
 
 /// The service's dataset as found.
 #[derive(Debug, Clone, PartialEq, Eq)]
