@@ -262,15 +262,8 @@ impl Run<'_> {
     /// The dataset as it is now, with every mark a killed run can leave on it (one `zfs get`).
     fn read_target(&self) -> anyhow::Result<Target> {
         let found = target::read(&self.zfs, &self.spec.dataset)?;
-        let marks = &found.marks;
-        let mark = if marks.staging.is_some() {
-            TargetMark::Staged
-        } else if let Some(aside) = &marks.empty_aside {
-            TargetMark::Aside(aside.clone())
-        } else {
-            TargetMark::Plain
-        };
-        let rolling_back = marks.rolling_back.clone();
+        let mark = TargetMark::of(&found.marks);
+        let rolling_back = found.marks.rolling_back.clone();
         Ok(match found.place {
             Place::Missing => {
                 Target { facts: DatasetFacts::Missing, mountpoint: None, mark, rolling_back, unmounted_at: None }
@@ -297,7 +290,7 @@ impl Run<'_> {
     /// `Err`: the dry run's report.
     fn read_target_mounted(&self) -> anyhow::Result<Result<Target, Report>> {
         let target = self.read_target()?;
-        let (Some(at), TargetMark::Plain) = (&target.unmounted_at, &target.mark) else { return Ok(Ok(target)) };
+        let Some(at) = decide::remount_at(&target.mark, target.unmounted_at.as_deref()) else { return Ok(Ok(target)) };
         let why = "it exists but is not mounted";
         if !target::mount_where_free(&self.zfs, &self.spec.dataset, at, why, self.opts.dry_run)? {
             return Ok(Ok(target));
@@ -312,15 +305,9 @@ impl Run<'_> {
     /// The replica staging dataset as found (and whether it is mounted).
     fn staging_facts(&self) -> anyhow::Result<(StagingFacts, bool)> {
         let name = decide::staging_dataset(&self.spec.dataset);
-        let Some((marks, mounted)) = target::read_marks(&self.zfs, &name)? else {
-            return Ok((StagingFacts::Missing, false));
-        };
-        let facts = match (marks.staging.as_deref(), marks.staging_snapshot) {
-            (Some("verified"), Some(snapshot)) => StagingFacts::Verified { snapshot },
-            (Some("received"), Some(snapshot)) => StagingFacts::Received { snapshot },
-            _ => StagingFacts::NotOurs,
-        };
-        Ok((facts, mounted))
+        let found = target::read_marks(&self.zfs, &name)?;
+        let mounted = found.as_ref().is_some_and(|(_, mounted)| *mounted);
+        Ok((StagingFacts::of(found.as_ref().map(|(marks, _)| marks)), mounted))
     }
 
     /// What `preseed.dataMarkers` shows in the mounted dataset at `root`.
@@ -342,22 +329,14 @@ impl Run<'_> {
             Ok(t) => (t.facts, t.mountpoint, t.mark, t.rolling_back),
             Err(dry_run) => return Ok(dry_run),
         };
-        let data_present = mark == TargetMark::Plain
-            && matches!(&facts, DatasetFacts::Mounted { entries, .. }
-                if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)));
         // An interrupted replica swap is finished first (the skip path never looks: no extra zfs call).
-        if !data_present && self.preseed.replica.is_some() {
+        if self.preseed.replica.is_some() && decide::look_for_interrupted_swap(&facts, &mark, &self.preseed.ignore) {
             let (staging, _) = self.staging_facts()?;
             let resume = decide::resume(&facts, &mark, &staging, &self.preseed.ignore);
-            let what = match &resume {
-                Resume::Nothing => None,
-                Resume::Refuse(reason) => {
-                    return Ok(self.report(Event::Failed, None, None, reason.clone(), Vec::new(), None));
-                }
-                Resume::Settle => Some("finish the replica restore a killed run had renamed into place"),
-                Resume::SwapIn => Some("swap in the verified replica staging dataset a killed run left"),
-                Resume::Unmark => Some("unmark the empty dataset a killed run had marked to be moved aside"),
-            };
+            if let Resume::Refuse(reason) = &resume {
+                return Ok(self.report(Event::Failed, None, None, reason.clone(), Vec::new(), None));
+            }
+            let what = resume.what();
             if let (Some(what), true) = (what, self.opts.dry_run) {
                 return Ok(self.report(Event::DryRun, None, None, format!("would {what}"), Vec::new(), None));
             }
@@ -440,12 +419,10 @@ impl Run<'_> {
     fn create_dataset(&self) -> anyhow::Result<PathBuf> {
         self.apply_spec()?;
         match self.facts()? {
-            (DatasetFacts::Mounted { entries, .. }, Some(mp)) => {
-                if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)) {
-                    bail!("the new dataset {} is not empty at {}", self.spec.dataset, mp.display());
-                }
-                Ok(mp)
+            (facts, Some(mp)) if facts.holds_data(&self.preseed.ignore) == Some(true) => {
+                bail!("the new dataset {} is not empty at {}", self.spec.dataset, mp.display())
             }
+            (DatasetFacts::Mounted { .. }, Some(mp)) => Ok(mp),
             _ => bail!("the new dataset {} is not mounted", self.spec.dataset),
         }
     }
@@ -543,20 +520,14 @@ impl Run<'_> {
     /// After a failed source: the dataset must still be empty with no verified staging, or no further source
     /// may write into it (a rerun finishes or cleans up what the failed one left).
     fn still_untouched(&self, kind: SourceKind, missing: bool) -> anyhow::Result<()> {
-        let target = self.read_target()?;
-        match (target.facts, target.mark, target.rolling_back) {
-            (DatasetFacts::Missing, _, _) if missing => Ok(()),
-            // A rollback mark left (its removal failed too) would be taken for a restore later: stop.
-            (DatasetFacts::Mounted { entries, complete_staging }, TargetMark::Plain, None)
-                if complete_staging.is_empty() && !entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)) =>
-            {
-                Ok(())
-            }
-            _ => bail!(
-                "the {kind} source failed after it had changed the dataset; not trying further sources \
-                 (rerun persistctl preseed to finish or clean up)"
-            ),
+        let t = self.read_target()?;
+        if decide::untouched(&t.facts, &t.mark, t.rolling_back.as_deref(), missing, &self.preseed.ignore) {
+            return Ok(());
         }
+        bail!(
+            "the {kind} source failed after it had changed the dataset; not trying further sources \
+             (rerun persistctl preseed to finish or clean up)"
+        )
     }
 
     fn set_provenance(&self, source: &str, snapshot: &str) -> anyhow::Result<()> {
@@ -596,15 +567,7 @@ impl Run<'_> {
             let short = full.rsplit_once('@').map_or(full, |(_, s)| s);
             mountpoint.join(".zfs/snapshot").join(short)
         };
-        let newest = snapshots.last().map(|n| (n.as_str(), self.has_data(&snapdir(n))));
-        let older_with_data = match &newest {
-            Some((_, Ok(false))) => {
-                snapshots.iter().rev().skip(1).find(|n| self.has_data(&snapdir(n)) == Ok(true)).map(String::as_str)
-            }
-            _ => None,
-        };
-        let probe = decide::choose_snapshot(newest.as_ref().map(|(n, r)| (*n, r)), older_with_data);
-        let (name, why) = match probe {
+        let (name, why) = match decide::choose_snapshot_among(&snapshots, |n| self.has_data(&snapdir(n))) {
             Probe::NoBackup(why) => return SourceTry::NoBackup(why),
             Probe::Failed(why) => return SourceTry::Failed(why),
             Probe::Use { what, why } => (what, why),
@@ -798,10 +761,9 @@ impl Run<'_> {
             self.zfs.mount(target)?;
         }
         match self.facts()? {
-            (DatasetFacts::Mounted { entries, .. }, _)
-                if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)) => {}
+            (facts, _) if facts.holds_data(&self.preseed.ignore) == Some(true) => {}
             (DatasetFacts::Mounted { .. }, Some(mp)) => {
-                bail!("the restored {target} shows no data at {}", mp.display());
+                bail!("the restored {target} shows no data at {}", mp.display())
             }
             _ => bail!("the restored {target} is not mounted"),
         }
