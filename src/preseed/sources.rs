@@ -1,12 +1,13 @@
 //! The restore sources behind one interface, and the one list of them: [`source_for`].
 //!
-//! Every source goes through the same four steps, run by [`Restore::attempt`]:
-//! `probe` (reads only: which backup, and why; in a dry run the last step), `stage` (a copy beside the
-//! target, never in it), `verify` (it holds data, the `verifyCommand` accepts it) and `swap` (into place,
-//! with provenance). Any step may end the attempt with [`Miss::NoBackup`] ("this source holds no backup":
-//! the next one is tried) or [`Miss::Failed`] (it could not answer, or its copy is unusable: never an
-//! empty start). What the step does is the source's own business; where a source leaves the target
-//! changed, the run's "stop the chain" check (`decide::untouched`) sees it.
+//! Every source goes through the same four steps, run by [`Restore::attempt`]: `probe` (reads only:
+//! which backup, and why; in a dry run the last step), `stage` (a copy next to the target's data, never
+//! over it: a staging directory on it, a staging dataset beside it, the snapshot itself), `verify` (it
+//! holds data, the `verifyCommand` accepts it) and `swap` (into place, with provenance). Any step may
+//! end the attempt with [`Miss::NoBackup`] ("this source holds no backup": the next one is tried) or
+//! [`Miss::Failed`] (it could not answer, or its copy is unusable: never an empty start). What a step
+//! does is the source's own business; where a failed source leaves the target changed, the run's "stop
+//! the chain" check (`decide::untouched`) sees it.
 //!
 //! Adding a source (say PostgreSQL through barman-cloud) is a new file implementing [`Source`] and its
 //! arm in [`source_for`], next to its `config::SourceKind`. A source staging a directory on the target
@@ -209,5 +210,18 @@ impl<S: Source> Restore for S {
 
     fn finished_swap_note(&self) -> Option<&'static str> {
         Source::finished_swap_note(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_restic_journal_finished_by_a_rerun_carries_the_lineage_note() {
+        assert_eq!(finished_swap_note("restic").as_deref(), Some(restic::LINEAGE_NOTE));
+        for source in ["snapshot", "replica", "migrate", "Restic", ""] {
+            assert_eq!(finished_swap_note(source), None, "{source:?}");
+        }
     }
 }
