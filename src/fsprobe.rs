@@ -5,6 +5,7 @@
 //! a chown to somewhere else. Changes are made through the opened descriptor (`fchown`, `fchmod`).
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use nix::errno::Errno;
@@ -101,7 +102,7 @@ fn check_zfs_mount_root(path: &str, fd: &OwnedFd) -> anyhow::Result<()> {
     if magic != ZFS_SUPER_MAGIC {
         bail!("{path} is not on ZFS (is the dataset mounted?); owner/mode not changed");
     }
-    let parent = std::path::Path::new(path).parent().map_or_else(|| "/".to_string(), |p| p.display().to_string());
+    let parent = Path::new(path).parent().map_or_else(|| "/".to_string(), |p| p.display().to_string());
     let parent_fd =
         open_dir_no_symlinks(&parent).map_err(|e| anyhow::anyhow!("Failed to open {parent}: {}", e.desc()))?;
     let here = fstat(fd).with_context(|| format!("Failed to stat {path}"))?;
@@ -110,6 +111,36 @@ fn check_zfs_mount_root(path: &str, fd: &OwnedFd) -> anyhow::Result<()> {
         bail!("{path} is not a mount point (is the dataset mounted?); owner/mode not changed");
     }
     Ok(())
+}
+
+/// Top-level entry names of a directory, reached without following symlinks.
+pub fn list_entries(path: &Path) -> anyhow::Result<Vec<String>> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(AT_FDCWD, path, how).with_context(|| format!("Failed to open {}", path.display()))?;
+    let mut dir = nix::dir::Dir::from_fd(fd).with_context(|| format!("Failed to read {}", path.display()))?;
+    let mut names = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry.with_context(|| format!("Failed to read {}", path.display()))?;
+        let name = entry.file_name().to_string_lossy();
+        if name != "." && name != ".." {
+            names.push(name.into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Whether a dataset can be mounted on `path` without hiding anything: nothing is there, or an empty
+/// directory (not a symlink).
+pub fn is_free_mountpoint(path: &Path) -> anyhow::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e).with_context(|| format!("Failed to stat {}", path.display())),
+        Ok(meta) if meta.is_dir() => Ok(list_entries(path)?.is_empty()),
+        Ok(_) => Ok(false),
+    }
 }
 
 /// Where the mount table is read: `/proc/self/mountinfo`, or `$PERSISTCTL_MOUNTINFO` (the fake-zfs
@@ -174,6 +205,22 @@ mod tests {
         assert_eq!(lookup_user("root").unwrap(), Some(0));
         assert_eq!(lookup_group("root").unwrap(), Some(0));
         assert_eq!(lookup_user("no-such-user-persistctl").unwrap(), None);
+    }
+
+    #[test]
+    fn a_mountpoint_is_free_only_when_nothing_or_an_empty_directory_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("empty")).unwrap();
+        std::fs::create_dir(root.join("full")).unwrap();
+        std::fs::write(root.join("full/file"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("empty"), root.join("link")).unwrap();
+        assert!(is_free_mountpoint(&root.join("missing")).unwrap());
+        assert!(is_free_mountpoint(&root.join("empty")).unwrap());
+        assert!(!is_free_mountpoint(&root.join("full")).unwrap());
+        assert!(!is_free_mountpoint(&root.join("full/file")).unwrap());
+        assert!(!is_free_mountpoint(&root.join("link")).unwrap(), "a symlink is not an empty directory");
+        assert_eq!(list_entries(&root.join("full")).unwrap(), ["file"]);
     }
 
     #[test]

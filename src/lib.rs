@@ -13,9 +13,13 @@ pub mod migrate;
 pub mod notify;
 pub mod output;
 pub mod preseed;
+pub mod provenance;
 pub mod restic;
 pub mod safe_write;
+pub mod staging;
 pub mod status;
+pub mod target;
+pub mod timestamp;
 pub mod zfs;
 
 pub use persistctl_core::{mountinfo, names, plan, redact};

@@ -18,4 +18,5 @@ pub mod preseed;
 pub mod redact;
 pub mod restic;
 pub mod status;
+pub mod target;
 pub mod zfs;

@@ -23,10 +23,10 @@ use serde::Serialize;
 use crate::apply;
 use crate::config::{DatasetSpec, Validated};
 use crate::lock;
-use crate::preseed::decide::{PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT, TARGET_PROPERTIES, is_data};
-use crate::preseed::staging::{self, SwapJournal};
-use crate::preseed::{self, local_value};
-use crate::zfs::{TreeRead, Zfs, props};
+use crate::staging::{self, SwapJournal};
+use crate::target::{self, Place, Root, is_data};
+use crate::zfs::Zfs;
+use crate::{fsprobe, provenance};
 use decide::{Decision, Entry, Found, SOURCE_NAME, Target};
 
 /// How to run.
@@ -145,27 +145,16 @@ impl Run<'_> {
     }
 
     fn read(&self) -> anyhow::Result<Read> {
-        let name = &self.spec.dataset;
         let none = |target| Read { target, mountpoint: None, complete_staging: Vec::new(), stale_staging: Vec::new() };
-        let TreeRead::Found(tree) = self.zfs.read_tree(name, TARGET_PROPERTIES)? else {
-            return Ok(none(Target::Missing));
+        let found = target::read(&self.zfs, &self.spec.dataset)?;
+        let root = match found.place {
+            Place::Missing => return Ok(none(Target::Missing)),
+            Place::NotMounted { .. } => return Ok(none(Target::NotMounted)),
+            Place::Mounted(root) => root,
         };
-        let live = tree.get(name).with_context(|| format!("zfs did not list {name}"))?;
-        let mountpoint = live.value("mountpoint").filter(|mp| mp.starts_with('/'));
-        let (true, Some(mountpoint)) = (live.is_mounted(), mountpoint) else { return Ok(none(Target::NotMounted)) };
-        let mountpoint = PathBuf::from(props::canonical_live("mountpoint", mountpoint));
-        // Judge and write only the dataset's own root, never a tmpfs or bind mount over it.
-        crate::fsprobe::verify_dataset_mount(name, &mountpoint.display().to_string())?;
-        let entries = staging::list_entries(&mountpoint)?;
-        // A staging-named entry persistctl did not make (the service user owns this root) fails the run.
-        let (complete_staging, stale_staging) = staging::our_staging(&mountpoint, &entries)?
-            .into_iter()
-            .partition(|e| staging::is_complete(&mountpoint.join(e)));
-        let provenance = local_value(live, PROP_RESTORED_FROM)
-            .zip(local_value(live, PROP_RESTORED_SNAPSHOT))
-            .map(|(by, what)| (by.to_string(), what.to_string()));
-        let has_data = entries.iter().any(|e| is_data(e, &self.ignore));
-        let target = Target::Mounted { has_data, provenance };
+        let has_data = root.entries.iter().any(|e| is_data(e, &self.ignore));
+        let target = Target::Mounted { has_data, provenance: found.marks.provenance() };
+        let Root { mountpoint, complete_staging, stale_staging, .. } = root;
         Ok(Read { target, mountpoint: Some(mountpoint), complete_staging, stale_staging })
     }
 
@@ -201,7 +190,7 @@ impl Run<'_> {
             Decision::Copy { source, rename_aside } => (source, rename_aside),
         };
         let current = if rename_aside { from } else { &source };
-        if !staging::list_entries(current)?.iter().any(|e| is_data(e, &self.ignore)) {
+        if !fsprobe::list_entries(current)?.iter().any(|e| is_data(e, &self.ignore)) {
             return Ok(self.report(
                 Event::Failed,
                 format!("{} holds no data; nothing to migrate (is --from the right path?)", current.display()),
@@ -277,11 +266,10 @@ impl Run<'_> {
             // `apply` never mounts an existing dataset; a run killed inside `zfs create` (which creates,
             // then mounts) leaves one. Mounted here, and only on a free path: nothing is ever hidden.
             let wanted = Path::new(&self.spec.mountpoint);
-            if !staging::is_free_mountpoint(wanted)? {
+            let why = "created but not mounted by a killed run";
+            if !target::mount_where_free(&self.zfs, &self.spec.dataset, wanted, why, false)? {
                 bail!("{} is not mounted and {} is not an empty directory", self.spec.dataset, wanted.display());
             }
-            tracing::warn!("mounting {}, created but not mounted by a killed run", self.spec.dataset);
-            self.zfs.mount(&self.spec.dataset)?;
             read = self.read()?;
         }
         Ok(read)
@@ -368,7 +356,7 @@ impl Run<'_> {
     }
 
     fn swap(&self, mountpoint: &Path, staging: &Path, journal: &SwapJournal) -> anyhow::Result<()> {
-        preseed::swap_and_record(&self.zfs, self.spec, &self.ignore, mountpoint, staging, journal)
+        provenance::swap_and_record(&self.zfs, self.spec, &self.ignore, mountpoint, staging, journal)
     }
 
     fn migrated(&self, source: &Path, detail: String) -> Report {

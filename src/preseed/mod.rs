@@ -1,52 +1,46 @@
 //! `persistctl preseed SERVICE`: restore a service's missing data before it starts, and never let it
 //! start on nothing.
 //!
-//! The shell here gathers facts (the dataset, its entries, its snapshots, restic's listing), asks the
-//! pure [`decide`] functions what to do, and does it: roll back, or restore into a staging directory on
-//! the dataset, verify, and swap in by `rename(2)` ([`staging`]). Every source's failure is recorded;
-//! only "every source answered: no backup" plus `allowEmptyBootstrap` lets the service start empty.
+//! The run (this file) reads the target ([`crate::target`]), finishes what a killed run left (a
+//! journaled swap, a replica swap, a rollback), asks the pure [`decide`] functions whether to restore,
+//! and if so tries the configured sources in order, each behind one interface (`sources.rs`: probe →
+//! stage → verify → swap), one file each: `snapshot.rs`, `replica.rs`, `restic.rs`. Every source's failure
+//! is recorded; only "every source answered: no backup" plus `allowEmptyBootstrap` lets the service
+//! start empty. `report.rs` says what happened (status file, notification, notify hook).
 
 pub use persistctl_core::preseed::decide;
-pub mod staging;
+mod replica;
+mod report;
+mod restic;
+mod snapshot;
+mod sources;
+
+pub use replica::REPLICA_LINEAGE_NOTE;
+pub use report::{AttemptRecord, Event, Report, append_status, notification, notify_args};
+pub use restic::LINEAGE_NOTE;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
-use serde::Serialize;
 
 use crate::apply;
 use crate::child;
-use crate::config::{DatasetSpec, PreseedConfig, ResticConfig, SourceKind, Validated};
+use crate::config::{DatasetSpec, PreseedConfig, SourceKind, Validated};
 use crate::lock;
-use crate::notify;
+use crate::names::PROP_ROLLING_BACK;
 use crate::redact::Secrets;
-use crate::restic::{self, Restic, ResticSnapshot};
-use crate::zfs::{LiveDataset, PropertySource, TreeRead, Zfs, props};
-use decide::{
-    Attempt, Conclusion, DatasetFacts, PROP_EMPTY_ASIDE, PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT,
-    PROP_ROLLING_BACK, PROP_STAGING, PROP_STAGING_SNAPSHOT, Probe, Resume, StagingFacts, StagingPlan, Start,
-    TARGET_PROPERTIES, TargetMark,
-};
-use staging::{CopyOwnership, SwapJournal};
+use crate::staging;
+use crate::target::{self, Place};
+use crate::timestamp;
+use crate::zfs::Zfs;
+use crate::{provenance, restic as restic_cli};
+use decide::{Attempt, Conclusion, DatasetFacts, Start, TargetMark};
+use replica::Resumed;
+use sources::{ChainTarget, Miss, Outcome, Restored};
 
 /// The default status file: one JSON object per line, one line per run that did something.
 pub const DEFAULT_STATUS_FILE: &str = "/var/lib/persistctl/preseed.json";
-
-/// How long a notify hook may run.
-const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The longest a notification may hold up the end of a run.
-const NOTIFICATION_BUDGET: Duration = Duration::from_secs(120);
-
-/// What the result says after a replica restore.
-pub const REPLICA_LINEAGE_NOTE: &str = "restored by zfs send | zfs receive: ZFS send lineage is kept (the dataset \
-now holds the replica's snapshot with the same GUID), so syncoid continues incrementally";
-
-/// What the result says after a restic restore.
-pub const LINEAGE_NOTE: &str = "restored from restic: ZFS send lineage is broken (the dataset shares no snapshot with \
-its replica any more), so the next replication needs a full send; see docs/restore-procedures.md";
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -67,108 +61,7 @@ pub struct Options {
     pub lock_timeout: Duration,
 }
 
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Event {
-    /// Data was present; nothing touched.
-    Skipped,
-    /// Restored.
-    Restored,
-    /// Started empty (allowEmptyBootstrap).
-    EmptyBootstrap,
-    /// Fail closed: the service must not start.
-    Failed,
-    /// Dry run: nothing changed.
-    DryRun,
-}
-
-impl Event {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Skipped => "skipped",
-            Self::Restored => "restored",
-            Self::EmptyBootstrap => "empty-bootstrap",
-            Self::Failed => "failed",
-            Self::DryRun => "dry-run",
-        }
-    }
-}
-
-/// The result of one run (also the status-file line and the `--json` output).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Report {
-    /// The service.
-    pub service: String,
-    /// Its dataset.
-    pub dataset: String,
-    /// What happened.
-    pub event: Event,
-    /// The source used (or, in a dry run, the one that would be).
-    pub source: Option<String>,
-    /// The snapshot used.
-    pub snapshot: Option<String>,
-    /// Why, in one line.
-    pub detail: String,
-    /// Each source tried, in order.
-    pub attempts: Vec<AttemptRecord>,
-    /// Anything the operator must do next (full resend after a restic restore).
-    pub note: Option<String>,
-    /// When (RFC 3339, UTC).
-    pub at: String,
-}
-
-/// One source tried.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttemptRecord {
-    /// The source.
-    pub source: SourceKind,
-    /// How it went.
-    #[serde(flatten)]
-    pub attempt: Attempt,
-}
-
-impl Report {
-    /// The report with URL passwords and every secret in `secrets` masked in its texts: what is printed,
-    /// written to the status file, notified and given to the notify hook.
-    #[must_use]
-    pub fn redacted(mut self, secrets: &Secrets) -> Self {
-        self.detail = secrets.redact(&self.detail);
-        self.note = self.note.map(|n| secrets.redact(&n));
-        for a in &mut self.attempts {
-            let (Attempt::Restored(text) | Attempt::NoBackup(text) | Attempt::Failed(text)) = &mut a.attempt;
-            *text = secrets.redact(text);
-        }
-        self
-    }
-
-    /// Whether the service must be kept down.
-    #[must_use]
-    pub fn failed(&self) -> bool {
-        self.event == Event::Failed
-    }
-}
-
-/// Formats a time as RFC 3339 UTC (`2024-05-01T12:00:00Z`).
-#[must_use]
-pub fn rfc3339_utc(time: SystemTime) -> String {
-    let secs = time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // civil_from_days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
-}
-
+/// One run: the service, its settings, the zfs runner and the locks. The sources get it through their `Turn`.
 struct Run<'a> {
     zfs: Zfs,
     validated: &'a Validated,
@@ -203,7 +96,7 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
         started: Instant::now(),
         deadline: child::deadline_in(Duration::from_secs(preseed.timeout)),
         global: std::cell::RefCell::new(None),
-        secrets: preseed.restic.as_ref().map(restic::secrets).unwrap_or_default(),
+        secrets: preseed.restic.as_ref().map(restic_cli::secrets).unwrap_or_default(),
     };
     // A lock that cannot be had is a failure like any other: recorded, notified, the service kept down.
     let locked = if opts.dry_run {
@@ -225,10 +118,6 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
         run.record(&report);
     }
     Ok(report)
-}
-
-fn source_name(kind: SourceKind) -> String {
-    kind.to_string()
 }
 
 impl Run<'_> {
@@ -263,7 +152,7 @@ impl Run<'_> {
             detail,
             attempts,
             note,
-            at: rfc3339_utc(SystemTime::now()),
+            at: timestamp::rfc3339_utc(SystemTime::now()),
         }
     }
 
@@ -279,44 +168,28 @@ impl Run<'_> {
 
     /// The dataset as it is now, with every mark a killed run can leave on it (one `zfs get`).
     fn read_target(&self) -> anyhow::Result<Target> {
-        let missing = || Target {
-            facts: DatasetFacts::Missing,
-            mountpoint: None,
-            mark: TargetMark::Plain,
-            rolling_back: None,
-            unmounted_at: None,
-        };
-        let TreeRead::Found(tree) = self.zfs.read_tree(&self.spec.dataset, TARGET_PROPERTIES)? else {
-            return Ok(missing());
-        };
-        let live = tree.get(&self.spec.dataset).with_context(|| format!("zfs did not list {}", self.spec.dataset))?;
-        let mark = if local_value(live, PROP_STAGING).is_some() {
-            TargetMark::Staged
-        } else if let Some(aside) = local_value(live, PROP_EMPTY_ASIDE) {
-            TargetMark::Aside(aside.to_string())
-        } else {
-            TargetMark::Plain
-        };
-        let rolling_back = local_value(live, PROP_ROLLING_BACK).map(String::from);
-        let mountpoint = live.value("mountpoint").filter(|mp| mp.starts_with('/'));
-        let (true, Some(mountpoint)) = (live.is_mounted(), mountpoint) else {
-            let unmounted_at = mountpoint
-                .filter(|_| live.value("canmount") == Some("on"))
-                .map(|mp| PathBuf::from(props::canonical_live("mountpoint", mp)));
-            return Ok(Target { facts: DatasetFacts::NotMounted, mountpoint: None, mark, rolling_back, unmounted_at });
-        };
-        let mountpoint = PathBuf::from(props::canonical_live("mountpoint", mountpoint));
-        // "Data present", a restore, a rollback: only ever about the dataset's own root as every process
-        // sees it, never a tmpfs or bind mount over it, never a directory above a hidden mount.
-        crate::fsprobe::verify_dataset_mount(&self.spec.dataset, &mountpoint.display().to_string())?;
-        let entries = staging::list_entries(&mountpoint)?;
-        // A staging-named entry persistctl did not make (the service user owns this root) fails the run.
-        let complete_staging = staging::our_staging(&mountpoint, &entries)?
-            .into_iter()
-            .filter(|e| staging::is_complete(&mountpoint.join(e)))
-            .collect();
-        let facts = DatasetFacts::Mounted { entries, complete_staging };
-        Ok(Target { facts, mountpoint: Some(mountpoint), mark, rolling_back, unmounted_at: None })
+        let found = target::read(&self.zfs, &self.spec.dataset)?;
+        let mark = TargetMark::of(&found.marks);
+        let rolling_back = found.marks.rolling_back.clone();
+        Ok(match found.place {
+            Place::Missing => {
+                Target { facts: DatasetFacts::Missing, mountpoint: None, mark, rolling_back, unmounted_at: None }
+            }
+            Place::NotMounted { would_mount_at } => Target {
+                facts: DatasetFacts::NotMounted,
+                mountpoint: None,
+                mark,
+                rolling_back,
+                unmounted_at: would_mount_at,
+            },
+            Place::Mounted(root) => Target {
+                facts: DatasetFacts::Mounted { entries: root.entries, complete_staging: root.complete_staging },
+                mountpoint: Some(root.mountpoint),
+                mark,
+                rolling_back,
+                unmounted_at: None,
+            },
+        })
     }
 
     /// The target, first mounted if it exists unmounted (a run killed inside `zfs create`, which creates,
@@ -324,33 +197,16 @@ impl Run<'_> {
     /// `Err`: the dry run's report.
     fn read_target_mounted(&self) -> anyhow::Result<Result<Target, Report>> {
         let target = self.read_target()?;
-        let (Some(at), TargetMark::Plain) = (&target.unmounted_at, &target.mark) else { return Ok(Ok(target)) };
-        if !staging::is_free_mountpoint(at)? {
+        let Some(at) = decide::remount_at(&target.mark, target.unmounted_at.as_deref()) else { return Ok(Ok(target)) };
+        let why = "it exists but is not mounted";
+        if !target::mount_where_free(&self.zfs, &self.spec.dataset, at, why, self.opts.dry_run)? {
             return Ok(Ok(target));
         }
         if self.opts.dry_run {
             let detail = format!("{} exists but is not mounted: would mount it at {}", self.spec.dataset, at.display());
             return Ok(Err(self.report(Event::DryRun, None, None, detail, Vec::new(), None)));
         }
-        tracing::warn!(dataset = %self.spec.dataset, "mounting it at {}: it exists but is not mounted", at.display());
-        self.zfs.mount(&self.spec.dataset)?;
         self.read_target().map(Ok)
-    }
-
-    /// The replica staging dataset as found (and whether it is mounted).
-    fn staging_facts(&self) -> anyhow::Result<(StagingFacts, bool)> {
-        let name = decide::staging_dataset(&self.spec.dataset);
-        let TreeRead::Found(tree) = self.zfs.read_tree(&name, TARGET_PROPERTIES)? else {
-            return Ok((StagingFacts::Missing, false));
-        };
-        let live = tree.get(&name).with_context(|| format!("zfs did not list {name}"))?;
-        let snapshot = local_value(live, PROP_STAGING_SNAPSHOT).map(String::from);
-        let facts = match (local_value(live, PROP_STAGING), snapshot) {
-            (Some("verified"), Some(snapshot)) => StagingFacts::Verified { snapshot },
-            (Some("received"), Some(snapshot)) => StagingFacts::Received { snapshot },
-            _ => StagingFacts::NotOurs,
-        };
-        Ok((facts, live.is_mounted()))
     }
 
     /// What `preseed.dataMarkers` shows in the mounted dataset at `root`.
@@ -372,39 +228,12 @@ impl Run<'_> {
             Ok(t) => (t.facts, t.mountpoint, t.mark, t.rolling_back),
             Err(dry_run) => return Ok(dry_run),
         };
-        let data_present = mark == TargetMark::Plain
-            && matches!(&facts, DatasetFacts::Mounted { entries, .. }
-                if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)));
         // An interrupted replica swap is finished first (the skip path never looks: no extra zfs call).
-        if !data_present && self.preseed.replica.is_some() {
-            let (staging, _) = self.staging_facts()?;
-            let resume = decide::resume(&facts, &mark, &staging, &self.preseed.ignore);
-            let what = match &resume {
-                Resume::Nothing => None,
-                Resume::Refuse(reason) => {
-                    return Ok(self.report(Event::Failed, None, None, reason.clone(), Vec::new(), None));
-                }
-                Resume::Settle => Some("finish the replica restore a killed run had renamed into place"),
-                Resume::SwapIn => Some("swap in the verified replica staging dataset a killed run left"),
-                Resume::Unmark => Some("unmark the empty dataset a killed run had marked to be moved aside"),
-            };
-            if let (Some(what), true) = (what, self.opts.dry_run) {
-                return Ok(self.report(Event::DryRun, None, None, format!("would {what}"), Vec::new(), None));
-            }
-            if let Some(what) = what {
-                tracing::warn!(dataset = %self.spec.dataset, "{what}");
-            }
-            match resume {
-                Resume::Settle => return self.replica_report(what.unwrap_or_default(), Vec::new()),
-                Resume::SwapIn => {
-                    self.replica_swap_in(&facts, &mark)?;
-                    return self.replica_report(what.unwrap_or_default(), Vec::new());
-                }
-                Resume::Unmark => {
-                    self.unmark_aside()?;
-                    (facts, mountpoint, _) = self.target()?;
-                }
-                Resume::Nothing | Resume::Refuse(_) => {}
+        if self.preseed.replica.is_some() && decide::look_for_interrupted_swap(&facts, &mark, &self.preseed.ignore) {
+            match replica::resume(self, &facts, &mark)? {
+                Resumed::Done(report) => return Ok(report),
+                Resumed::Unmarked => (facts, mountpoint, _) = self.target()?,
+                Resumed::Nothing => {}
             }
         }
         match decide::start_with_markers(&facts, &self.preseed.ignore, &self.markers(mountpoint.as_deref())) {
@@ -429,7 +258,7 @@ impl Run<'_> {
                             None,
                         ))
                     }
-                    Some(snapshot) => self.settle_rollback(&snapshot, &reason),
+                    Some(snapshot) => snapshot::settle_rollback(self, &snapshot, &reason),
                     None => Ok(self.report(Event::Skipped, None, None, reason, Vec::new(), None)),
                 }
             }
@@ -470,12 +299,10 @@ impl Run<'_> {
     fn create_dataset(&self) -> anyhow::Result<PathBuf> {
         self.apply_spec()?;
         match self.facts()? {
-            (DatasetFacts::Mounted { entries, .. }, Some(mp)) => {
-                if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)) {
-                    bail!("the new dataset {} is not empty at {}", self.spec.dataset, mp.display());
-                }
-                Ok(mp)
+            (facts, Some(mp)) if facts.holds_data(&self.preseed.ignore) == Some(true) => {
+                bail!("the new dataset {} is not empty at {}", self.spec.dataset, mp.display())
             }
+            (DatasetFacts::Mounted { .. }, Some(mp)) => Ok(mp),
             _ => bail!("the new dataset {} is not mounted", self.spec.dataset),
         }
     }
@@ -491,7 +318,8 @@ impl Run<'_> {
     }
 
     /// Tries the sources in order. `create`: the dataset does not exist yet (created when a source needs it).
-    fn chain(&self, mut mountpoint: Option<PathBuf>, mut create: bool, reason: &str) -> anyhow::Result<Report> {
+    fn chain(&self, mountpoint: Option<PathBuf>, create: bool, reason: &str) -> anyhow::Result<Report> {
+        let mut place = ChainTarget { mountpoint, missing: create };
         let mut attempts: Vec<AttemptRecord> = Vec::new();
         let mut done: Option<(SourceKind, String, Option<String>)> = None;
         for &kind in &self.preseed.sources {
@@ -501,45 +329,36 @@ impl Run<'_> {
                 attempts.push(AttemptRecord { source: kind, attempt: Attempt::Failed(why) });
                 continue;
             }
-            let deadline = self.source_deadline();
-            if kind == SourceKind::Restic && create && !self.opts.dry_run {
-                mountpoint = Some(self.create_dataset()?);
-                create = false;
-            }
-            let attempt = match kind {
-                SourceKind::Snapshot => self.try_snapshot(mountpoint.as_deref(), deadline),
-                SourceKind::Replica => self.try_replica(deadline),
-                SourceKind::Restic => self.try_restic(mountpoint.as_deref(), deadline),
-            };
+            let attempt = sources::source_for(kind).attempt(self, &mut place)?;
             match attempt {
-                SourceTry::Would { snapshot, why } => {
+                Outcome::Would { snapshot, why } => {
                     attempts.push(AttemptRecord { source: kind, attempt: Attempt::Restored(why.clone()) });
                     let detail = format!("{reason}; would restore from {kind}: {why}");
                     return Ok(self.report(
                         Event::DryRun,
-                        Some(source_name(kind)),
+                        Some(kind.to_string()),
                         Some(snapshot),
                         detail,
                         attempts,
                         None,
                     ));
                 }
-                SourceTry::Restored { snapshot, detail, note } => {
+                Outcome::Restored(Restored { snapshot, detail, note }) => {
                     attempts.push(AttemptRecord { source: kind, attempt: Attempt::Restored(detail.clone()) });
                     done = Some((kind, snapshot, note));
                     break;
                 }
-                SourceTry::NoBackup(why) => {
+                Outcome::Missed(Miss::NoBackup(why)) => {
                     let why = self.secrets.redact(&why);
                     tracing::info!(source = %kind, "no backup: {why}");
                     attempts.push(AttemptRecord { source: kind, attempt: Attempt::NoBackup(why) });
                 }
-                SourceTry::Failed(why) => {
+                Outcome::Missed(Miss::Failed(why)) => {
                     let why = self.secrets.redact(&why);
                     tracing::error!(source = %kind, "source failed: {why}");
                     attempts.push(AttemptRecord { source: kind, attempt: Attempt::Failed(why) });
                     if !self.opts.dry_run {
-                        self.still_untouched(kind, create)?;
+                        self.still_untouched(kind, place.missing)?;
                     }
                 }
             }
@@ -549,14 +368,14 @@ impl Run<'_> {
             Conclusion::Restored(kind) => {
                 let (_, snapshot, note) = done.context("a restored source has its snapshot")?;
                 let detail = format!("{reason}; restored from {kind} ({snapshot})");
-                Ok(self.report(Event::Restored, Some(source_name(kind)), Some(snapshot), detail, attempts, note))
+                Ok(self.report(Event::Restored, Some(kind.to_string()), Some(snapshot), detail, attempts, note))
             }
             Conclusion::Empty if self.opts.dry_run => {
                 let detail = format!("{reason}; no source holds a backup: would start empty (allowEmptyBootstrap)");
                 Ok(self.report(Event::DryRun, Some("empty".into()), None, detail, attempts, None))
             }
             Conclusion::Empty => {
-                if create {
+                if place.missing {
                     self.create_dataset()?;
                 }
                 let detail = format!("{reason}; no source holds a backup: starting empty (allowEmptyBootstrap)");
@@ -573,505 +392,31 @@ impl Run<'_> {
     /// After a failed source: the dataset must still be empty with no verified staging, or no further source
     /// may write into it (a rerun finishes or cleans up what the failed one left).
     fn still_untouched(&self, kind: SourceKind, missing: bool) -> anyhow::Result<()> {
-        let target = self.read_target()?;
-        match (target.facts, target.mark, target.rolling_back) {
-            (DatasetFacts::Missing, _, _) if missing => Ok(()),
-            // A rollback mark left (its removal failed too) would be taken for a restore later: stop.
-            (DatasetFacts::Mounted { entries, complete_staging }, TargetMark::Plain, None)
-                if complete_staging.is_empty() && !entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)) =>
-            {
-                Ok(())
-            }
-            _ => bail!(
-                "the {kind} source failed after it had changed the dataset; not trying further sources \
-                 (rerun persistctl preseed to finish or clean up)"
-            ),
+        let t = self.read_target()?;
+        if decide::untouched(&t.facts, &t.mark, t.rolling_back.as_deref(), missing, &self.preseed.ignore) {
+            return Ok(());
         }
+        bail!(
+            "the {kind} source failed after it had changed the dataset; not trying further sources \
+             (rerun persistctl preseed to finish or clean up)"
+        )
     }
 
     fn set_provenance(&self, source: &str, snapshot: &str) -> anyhow::Result<()> {
-        record_provenance(&self.zfs, &self.spec.dataset, source, snapshot)
+        provenance::record(&self.zfs, &self.spec.dataset, source, snapshot)
     }
 
-    /// Provenance of a rollback, then its mark goes.
-    fn record_rollback(&self, snapshot: &str) -> anyhow::Result<()> {
-        self.set_provenance("snapshot", snapshot)?;
-        self.zfs.inherit(PROP_ROLLING_BACK, &self.spec.dataset, false).map_err(Into::into)
-    }
-
-    /// The data is present and the dataset still carries a rollback mark: a killed run rolled back and
-    /// did not record it. Recorded now, and reported (and notified) as the restore it was.
-    fn settle_rollback(&self, snapshot: &str, reason: &str) -> anyhow::Result<Report> {
-        tracing::warn!(dataset = %self.spec.dataset, "recording the rollback to {snapshot} a killed run made");
-        self.record_rollback(snapshot)?;
-        let detail = format!("{reason}; a killed run had rolled back to {snapshot}: recorded it");
-        Ok(self.report(Event::Restored, Some("snapshot".into()), Some(snapshot.to_string()), detail, Vec::new(), None))
-    }
-
-    fn has_data(&self, path: &Path) -> Result<bool, String> {
-        staging::list_entries(path)
-            .map(|entries| entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)))
-            .map_err(|e| format!("{e:#}"))
-    }
-
-    fn try_snapshot(&self, mountpoint: Option<&Path>, deadline: Instant) -> SourceTry {
-        let Some(mountpoint) = mountpoint else {
-            return SourceTry::NoBackup("the dataset does not exist yet, so it has no snapshots".into());
-        };
-        let snapshots = match self.zfs.snapshots(&self.spec.dataset) {
-            Ok(s) => s,
-            Err(e) => return SourceTry::Failed(e.to_string()),
-        };
-        let snapdir = |full: &str| {
-            let short = full.rsplit_once('@').map_or(full, |(_, s)| s);
-            mountpoint.join(".zfs/snapshot").join(short)
-        };
-        let newest = snapshots.last().map(|n| (n.as_str(), self.has_data(&snapdir(n))));
-        let older_with_data = match &newest {
-            Some((_, Ok(false))) => {
-                snapshots.iter().rev().skip(1).find(|n| self.has_data(&snapdir(n)) == Ok(true)).map(String::as_str)
-            }
-            _ => None,
-        };
-        let probe = decide::choose_snapshot(newest.as_ref().map(|(n, r)| (*n, r)), older_with_data);
-        let (name, why) = match probe {
-            Probe::NoBackup(why) => return SourceTry::NoBackup(why),
-            Probe::Failed(why) => return SourceTry::Failed(why),
-            Probe::Use { what, why } => (what, why),
-        };
-        if self.opts.dry_run {
-            return SourceTry::Would { snapshot: name, why };
-        }
-        match self.unlocked(|| self.verify(&snapdir(&name), deadline)) {
-            Ok(Ok(())) => {}
-            Ok(Err(why)) => return SourceTry::Failed(why),
-            Err(e) => return SourceTry::Failed(format!("{e:#}")),
-        }
-        // Marked first, so a run killed right after the rollback leaves a rerun what to record.
-        if let Err(e) = self.zfs.set(&self.spec.dataset, &[(PROP_ROLLING_BACK.to_string(), name.clone())]) {
-            return SourceTry::Failed(e.to_string());
-        }
-        if let Err(e) = self.zfs.rollback(&name) {
-            if let Err(unmark) = self.zfs.inherit(PROP_ROLLING_BACK, &self.spec.dataset, false) {
-                tracing::error!("{unmark}");
-            }
-            return SourceTry::Failed(e.to_string());
-        }
-        // The data is back whatever happens next: a failed property write is reported, not a failed source.
-        let note = self.record_rollback(&name).err().map(|e| {
-            tracing::error!("{e:#}");
-            format!("the data was rolled back but its provenance was not recorded: {e:#}")
-        });
-        SourceTry::Restored { detail: format!("rolled back to {name}"), snapshot: name, note }
-    }
-
-    /// The replica source: the newest snapshot of the syncoid target, received beside the target into a
-    /// staging dataset that never mounts on its own, verified at a private mountpoint, then renamed into place.
-    fn try_replica(&self, deadline: Instant) -> SourceTry {
-        let Some(config) = &self.preseed.replica else {
-            return SourceTry::Failed("no replica settings in the config".into());
-        };
-        let remote = config.host.as_deref().map(|host| self.zfs.over_ssh(host, config.ssh_key.as_deref()));
-        let source = remote.as_ref().unwrap_or(&self.zfs);
-        let listing = source.snapshots_if_exists(&config.dataset).map_err(|e| e.to_string());
-        let count = listing.as_ref().ok().and_then(Option::as_ref).map_or(0, Vec::len);
-        let (newest, why) = match decide::choose_replica(&config.dataset, &listing) {
-            Probe::NoBackup(why) => return SourceTry::NoBackup(why),
-            Probe::Failed(why) => return SourceTry::Failed(why),
-            Probe::Use { what, why } => (what, why),
-        };
-        if self.opts.dry_run {
-            return SourceTry::Would { snapshot: newest, why };
-        }
-        let staging = decide::staging_dataset(&self.spec.dataset);
-        match self.receive_replica(source, &newest, count, deadline) {
-            Ok(None) => {}
-            Ok(Some(SourceTry::NoBackup(why))) => {
-                return SourceTry::NoBackup(format!("{why} (the staging dataset {staging} is kept)"));
-            }
-            Ok(Some(other)) => return other,
-            Err(e) => {
-                return SourceTry::Failed(format!(
-                    "{e:#} (persistctl never destroys a dataset: a staging dataset {staging} it received is kept; \
-                     a rerun re-verifies and uses it)"
-                ));
-            }
-        }
-        // Verified: from here on a failure is no longer "this source failed" but an interrupted swap that a
-        // rerun finishes (the chain then stops: the target is no longer untouched).
-        let swapped = (|| -> anyhow::Result<(String, Option<String>)> {
-            let (facts, _, mark) = self.target()?;
-            self.replica_swap_in(&facts, &mark)?;
-            let snapshot = self.settle_replica()?;
-            Ok((snapshot, Some(self.replica_note())))
-        })();
-        match swapped {
-            Ok((snapshot, note)) => SourceTry::Restored {
-                detail: format!("received replica snapshot {snapshot} beside the target and renamed it into place"),
-                snapshot,
-                note,
-            },
-            Err(e) => SourceTry::Failed(format!("{e:#}")),
-        }
-    }
-
-    /// Receives `newest` into the staging dataset (or reuses the one a killed run received), checks that it
-    /// holds data and runs the verify hook on it, then marks it verified. `Ok(Some(..))`: the source's
-    /// verdict when it cannot be used; `Ok(None)`: verified.
-    fn receive_replica(
-        &self,
-        source: &Zfs,
-        newest: &str,
-        count: usize,
-        deadline: Instant,
-    ) -> anyhow::Result<Option<SourceTry>> {
-        let staging = decide::staging_dataset(&self.spec.dataset);
-        let (facts, mounted) = self.staging_facts()?;
-        match decide::plan_staging(&staging, &facts, newest) {
-            StagingPlan::Blocked(why) => return Ok(Some(SourceTry::Failed(why))),
-            StagingPlan::Reuse => tracing::warn!("reusing {staging}, received by a killed run from {newest}"),
-            StagingPlan::Receive => {
-                let props: Vec<(String, String)> = [
-                    ("canmount", "noauto"),
-                    ("mountpoint", "none"),
-                    (PROP_STAGING, "received"),
-                    (PROP_STAGING_SNAPSHOT, newest),
-                ]
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-                .collect();
-                tracing::info!("receiving {newest} into {staging}");
-                if let Err(e) = self.unlocked(|| source.send_receive(newest, &self.zfs, &staging, &props, deadline))? {
-                    return Ok(Some(SourceTry::Failed(e.to_string())));
-                }
-            }
-        }
-        if mounted {
-            self.zfs.unmount(&staging)?;
-        }
-        let dir = private_dir()?;
-        let checked = (|| -> anyhow::Result<Probe<()>> {
-            self.zfs.set(&staging, &[("mountpoint".to_string(), dir.display().to_string())])?;
-            self.zfs.mount(&staging)?;
-            let probe = decide::replica_content(newest, &self.has_data(&dir), count);
-            Ok(match probe {
-                Probe::Use { what, why } => match self.unlocked(|| self.verify(&dir, deadline))? {
-                    Ok(()) => Probe::Use { what, why },
-                    Err(why) => Probe::Failed(why),
-                },
-                other => other,
-            })
-        })();
-        // Always back to unmounted, mountpoint=none (checked: a failure here fails the source).
-        let unmounted = self
-            .zfs
-            .unmount(&staging)
-            .or_else(|e| if self.staging_facts().is_ok_and(|(_, mounted)| !mounted) { Ok(()) } else { Err(e) });
-        let reset = unmounted.and_then(|()| self.zfs.set(&staging, &[("mountpoint".into(), "none".into())]));
-        if let Err(e) = std::fs::remove_dir(&dir) {
-            tracing::warn!("could not remove {}: {e}", dir.display());
-        }
-        let checked = checked?;
-        reset?;
-        match checked {
-            Probe::Use { .. } => {}
-            Probe::NoBackup(why) => return Ok(Some(SourceTry::NoBackup(why))),
-            Probe::Failed(why) => return Ok(Some(SourceTry::Failed(why))),
-        }
-        self.zfs.set(&staging, &[(PROP_STAGING.to_string(), "verified".to_string())])?;
-        Ok(None)
-    }
-
-    /// Moves the empty target aside (kept, never destroyed) and renames the verified staging dataset into
-    /// place. Each step leaves a state a rerun recognises by the datasets' user properties.
-    fn replica_swap_in(&self, facts: &DatasetFacts, mark: &TargetMark) -> anyhow::Result<()> {
-        let target = &self.spec.dataset;
-        let aside = match (facts, mark) {
-            (DatasetFacts::Missing, _) => None,
-            (_, TargetMark::Aside(name)) => Some(name.clone()),
-            _ => {
-                let name = decide::aside_dataset(target, &utc_stamp(SystemTime::now()));
-                self.zfs.set(target, &[(PROP_EMPTY_ASIDE.to_string(), name.clone())])?;
-                Some(name)
-            }
-        };
-        if let Some(aside) = &aside {
-            if matches!(facts, DatasetFacts::Mounted { .. }) {
-                self.zfs.unmount(target)?;
-            }
-            // Unmounted first, so this mounts nothing; the aside dataset never mounts on its own again.
-            self.zfs.set(target, &[("canmount".into(), "noauto".into()), ("mountpoint".into(), "none".into())])?;
-            tracing::warn!("moving the empty {target} aside to {aside} (kept: remove it by hand)");
-            self.zfs.rename(target, aside)?;
-        }
-        let staging = decide::staging_dataset(target);
-        self.zfs.rename(&staging, target)?;
-        Ok(())
-    }
-
-    /// The restored dataset is in place: canmount back to its default, properties, mountpoint and root
-    /// ownership exactly as `apply` sets them (which mounts it), provenance, then the staging marks go.
-    fn settle_replica(&self) -> anyhow::Result<String> {
-        let target = &self.spec.dataset;
-        let TreeRead::Found(tree) = self.zfs.read_tree(target, TARGET_PROPERTIES)? else {
-            bail!("{target} disappeared")
-        };
-        let live = tree.get(target).with_context(|| format!("{target} disappeared"))?;
-        let snapshot = decide::settled_snapshot(
-            local_value(live, PROP_STAGING_SNAPSHOT),
-            local_value(live, PROP_RESTORED_FROM),
-            local_value(live, PROP_RESTORED_SNAPSHOT),
-        )
-        .with_context(|| {
-            format!("{target} is marked {PROP_STAGING} but names no replica snapshot ({PROP_STAGING_SNAPSHOT})")
-        })?;
-        self.zfs.inherit("canmount", target, true)?;
-        self.apply_spec()?;
-        if matches!(self.facts()?.0, DatasetFacts::NotMounted) {
-            self.zfs.mount(target)?;
-        }
-        match self.facts()? {
-            (DatasetFacts::Mounted { entries, .. }, _)
-                if entries.iter().any(|e| decide::is_data(e, &self.preseed.ignore)) => {}
-            (DatasetFacts::Mounted { .. }, Some(mp)) => {
-                bail!("the restored {target} shows no data at {}", mp.display());
-            }
-            _ => bail!("the restored {target} is not mounted"),
-        }
-        self.set_provenance("replica", &snapshot)?;
-        self.zfs.inherit(PROP_STAGING_SNAPSHOT, target, false)?;
-        self.zfs.inherit(PROP_STAGING, target, false)?;
-        Ok(snapshot)
-    }
-
-    /// Undoes a mark a killed run left on the empty target when there is no verified staging to swap in.
-    fn unmark_aside(&self) -> anyhow::Result<()> {
-        let target = &self.spec.dataset;
-        self.zfs.inherit("canmount", target, true)?;
-        self.apply_spec()?;
-        if matches!(self.facts()?.0, DatasetFacts::NotMounted) {
-            self.zfs.mount(target)?;
-        }
-        self.zfs.inherit(PROP_EMPTY_ASIDE, target, false).map_err(Into::into)
-    }
-
-    /// The lineage note plus every empty dataset a replica swap moved aside (found by their user property).
-    fn replica_note(&self) -> String {
-        let parent = &self.validated.config.datasets.parent_dataset;
-        let prefix = format!("{}{}", self.spec.dataset, decide::ASIDE_INFIX);
-        let asides: Vec<String> = match self.zfs.read_tree(parent, &[PROP_EMPTY_ASIDE]) {
-            Ok(TreeRead::Found(tree)) => tree
-                .into_iter()
-                .filter(|(name, live)| name.starts_with(&prefix) && local_value(live, PROP_EMPTY_ASIDE).is_some())
-                .map(|(name, _)| name)
-                .collect(),
-            Ok(TreeRead::Missing) => Vec::new(),
-            Err(e) => {
-                tracing::error!("could not look for datasets moved aside: {e}");
-                vec![format!("(unknown: {e})")]
-            }
-        };
-        if asides.is_empty() {
-            return REPLICA_LINEAGE_NOTE.to_string();
-        }
-        format!(
-            "{REPLICA_LINEAGE_NOTE}. The empty dataset that was in place is kept as {} (canmount=noauto, \
-             mountpoint=none); remove it when satisfied: zfs destroy <name>",
-            asides.join(", ")
-        )
-    }
-
-    /// The report of a replica restore finished on a rerun.
-    fn replica_report(&self, what: &str, attempts: Vec<AttemptRecord>) -> anyhow::Result<Report> {
-        let snapshot = self.settle_replica()?;
-        let detail = format!("{what}: restored from replica ({snapshot})");
-        let note = Some(self.replica_note());
-        Ok(self.report(Event::Restored, Some("replica".into()), Some(snapshot), detail, attempts, note))
-    }
-
-    fn restic_config(&self) -> Result<&ResticConfig, String> {
-        self.preseed.restic.as_ref().ok_or_else(|| "no restic settings in the config".to_string())
-    }
-
-    fn try_restic(&self, mountpoint: Option<&Path>, deadline: Instant) -> SourceTry {
-        let config = match self.restic_config() {
-            Ok(c) => c,
-            Err(why) => return SourceTry::Failed(why),
-        };
-        let restic = match Restic::new(config) {
-            Ok(r) => r,
-            Err(e) => return SourceTry::Failed(format!("{e:#}")),
-        };
-        let tags = if config.tags.is_empty() { vec![self.spec.service.clone()] } else { config.tags.clone() };
-        let listing =
-            match self.unlocked(|| restic.snapshots(&tags, config.path.as_deref(), config.host.as_deref(), deadline)) {
-                Ok(listing) => listing,
-                Err(e) => return SourceTry::Failed(format!("{e:#}")),
-            };
-        let (snap, why) = match decide::choose_restic(&listing) {
-            Probe::NoBackup(why) => return SourceTry::NoBackup(why),
-            Probe::Failed(why) => return SourceTry::Failed(why),
-            Probe::Use { what, why } => (what, why),
-        };
-        if self.opts.dry_run {
-            return SourceTry::Would { snapshot: snap.id, why };
-        }
-        let Some(mountpoint) = mountpoint else {
-            return SourceTry::Failed("the dataset is not mounted".into());
-        };
-        match self.restore_restic(&restic, config, &snap, mountpoint, deadline) {
-            Ok(()) => SourceTry::Restored {
-                detail: format!("restored restic snapshot {} ({})", snap.short_id(), snap.time),
-                snapshot: snap.id,
-                note: Some(LINEAGE_NOTE.to_string()),
-            },
-            Err(e) => SourceTry::Failed(format!("{e:#}")),
-        }
-    }
-
-    fn restore_restic(
-        &self,
-        restic: &Restic,
-        config: &ResticConfig,
-        snap: &ResticSnapshot,
-        mountpoint: &Path,
-        deadline: Instant,
-    ) -> anyhow::Result<()> {
-        let path = config.path.clone().unwrap_or_else(|| self.spec.mountpoint.clone());
-        if !restic::is_literal_pattern(&path) {
-            bail!("restic path {path:?} contains a pattern character (* ? [ ] \\); restic cannot select it literally");
-        }
-        let staging = staging::create(mountpoint, "restic")?;
-        let data_root = staging::data_root_for(&path);
-        let staged = self
-            .unlocked(|| -> anyhow::Result<()> {
-                restic.restore(&snap.id, &path, &staging.join("data"), deadline)?;
-                let root = staging.join(&data_root);
-                if !std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) {
-                    bail!("restic snapshot {} does not contain the directory {path}", snap.short_id());
-                }
-                if !self.has_data(&root).map_err(anyhow::Error::msg)? {
-                    bail!("restic snapshot {} holds nothing at {path}", snap.short_id());
-                }
-                self.verify(&root, deadline).map_err(anyhow::Error::msg)?;
-                staging::sync_filesystem(&staging)
-            })
-            .and_then(|staged| staged);
-        if let Err(e) = staged {
-            if let Err(cleanup) = staging::remove(&staging) {
-                tracing::error!("{cleanup:#}");
-            }
-            return Err(e);
-        }
-        let journal = SwapJournal { source: "restic".into(), snapshot: snap.id.clone(), data_root };
-        staging::write_journal(&staging, &journal)?;
-        self.swap(mountpoint, &staging, &journal)
-    }
-
-    fn swap(&self, mountpoint: &Path, staging: &Path, journal: &SwapJournal) -> anyhow::Result<()> {
-        swap_and_record(&self.zfs, self.spec, &self.preseed.ignore, mountpoint, staging, journal)
-    }
-
+    /// Finishes the journaled swap a killed run had begun (restic, or a migration), from its journal.
     fn finish_swap(&self, mountpoint: &Path, staging: &Path, attempts: Vec<AttemptRecord>) -> anyhow::Result<Report> {
         let journal = staging::read_journal(staging)?;
-        self.swap(mountpoint, staging, &journal)?;
-        let note = (journal.source == "restic").then(|| LINEAGE_NOTE.to_string());
+        provenance::swap_and_record(&self.zfs, self.spec, &self.preseed.ignore, mountpoint, staging, &journal)?;
+        let note = sources::finished_swap_note(&journal.source);
         let detail = format!(
             "finished the swap of {} snapshot {} that a killed run had verified",
             journal.source, journal.snapshot
         );
         Ok(self.report(Event::Restored, Some(journal.source.clone()), Some(journal.snapshot), detail, attempts, note))
     }
-
-    /// Runs `verifyCommand` with the staged path appended. `Err`: why the source is rejected.
-    fn verify(&self, path: &Path, deadline: Instant) -> Result<(), String> {
-        let Some(argv) = &self.preseed.verify_command else { return Ok(()) };
-        let Some((program, rest)) = argv.split_first() else { return Ok(()) };
-        let mut cmd = Command::new(program);
-        child::scrub_env(&mut cmd);
-        cmd.args(rest).arg(path);
-        match child::run(cmd, None, deadline) {
-            Ok(done) if done.status.success() => Ok(()),
-            Ok(done) => Err(format!(
-                "verify command rejected {} (exit {}): {}",
-                path.display(),
-                done.status.code().map_or_else(|| "by signal".to_string(), |c| c.to_string()),
-                done.stderr_text()
-            )),
-            Err(e) => Err(format!("verify command: {e}")),
-        }
-    }
-
-    /// Appends the status line, sends the notification and calls the notify hook; failures are logged,
-    /// never change the result.
-    fn record(&self, report: &Report) {
-        if let Err(e) = append_status(&self.opts.status_file, report) {
-            tracing::error!("{e:#}");
-        }
-        if let Some((template, vars)) = notification(report, self.started.elapsed()) {
-            let config = self.validated.config.notifications.as_ref();
-            let budget = config.map_or(Duration::ZERO, notify::worst_case).min(NOTIFICATION_BUDGET);
-            let sent = notify::send_logged(config, template, &vars, budget);
-            if config.is_some() && !sent.delivered() && sent.skipped.is_none() {
-                tracing::error!("notification {template} was not delivered to every backend (the result stands)");
-            }
-        }
-        notify(&self.opts.notify_command, report);
-    }
-}
-
-/// Provenance, in one `zfs set`: `persistctl:restored-from`, `-at` (now) and `-snapshot`.
-fn record_provenance(zfs: &Zfs, dataset: &str, source: &str, snapshot: &str) -> anyhow::Result<()> {
-    let props = [
-        (PROP_RESTORED_FROM.to_string(), source.to_string()),
-        (PROP_RESTORED_AT.to_string(), rfc3339_utc(SystemTime::now())),
-        (PROP_RESTORED_SNAPSHOT.to_string(), snapshot.to_string()),
-    ];
-    zfs.set(dataset, &props).context("Failed to record where the data came from")
-}
-
-/// The last step of a journaled staging (restic restore, migration): moves its entries into the mounted
-/// dataset (root owner/group/mode copied where the spec leaves them open), records the journal's source
-/// and snapshot as provenance, removes the staging. Restartable at every point.
-pub(crate) fn swap_and_record(
-    zfs: &Zfs,
-    spec: &DatasetSpec,
-    ignore: &[String],
-    mountpoint: &Path,
-    staging: &Path,
-    journal: &SwapJournal,
-) -> anyhow::Result<()> {
-    let own = &spec.ownership;
-    let copy = CopyOwnership { owner: own.owner.is_none(), group: own.group.is_none(), mode: own.mode.is_none() };
-    let moved = staging::swap_in(mountpoint, staging, journal, ignore, copy)?;
-    tracing::info!("moved {moved} entries into {}", mountpoint.display());
-    record_provenance(zfs, &spec.dataset, &journal.source, &journal.snapshot)?;
-    staging::remove(staging)
-}
-
-/// A property's value when it is set locally (persistctl's marks are never trusted when inherited).
-pub(crate) fn local_value<'a>(live: &'a LiveDataset, property: &str) -> Option<&'a str> {
-    live.properties
-        .get(property)
-        .filter(|v| v.source == PropertySource::Local && v.value != "-")
-        .map(|v| v.value.as_str())
-}
-
-/// A UTC time for dataset names: `20240501T120000Z`.
-fn utc_stamp(time: SystemTime) -> String {
-    rfc3339_utc(time).replace(['-', ':'], "")
-}
-
-/// A fresh private (0700) directory to mount a staging dataset at for verification.
-fn private_dir() -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!("persistctl-verify-{}-{nanos}", std::process::id()));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("Failed to create the verification mountpoint {}", dir.display()))?;
-    Ok(dir)
 }
 
 /// The target as read at the start of a run.
@@ -1084,167 +429,4 @@ struct Target {
     rolling_back: Option<String>,
     /// Not mounted, though `canmount=on` and its mountpoint is a path: where it would mount.
     unmounted_at: Option<PathBuf>,
-}
-
-/// How one source went, before the conclusion.
-enum SourceTry {
-    Would { snapshot: String, why: String },
-    Restored { snapshot: String, detail: String, note: Option<String> },
-    NoBackup(String),
-    Failed(String),
-}
-
-/// Appends one JSON line to the status file (creating its directory), made 0600 (an older one too):
-/// its details quote what sources and hooks said, and only root (`persistctl status`) reads it. A symlink
-/// or anything but a regular file there is refused, never written through.
-pub fn append_status(path: &Path, report: &Report) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
-    }
-    let mut line = serde_json::to_vec(report).context("Failed to render the status line")?;
-    line.push(b'\n');
-    crate::safe_write::append_no_follow(path, &line, crate::status::render::PRIVATE_MODE)
-        .context("Failed to append to the preseed status file")
-}
-
-/// The built-in template and its variables for a run's outcome (`None` for a dry run).
-#[must_use]
-pub fn notification(report: &Report, duration: Duration) -> Option<(&'static str, notify::Vars)> {
-    let template = match report.event {
-        Event::Restored => "preseed-success",
-        Event::Skipped => "preseed-skipped",
-        Event::Failed => "preseed-failure",
-        Event::EmptyBootstrap => "preseed-empty-bootstrap",
-        Event::DryRun => return None,
-    };
-    let mut vars = notify::Vars::new();
-    vars.insert("serviceName".into(), report.service.clone());
-    vars.insert("dataset".into(), report.dataset.clone());
-    vars.insert("duration".into(), format!("{} s", duration.as_secs()));
-    if let Some(source) = &report.source {
-        vars.insert("restoreSource".into(), source.clone());
-    }
-    if let Some(snapshot) = &report.snapshot {
-        vars.insert("snapshot".into(), snapshot.clone());
-    }
-    if let Some(note) = &report.note {
-        vars.insert("note".into(), note.clone());
-    }
-    if report.event == Event::Failed {
-        vars.insert("errorMessage".into(), report.detail.clone());
-    }
-    Some((template, vars))
-}
-
-/// The notify hook's arguments after its argv prefix: the event, then `key=value` pairs.
-#[must_use]
-pub fn notify_args(report: &Report) -> Vec<String> {
-    let mut args = vec![
-        format!("preseed-{}", report.event.name()),
-        format!("service={}", report.service),
-        format!("dataset={}", report.dataset),
-    ];
-    if let Some(source) = &report.source {
-        args.push(format!("source={source}"));
-    }
-    if let Some(snapshot) = &report.snapshot {
-        args.push(format!("snapshot={snapshot}"));
-    }
-    args.push(format!("message={}", report.detail));
-    if let Some(note) = &report.note {
-        args.push(format!("note={note}"));
-    }
-    args
-}
-
-fn notify(prefix: &[String], report: &Report) {
-    let Some((program, fixed)) = prefix.split_first() else { return };
-    let mut cmd = Command::new(program);
-    child::scrub_env(&mut cmd);
-    cmd.args(fixed).args(notify_args(report));
-    match child::run(cmd, None, Instant::now() + NOTIFY_TIMEOUT) {
-        Ok(done) if done.status.success() => {}
-        Ok(done) => tracing::error!("notify command failed (exit {:?}): {}", done.status.code(), done.stderr_text()),
-        Err(e) => tracing::error!("notify command: {e}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_format_as_rfc3339_utc() {
-        let at = |secs| rfc3339_utc(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_868_800), "2000-03-01T00:00:00Z");
-        assert_eq!(at(1_714_564_800 + 3661), "2024-05-01T13:01:01Z");
-        assert_eq!(restic::parse_rfc3339(&at(1_709_164_799)), Some(1_709_164_799_000_000_000));
-    }
-
-    #[test]
-    fn each_outcome_has_its_template_and_variables() {
-        let mut report = Report {
-            service: "my app".into(),
-            dataset: "tank/persist/my app".into(),
-            event: Event::Restored,
-            source: Some("replica".into()),
-            snapshot: Some("b/r@s".into()),
-            detail: "restored".into(),
-            attempts: vec![],
-            note: Some("lineage kept".into()),
-            at: "x".into(),
-        };
-        let (template, vars) = notification(&report, Duration::from_secs(75)).unwrap();
-        assert_eq!(template, "preseed-success");
-        assert_eq!(vars["serviceName"], "my app");
-        assert_eq!(vars["restoreSource"], "replica");
-        assert_eq!(vars["snapshot"], "b/r@s");
-        assert_eq!(vars["duration"], "75 s");
-        assert_eq!(vars["note"], "lineage kept");
-        assert!(!vars.contains_key("errorMessage"));
-        for (event, want) in [
-            (Event::Skipped, "preseed-skipped"),
-            (Event::EmptyBootstrap, "preseed-empty-bootstrap"),
-            (Event::Failed, "preseed-failure"),
-        ] {
-            report.event = event;
-            assert_eq!(notification(&report, Duration::ZERO).unwrap().0, want);
-        }
-        assert_eq!(notification(&report, Duration::ZERO).unwrap().1["errorMessage"], "restored");
-        report.event = Event::DryRun;
-        assert!(notification(&report, Duration::ZERO).is_none());
-    }
-
-    #[test]
-    fn aside_names_carry_a_compact_utc_stamp() {
-        assert_eq!(utc_stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(1_714_564_800)), "20240501T120000Z");
-    }
-
-    #[test]
-    fn notify_arguments_carry_event_and_keys() {
-        let report = Report {
-            service: "my app".into(),
-            dataset: "tank/persist/my app".into(),
-            event: Event::Restored,
-            source: Some("restic".into()),
-            snapshot: Some("abc".into()),
-            detail: "restored".into(),
-            attempts: vec![],
-            note: Some("full send".into()),
-            at: "x".into(),
-        };
-        assert_eq!(
-            notify_args(&report),
-            [
-                "preseed-restored",
-                "service=my app",
-                "dataset=tank/persist/my app",
-                "source=restic",
-                "snapshot=abc",
-                "message=restored",
-                "note=full send"
-            ]
-        );
-    }
 }

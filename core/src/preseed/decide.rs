@@ -1,17 +1,15 @@
 //! PURE: what `preseed` does, decided from gathered facts. No I/O, no clock, no environment.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::config::SourceKind;
 use crate::restic::{self, ResticError, ResticSnapshot};
+use crate::target::Marks;
 
 pub use crate::names::*;
-
-/// Whether a top-level entry counts as data.
-#[must_use]
-pub fn is_data(entry: &str, ignore: &[String]) -> bool {
-    entry != ZFS_CTLDIR && !entry.starts_with(STAGING_PREFIX) && !ignore.iter().any(|i| i == entry)
-}
+pub use crate::target::is_data;
 
 /// The service's dataset as found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +25,27 @@ pub enum DatasetFacts {
         /// Staging directories whose restore was verified and whose swap had begun.
         complete_staging: Vec<String>,
     },
+}
+
+impl DatasetFacts {
+    /// Whether it holds data: `None` when that cannot be seen (missing, not mounted).
+    #[must_use]
+    pub fn holds_data(&self, ignore: &[String]) -> Option<bool> {
+        match self {
+            Self::Mounted { entries, .. } => Some(entries.iter().any(|e| is_data(e, ignore))),
+            Self::Missing | Self::NotMounted => None,
+        }
+    }
+}
+
+/// Whether an unmounted target is mounted before it is judged, and where: a run killed inside `zfs
+/// create` (which creates, then mounts) leaves the dataset unmounted at its `canmount=on` path
+/// mountpoint (`would_mount_at`). A dataset carrying a replica swap's mark is resumed instead, never
+/// mounted here. `None`: it stays as found, and [`start`] refuses it. The shell mounts only where that
+/// hides nothing.
+#[must_use]
+pub fn remount_at<'a>(mark: &TargetMark, would_mount_at: Option<&'a Path>) -> Option<&'a Path> {
+    would_mount_at.filter(|_| *mark == TargetMark::Plain)
 }
 
 /// What to do first.
@@ -167,6 +186,23 @@ pub fn choose_snapshot(newest: Option<(&str, &Result<bool, String>)>, older_with
     }
 }
 
+/// [`choose_snapshot`] over the dataset's snapshots (oldest first, as `zfs list -s createtxg` lists
+/// them), looking into them through `holds_data` only as far as the decision needs: the newest, and
+/// only when it is empty the older ones, newest first, up to the first that holds data. An older
+/// snapshot that cannot be looked into counts as empty: it cannot make the source usable either way.
+pub fn choose_snapshot_among(
+    snapshots: &[String],
+    mut holds_data: impl FnMut(&str) -> Result<bool, String>,
+) -> Probe<String> {
+    let Some((newest, older)) = snapshots.split_last() else { return choose_snapshot(None, None) };
+    let looked = holds_data(newest);
+    let older_with_data = match looked {
+        Ok(false) => older.iter().rev().find(|name| holds_data(name) == Ok(true)).map(String::as_str),
+        Ok(true) | Err(_) => None,
+    };
+    choose_snapshot(Some((newest, &looked)), older_with_data)
+}
+
 /// The restic listing: newest matching snapshot; an error is a failed source, an empty list "no backup".
 #[must_use]
 pub fn choose_restic(listing: &Result<Vec<ResticSnapshot>, ResticError>) -> Probe<ResticSnapshot> {
@@ -243,6 +279,20 @@ pub enum StagingFacts {
     },
 }
 
+impl StagingFacts {
+    /// The staging dataset by its marks (`None`: it does not exist). Only a staging mark with the
+    /// snapshot it holds makes it persistctl's.
+    #[must_use]
+    pub fn of(marks: Option<&Marks>) -> Self {
+        let Some(marks) = marks else { return Self::Missing };
+        match (marks.staging.as_deref(), &marks.staging_snapshot) {
+            (Some("verified"), Some(snapshot)) => Self::Verified { snapshot: snapshot.clone() },
+            (Some("received"), Some(snapshot)) => Self::Received { snapshot: snapshot.clone() },
+            _ => Self::NotOurs,
+        }
+    }
+}
+
 /// What the replica source does with the staging place before it can verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StagingPlan {
@@ -299,6 +349,27 @@ pub enum TargetMark {
     Aside(String),
 }
 
+impl TargetMark {
+    /// The target's replica-swap mark, by its marks: a staging mark wins (the staging dataset is
+    /// already renamed into place), then an aside mark.
+    #[must_use]
+    pub fn of(marks: &Marks) -> Self {
+        match (&marks.staging, &marks.empty_aside) {
+            (Some(_), _) => Self::Staged,
+            (None, Some(aside)) => Self::Aside(aside.clone()),
+            (None, None) => Self::Plain,
+        }
+    }
+}
+
+/// Whether to look for an interrupted replica swap (the staging dataset's marks, one more `zfs get`)
+/// before deciding: always, unless the target is an unmarked dataset that plainly holds data (the
+/// skip path, which then costs no extra zfs call).
+#[must_use]
+pub fn look_for_interrupted_swap(target: &DatasetFacts, mark: &TargetMark, ignore: &[String]) -> bool {
+    !(*mark == TargetMark::Plain && target.holds_data(ignore) == Some(true))
+}
+
 /// What to do about an interrupted replica swap, decided before anything else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resume {
@@ -339,6 +410,41 @@ pub fn resume(target: &DatasetFacts, mark: &TargetMark, staging: &StagingFacts, 
             Resume::SwapIn
         }
         _ => Resume::Nothing,
+    }
+}
+
+impl Resume {
+    /// What resuming does, for the log and the report (`None`: nothing, or a refusal with its reason).
+    #[must_use]
+    pub fn what(&self) -> Option<&'static str> {
+        match self {
+            Self::Nothing | Self::Refuse(_) => None,
+            Self::Settle => Some("finish the replica restore a killed run had renamed into place"),
+            Self::SwapIn => Some("swap in the verified replica staging dataset a killed run left"),
+            Self::Unmark => Some("unmark the empty dataset a killed run had marked to be moved aside"),
+        }
+    }
+}
+
+/// After a failed source: whether the next one may still write into the target. It must be as the
+/// chain found it: still missing (when it was: `was_missing`), or mounted, unmarked, without a rollback
+/// mark, empty and without verified staging. Anything else — restored entries, a half-done replica swap,
+/// a rollback mark whose removal failed too (it would be taken for a restore later) — stops the chain:
+/// a rerun finishes or cleans up what the failed source left.
+#[must_use]
+pub fn untouched(
+    target: &DatasetFacts,
+    mark: &TargetMark,
+    rolling_back: Option<&str>,
+    was_missing: bool,
+    ignore: &[String],
+) -> bool {
+    match (target, mark, rolling_back) {
+        (DatasetFacts::Missing, _, _) => was_missing,
+        (DatasetFacts::Mounted { complete_staging, .. }, TargetMark::Plain, None) => {
+            complete_staging.is_empty() && target.holds_data(ignore) == Some(false)
+        }
+        _ => false,
     }
 }
 
@@ -489,6 +595,138 @@ mod tests {
     }
 
     #[test]
+    fn the_snapshot_lookup_looks_into_older_snapshots_only_behind_an_empty_newest_one() {
+        // (snapshots oldest first with what looking into each says, the decision, the ones looked into)
+        type Case = (&'static [(&'static str, Result<bool, &'static str>)], &'static str, &'static [&'static str]);
+        let cases: [Case; 7] = [
+            (&[], "no backup", &[]),
+            (&[("t@a", Ok(false)), ("t@b", Ok(true))], "use t@b", &["t@b"]),
+            (&[("t@a", Ok(true)), ("t@b", Err("EIO"))], "failed", &["t@b"]),
+            (&[("t@a", Ok(false)), ("t@b", Ok(false))], "no backup", &["t@b", "t@a"]),
+            // The first older one with data (newest first) ends the lookup: rolling back to it would
+            // destroy t@c, so the source fails.
+            (&[("t@a", Ok(true)), ("t@b", Ok(true)), ("t@c", Ok(false))], "failed", &["t@c", "t@b"]),
+            // An older one that cannot be looked into counts as empty.
+            (&[("t@a", Err("EIO")), ("t@b", Ok(false))], "no backup", &["t@b", "t@a"]),
+            (&[("t@a", Ok(true)), ("t@b", Err("EIO")), ("t@c", Ok(false))], "failed", &["t@c", "t@b", "t@a"]),
+        ];
+        for (snapshots, want, want_looked) in cases {
+            let names: Vec<String> = snapshots.iter().map(|(n, _)| (*n).to_string()).collect();
+            let mut looked = Vec::new();
+            let probe = choose_snapshot_among(&names, |name| {
+                looked.push(name.to_string());
+                let (_, answer) = snapshots.iter().find(|(n, _)| *n == name).unwrap();
+                answer.map_err(String::from)
+            });
+            let got = match &probe {
+                Probe::Use { what, .. } => format!("use {what}"),
+                Probe::NoBackup(_) => "no backup".into(),
+                Probe::Failed(_) => "failed".into(),
+            };
+            assert_eq!(got, want, "{snapshots:?}");
+            assert_eq!(looked, want_looked, "{snapshots:?}");
+        }
+    }
+
+    #[test]
+    fn an_unmounted_target_is_mounted_first_only_when_unmarked_at_a_path() {
+        let at = Some(Path::new("/srv/a"));
+        let aside = TargetMark::Aside("t/p/a.persistctl-empty-x".into());
+        let cases: [(&TargetMark, Option<&Path>, Option<&Path>); 5] = [
+            (&TargetMark::Plain, at, at),
+            (&TargetMark::Plain, None, None),
+            (&TargetMark::Staged, at, None),
+            (&aside, at, None),
+            (&aside, None, None),
+        ];
+        for (mark, would_mount_at, want) in cases {
+            assert_eq!(remount_at(mark, would_mount_at), want, "{mark:?} {would_mount_at:?}");
+        }
+    }
+
+    #[test]
+    fn marks_name_the_target_and_staging_state() {
+        let marks = |staging: Option<&str>, snapshot: Option<&str>, aside: Option<&str>| Marks {
+            staging: staging.map(String::from),
+            staging_snapshot: snapshot.map(String::from),
+            empty_aside: aside.map(String::from),
+            ..Marks::default()
+        };
+        let cases: [(Marks, TargetMark, StagingFacts); 7] = [
+            (marks(None, None, None), TargetMark::Plain, StagingFacts::NotOurs),
+            (
+                marks(Some("verified"), Some("b/r@s"), None),
+                TargetMark::Staged,
+                StagingFacts::Verified { snapshot: "b/r@s".into() },
+            ),
+            (
+                marks(Some("received"), Some("b/r@s"), None),
+                TargetMark::Staged,
+                StagingFacts::Received { snapshot: "b/r@s".into() },
+            ),
+            (marks(Some("verified"), None, None), TargetMark::Staged, StagingFacts::NotOurs),
+            (marks(Some("other"), Some("b/r@s"), None), TargetMark::Staged, StagingFacts::NotOurs),
+            (marks(None, None, Some("t/a.x")), TargetMark::Aside("t/a.x".into()), StagingFacts::NotOurs),
+            (
+                marks(Some("verified"), Some("b/r@s"), Some("t/a.x")),
+                TargetMark::Staged,
+                StagingFacts::Verified { snapshot: "b/r@s".into() },
+            ),
+        ];
+        for (marks, mark, staging) in cases {
+            assert_eq!(TargetMark::of(&marks), mark, "{marks:?}");
+            assert_eq!(StagingFacts::of(Some(&marks)), staging, "{marks:?}");
+        }
+        assert_eq!(StagingFacts::of(None), StagingFacts::Missing);
+    }
+
+    #[test]
+    fn the_interrupted_swap_is_looked_for_unless_an_unmarked_target_holds_data() {
+        let ignore = vec!["lost+found".to_string()];
+        let aside = TargetMark::Aside("t/a.x".into());
+        let cases: Vec<(DatasetFacts, TargetMark, bool)> = vec![
+            (mounted(&["db"], &[]), TargetMark::Plain, false),
+            (mounted(&["lost+found"], &[]), TargetMark::Plain, true),
+            (mounted(&[], &[]), TargetMark::Plain, true),
+            (mounted(&["db"], &[]), TargetMark::Staged, true),
+            (mounted(&["db"], &[]), aside, true),
+            (DatasetFacts::Missing, TargetMark::Plain, true),
+            (DatasetFacts::NotMounted, TargetMark::Plain, true),
+        ];
+        for (target, mark, want) in cases {
+            assert_eq!(look_for_interrupted_swap(&target, &mark, &ignore), want, "{target:?} {mark:?}");
+        }
+    }
+
+    #[test]
+    fn a_failed_source_stops_the_chain_unless_the_target_is_as_found() {
+        let ignore = vec!["lost+found".to_string()];
+        let st = ".persistctl-staging-restic-1";
+        let aside = TargetMark::Aside("t/a.x".into());
+        // (target after the failure, its mark, its rollback mark, missing before, the next source may run)
+        let cases: Vec<(DatasetFacts, TargetMark, Option<&str>, bool, bool)> = vec![
+            (DatasetFacts::Missing, TargetMark::Plain, None, true, true),
+            (DatasetFacts::Missing, TargetMark::Plain, None, false, false),
+            (mounted(&[], &[]), TargetMark::Plain, None, false, true),
+            (mounted(&["lost+found", st], &[]), TargetMark::Plain, None, false, true),
+            (mounted(&[], &[]), TargetMark::Plain, None, true, true),
+            (mounted(&["db"], &[]), TargetMark::Plain, None, false, false),
+            (mounted(&[st], &[st]), TargetMark::Plain, None, false, false),
+            (mounted(&[], &[]), TargetMark::Plain, Some("t@a"), false, false),
+            (mounted(&[], &[]), TargetMark::Staged, None, false, false),
+            (mounted(&[], &[]), aside, None, false, false),
+            (DatasetFacts::NotMounted, TargetMark::Plain, None, false, false),
+        ];
+        for (target, mark, rolling_back, was_missing, want) in cases {
+            assert_eq!(
+                untouched(&target, &mark, rolling_back, was_missing, &ignore),
+                want,
+                "{target:?} {mark:?} {rolling_back:?} {was_missing}"
+            );
+        }
+    }
+
+    #[test]
     fn restic_errors_are_failures_and_only_an_empty_listing_is_no_backup() {
         let snap = ResticSnapshot {
             id: "0123456789".into(),
@@ -602,6 +840,9 @@ mod tests {
             };
             assert_eq!(got, want, "{target:?} {mark:?} {staging:?}");
         }
+        assert_eq!(Resume::Nothing.what(), None);
+        assert_eq!(Resume::Refuse("x".into()).what(), None);
+        assert!(Resume::SwapIn.what().is_some_and(|w| w.contains("swap in")));
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Staging directories on the target dataset and the swap journal.
+//! Staging directories on the target dataset, the swap journal and the rename swap: how `preseed`'s
+//! directory restores (restic) and `migrate`'s copies land. Files only; [`crate::provenance`] records
+//! where the data came from once it is in.
 //!
 //! A restore lands in `<mountpoint>/.persistctl-staging-<source>-<pid>/data/...` (same filesystem, so
 //! moving it in is `rename(2)`). Once the staged data is verified, `swap.json` is written into the
@@ -16,7 +18,7 @@ use anyhow::{Context as _, bail};
 use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, ResolveFlag, openat2};
 use serde::{Deserialize, Serialize};
 
-use super::decide::{STAGING_PREFIX, ZFS_CTLDIR};
+use crate::names::{STAGING_PREFIX, ZFS_CTLDIR};
 
 /// The journal file inside a staging directory: present = verified, swap begun.
 pub const SWAP_JOURNAL: &str = "swap.json";
@@ -30,36 +32,6 @@ pub struct SwapJournal {
     pub snapshot: String,
     /// Where the data's root is, relative to the staging directory.
     pub data_root: PathBuf,
-}
-
-/// Top-level entry names of a directory, reached without following symlinks.
-pub fn list_entries(path: &Path) -> anyhow::Result<Vec<String>> {
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = openat2(AT_FDCWD, path, how).with_context(|| format!("Failed to open {}", path.display()))?;
-    let mut dir = nix::dir::Dir::from_fd(fd).with_context(|| format!("Failed to read {}", path.display()))?;
-    let mut names = Vec::new();
-    for entry in dir.iter() {
-        let entry = entry.with_context(|| format!("Failed to read {}", path.display()))?;
-        let name = entry.file_name().to_string_lossy();
-        if name != "." && name != ".." {
-            names.push(name.into_owned());
-        }
-    }
-    names.sort();
-    Ok(names)
-}
-
-/// Whether a dataset can be mounted on `path` without hiding anything: nothing is there, or an empty
-/// directory (not a symlink).
-pub fn is_free_mountpoint(path: &Path) -> anyhow::Result<bool> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
-        Err(e) => Err(e).with_context(|| format!("Failed to stat {}", path.display())),
-        Ok(meta) if meta.is_dir() => Ok(list_entries(path)?.is_empty()),
-        Ok(_) => Ok(false),
-    }
 }
 
 /// Whether a staging directory holds a swap journal (a regular file: a symlink there is not one).
@@ -310,6 +282,7 @@ pub fn swap_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsprobe::list_entries;
 
     fn journal() -> SwapJournal {
         SwapJournal { source: "restic".into(), snapshot: "abc".into(), data_root: "data/old path".into() }
