@@ -51,7 +51,7 @@ fn module_graph(src_dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
         let text = std::fs::read_to_string(&file).unwrap();
         let deps = graph.entry(module.clone()).or_default();
         let code: String =
-            code_part(&text).lines().filter(|l| !l.trim_start().starts_with("//")).map(|l| format!("{l}\n")).collect();
+            code_part(&text).lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
         for (at, _) in code.match_indices("crate::") {
             let rest = &code[at + "crate::".len()..];
             let name: String = rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
