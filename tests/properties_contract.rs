@@ -1,4 +1,4 @@
-//! The property model has one source, `src/zfs/props.rs`. The NixOS module cannot run the binary while
+//! The property model has one source, `core/src/zfs/props.rs`. The NixOS module cannot run the binary while
 //! it is evaluated, so it reads a committed copy, `nix/lib/properties.json`; this test fails when that
 //! copy is not, byte for byte, what `persistctl properties --json` prints. Needs no Nix.
 
@@ -36,7 +36,7 @@ fn committed_property_model_is_what_the_binary_prints() {
             },
         );
         panic!(
-            "{COMMITTED} is out of date with src/zfs/props.rs ({line}).\n\
+            "{COMMITTED} is out of date with core/src/zfs/props.rs ({line}).\n\
              The NixOS module checks `properties` against that file at evaluation time, so it must be what \
              `persistctl properties --json` prints. Regenerate it with `{REGENERATE}` and commit the result."
         );

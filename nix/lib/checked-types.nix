@@ -1,7 +1,7 @@
 # Option types for modules.storage.datasets that catch mistakes at evaluation time.
 #
 # Needs nothing but nixpkgs' lib. The binary re-checks everything (`persistctl check-config`,
-# src/config.rs and src/zfs/props.rs are the authority); these types exist so that a typo fails
+# core/src/config/ and core/src/zfs/props.rs are the authority); these types exist so that a typo fails
 # `nixos-rebuild` with the option's name instead of failing at build time or at activation.
 { lib }:
 let
@@ -15,7 +15,7 @@ let
     stringLength
     ;
   inherit (lib) concatStringsSep splitString;
-  # The property model (src/zfs/props.rs, through the generated ./properties.json).
+  # The property model (core/src/zfs/props.rs, through the generated ./properties.json).
   props = import ./properties.nix { inherit lib; };
 
   # A string type with a readable description and a predicate. Definitions must agree
@@ -67,11 +67,11 @@ let
     && bytes >= props.properties.recordsize.min
     && bytes <= props.properties.recordsize.max;
 
-  # One component of a dataset name, as zfs_namecheck.c (and src/zfs/parse.rs) allow it.
+  # One component of a dataset name, as zfs_namecheck.c (and core/src/zfs/parse.rs) allow it.
   validComponent =
     c: c != "." && c != ".." && match "[A-Za-z0-9_.: -]+" c != null;
 
-  # A pool name as zpool accepts one (src/zfs/namecheck.rs): a letter first (so never "-1" or
+  # A pool name as zpool accepts one (core/src/zfs/namecheck.rs): a letter first (so never "-1" or
   # "--help"), at most 246 bytes, not starting with mirror/raidz/draid/spare, not log, cache,
   # special or dedup. Solaris' "c0..." rule is not applied (OpenZFS on Linux allows it).
   validPoolName =
@@ -113,7 +113,7 @@ let
   # The values `compression=` accepts (OpenZFS 2.1 - 2.3), from the binary's property model.
   compressionValues = props.properties.compression.values;
 
-  # A user or group: a name as src/config.rs accepts it, or a numeric id.
+  # A user or group: a name as core/src/config/datasets.rs accepts it, or a numeric id.
   validAccount =
     s: match "[0-9]+" s != null || (stringLength s <= 32 && match "[a-z_][a-z0-9_.-]*[$]?" s != null);
 in
@@ -179,7 +179,7 @@ rec {
     description = "number of seconds (at least 1)";
   };
 
-  # persistctl's own timeouts: 1 s to 7 days (src/config.rs MAX_TIMEOUT_SECS), so a deadline can
+  # persistctl's own timeouts: 1 s to 7 days (core/src/config/mod.rs MAX_TIMEOUT_SECS), so a deadline can
   # never overflow.
   timeoutSeconds = lib.types.ints.between 1 604800 // {
     description = "number of seconds, from 1 to 604800 (7 days)";

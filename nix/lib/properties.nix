@@ -1,12 +1,12 @@
 # What `properties` may contain: the native filesystem properties persistctl can set, with the
 # values of those that take a fixed set of words. Generated, not mirrored: ./properties.json is what
-# `persistctl properties --json` prints from src/zfs/props.rs (the authority, checked again at build
+# `persistctl properties --json` prints from core/src/zfs/props.rs (the authority, checked again at build
 # time by `persistctl check-config`); tests/properties_contract.rs fails when it is stale and
 # tests/nix/update-properties.sh regenerates it. Read here, without building the binary, so a typo
 # such as `atim = "off"` fails evaluation with the option's name.
 { lib }:
 let
-  # name -> { class, domain, values, aliases, min, max } (src/zfs/props.rs `PropertyModel`).
+  # name -> { class, domain, values, aliases, min, max } (core/src/zfs/props.rs `PropertyModel`).
   model = builtins.fromJSON (builtins.readFile ./properties.json);
 in
 rec {
