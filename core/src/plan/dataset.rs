@@ -183,10 +183,13 @@ pub(super) fn plan_existing(spec: &DatasetSpec, live_ds: &LiveDataset, live: &Li
     }
     let ownership = resolve_ownership(&spec.ownership, live, &mut dp.problems);
     if let Some(target) = ownership {
-        if moving {
+        // `zfs set mountpoint` remounts a mounted dataset at the new path and mounts an unmounted
+        // `canmount=on` one there; an unmounted `noauto`/`off` one stays unmounted, with no root to fix.
+        let mounted_after_move = live_ds.is_mounted() || live_ds.value("canmount").unwrap_or("on") == "on";
+        if moving && mounted_after_move {
             // The root moves with the mount; check it where it lands.
             dp.actions.push(Action::Ownership { dataset: spec.dataset.clone(), path: spec.mountpoint.clone(), target });
-        } else if live_ds.is_mounted() {
+        } else if live_ds.is_mounted() && !moving {
             plan_ownership(&mut dp, spec, live_ds, live, target);
         } else {
             dp.findings.push(Finding::NotMounted);

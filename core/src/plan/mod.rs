@@ -446,6 +446,29 @@ mod tests {
     }
 
     #[test]
+    fn moving_an_unmounted_noauto_dataset_fixes_no_root_it_will_not_have() {
+        // `zfs set mountpoint` leaves an unmounted canmount=noauto dataset unmounted: there is no root
+        // at the new path to chown, and one at the old path is not its root either.
+        let t = tree(
+            "tank/persist|mountpoint|/persist|local
+             tank/persist|mounted|yes|-
+             tank/persist/a|mountpoint|/old/a|local
+             tank/persist/a|canmount|noauto|local
+             tank/persist/a|mounted|no|-",
+        );
+        let mut l = live(t);
+        l.users.insert("sonarr".into(), Some(274));
+        let p = plan_t(false, &specs(r#"{"a": {"owner": "sonarr", "mode": "0750"}}"#), &l);
+        let actions = &p.datasets[0].actions;
+        assert_eq!(actions.len(), 1, "{:?}", p.datasets[0]);
+        assert!(
+            matches!(&actions[0], Action::Set { changes, .. } if changes[0].property == "mountpoint"),
+            "{actions:?}"
+        );
+        assert!(p.datasets[0].findings.contains(&Finding::NotMounted), "{:?}", p.datasets[0]);
+    }
+
+    #[test]
     fn moving_a_mounted_dataset_onto_files_is_refused() {
         let t = tree(
             "tank/persist|mountpoint|/persist|local
