@@ -197,6 +197,32 @@ pub enum Command {
               value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
         restic_timeout: u64,
     },
+    /// PostgreSQL's `restore_command` for a barman-cloud archive: fetch one WAL (or history) file.
+    /// Exit 0 fetched, 1 not in the archive (where a recovery to the end of the archive stops), 200 on
+    /// anything else (network, credentials, a hung store, a timeout), so that PostgreSQL aborts the
+    /// recovery instead of promoting a database missing the rest of its WAL. Needs no config;
+    /// credentials come from the environment (`EnvironmentFile=` of postgresql.service).
+    PgWalRestore {
+        /// The archive: `s3://bucket/prefix`.
+        #[arg(long)]
+        destination: String,
+        /// The server name in the archive.
+        #[arg(long)]
+        server_name: String,
+        /// An S3-compatible endpoint.
+        #[arg(long)]
+        endpoint_url: Option<String>,
+        /// barman-cloud's `--cloud-provider`.
+        #[arg(long)]
+        cloud_provider: Option<String>,
+        /// Seconds one fetch may take before it is killed and the recovery aborted (1 … 86400).
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        timeout: u64,
+        /// `%f`: the file PostgreSQL asks for.
+        wal: String,
+        /// `%p`: where PostgreSQL wants it.
+        path: String,
+    },
     /// The ZFS property model: every property persistctl knows, whether it can be set (any time, only at
     /// creation, never), the values it takes and the form ZFS reads them back in. Needs no config.
     Properties {

@@ -4,6 +4,7 @@
 //! [`apply`] through [`zfs`] and [`fsprobe`]) → [`apply`] executes. Only [`zfs`] runs `zfs`.
 
 pub mod apply;
+pub mod barman;
 pub mod child;
 pub mod config;
 pub mod fsprobe;

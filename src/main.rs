@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 
 use persistctl::apply::{self, Report};
+use persistctl::barman;
 use persistctl::config;
 use persistctl::lock;
 use persistctl::migrate;
@@ -24,7 +25,24 @@ mod cli;
 use cli::{Cli, Command, EXIT_ERROR, EXIT_OK, EXIT_PENDING};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // As PostgreSQL's restore_command, every way of not fetching the file other than "not in the
+    // archive" must exit above 125, or PostgreSQL ends the recovery there and promotes: a bad argument
+    // (clap would exit 2), `--help` (0), a panic (101).
+    let wal_restore = std::env::args().skip(1).any(|a| a == "pg-wal-restore");
+    if wal_restore {
+        std::panic::set_hook(Box::new(|info| {
+            eprintln!("pg-wal-restore: {info}; aborting the recovery");
+            std::process::exit(i32::from(barman::ABORT_RECOVERY));
+        }));
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if wal_restore => {
+            eprintln!("pg-wal-restore: {e}; aborting the recovery");
+            return ExitCode::from(barman::ABORT_RECOVERY);
+        }
+        Err(e) => e.exit(),
+    };
     persistctl::logging::init(cli.verbose);
     let code = match run(cli) {
         Ok(code) => code,
@@ -95,6 +113,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             notify::cli::run(&cli.config, &notify::cli::Args { target, vars, strict, dry_run, priority, json })
         }
         Command::Properties { json } => properties(json),
+        Command::PgWalRestore { destination, server_name, endpoint_url, cloud_provider, timeout, wal, path } => {
+            let archive = barman::Archive { destination, server_name, endpoint_url, cloud_provider };
+            Ok(barman::wal_restore(&archive, &wal, &path, Duration::from_secs(timeout)))
+        }
     }
 }
 
