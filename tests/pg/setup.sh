@@ -62,8 +62,10 @@ run_for() {
     else
         local pass=() v
         for v in $(compgen -e); do
-            case $v in PIP_* | http_proxy | https_proxy | HTTP_PROXY | HTTPS_PROXY | no_proxy | NO_PROXY)
-                pass+=("$v=${!v}") ;;
+            case $v in
+                PIP_CERT) ;; # a host path; the host's bundle is handed over explicitly (pip --cert)
+                PIP_* | http_proxy | https_proxy | HTTP_PROXY | HTTPS_PROXY | no_proxy | NO_PROXY)
+                    pass+=("$v=${!v}") ;;
             esac
         done
         "${pre[@]}" chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -71,11 +73,12 @@ run_for() {
     fi
 }
 
-# One setup at a time per target (CI and a developer, or two VM lines).
-LOCK_DIR=${ROOT}/var/lock
-mkdir -p "$LOCK_DIR"
-exec 8>"$LOCK_DIR/persistctl-pg-setup.lock"
-flock -w 1800 8 || die "timed out waiting for $LOCK_DIR/persistctl-pg-setup.lock"
+# One setup at a time per target (CI and a developer). Next to the venv, not in /var/lock: in a
+# debootstrap root that is an absolute symlink, which from here would lead to the host's.
+LOCK=$ROOT$(dirname "$VENV")/.setup.lock
+mkdir -p "$(dirname "$LOCK")"
+exec 8>"$LOCK"
+flock -w 1800 8 || die "timed out waiting for $LOCK"
 
 step "target: ${ROOT:-this host}; venv $VENV"
 
@@ -122,10 +125,21 @@ else
     run /usr/bin/python3 -m venv "$VENV"
     cp "$REQ" "$ROOT$VENV/requirements.txt"
     step "pip install -r requirements.txt ($(grep -c '^[A-Za-z]' "$REQ") pinned packages, wheels only)"
-    run_for "$PIP_STEP_TIMEOUT" "$VENV/bin/pip" install --quiet \
+    cert=()
+    if [ -n "$ROOT" ]; then
+        # pip in the root trusts what the host trusts (a network may re-sign TLS with its own CA,
+        # known to the host's bundle but not to the root's stock one).
+        host_ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+        if [ -f "$host_ca" ]; then
+            cp "$host_ca" "$ROOT$VENV/host-ca.crt"
+            cert=(--cert "$VENV/host-ca.crt")
+        fi
+    fi
+    run_for "$PIP_STEP_TIMEOUT" "$VENV/bin/pip" install --quiet "${cert[@]}" \
         --disable-pip-version-check --no-input --timeout 60 --retries 5 \
         --no-deps --only-binary :all: --require-virtualenv -r "$VENV/requirements.txt" ||
         die "pip install failed or took longer than ${PIP_STEP_TIMEOUT}s"
+    rm -f "$ROOT$VENV/host-ca.crt"
     # --no-deps trusts requirements.txt to be complete; pip check proves it, except for the one
     # known substitution (psycopg2-binary provides barman's psycopg2).
     problems=$(run "$VENV/bin/pip" check 2>&1 | grep -v -E '^barman 3\.[0-9.]+ requires psycopg2, which is not installed\.$' |
