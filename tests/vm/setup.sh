@@ -16,6 +16,13 @@
 #   PERSISTCTL_VM_DIR   where roots, initramfs images and logs go,
 #                       default /var/cache/persistctl-vm
 #   DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR   archive URLs (deb.debian.org by default)
+#   VM_EXTRAS           optional additions to the provisioned roots, space-separated:
+#                         pg  PostgreSQL 15 and the barman-cloud + moto venv of tests/pg/setup.sh
+#                             (/opt/persistctl-test/venv in the guest), for the PITR tests
+#                       e.g. ZFS_LINES=2.3 VM_EXTRAS=pg tests/vm/setup.sh. Extras go on top of a
+#                       provisioned root and have their own marker (zfs-LINE/.extras-NAME): a run
+#                       without VM_EXTRAS neither installs nor re-checks them, so it is as fast
+#                       as before; they stay in the root until the root is rebuilt.
 #
 # Idempotent: a line whose marker matches the current package list and script
 # version is skipped, so a re-run on a provisioned machine takes seconds.
@@ -44,6 +51,8 @@ INITRAMFS_INIT=$HERE/initramfs-init
 # Kernel modules the initramfs needs to reach the 9p root (plus their dependencies).
 INITRAMFS_MODULES="virtio_pci 9pnet_virtio 9p overlay"
 HOST_SOURCES=/etc/apt/sources.list.d/persistctl-vm.sources
+VM_EXTRAS=${VM_EXTRAS:-}
+PG_SETUP=$HERE/../pg/setup.sh
 APT=(apt-get -o DPkg::Lock::Timeout=600 -o APT::Install-Recommends=false -y)
 
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
@@ -319,11 +328,62 @@ provision_line() {
 }
 
 # --------------------------------------------------------------------------
+# Extras (VM_EXTRAS) on top of a provisioned root. The marker names the root it was made for
+# (its .provisioned) and the inputs of the extra, so a rebuilt root or changed inputs redo it.
+extras_hash() {
+    local line=$1 extra=$2
+    {
+        echo "extra=$extra"
+        cat "$VM_DIR/zfs-$line/.provisioned"
+        case $extra in
+            pg) sha256sum <"$PG_SETUP"; sha256sum <"$(dirname "$PG_SETUP")/requirements.txt" ;;
+        esac
+    } | sha256sum | cut -d' ' -f1
+}
+
+provision_extras() {
+    local line=$1 dir root extra hash t
+    dir=$VM_DIR/zfs-$line
+    root=$dir/root
+    for extra in $VM_EXTRAS; do
+        hash=$(extras_hash "$line" "$extra")
+        if [ -f "$dir/.extras-$extra" ] && [ "$(head -n1 "$dir/.extras-$extra")" = "$hash" ]; then
+            step "zfs-$line: extra '$extra' already installed ($(sed -n 2p "$dir/.extras-$extra"))"
+            continue
+        fi
+        t=$SECONDS
+        rm -f "$dir/.extras-$extra"
+        unmount_below "$root"
+        # Same sources as the base provisioning (the root's lists may be stale: refreshed by
+        # the extra's own apt-get update when it installs anything).
+        write_root_apt_config "$root" "$line"
+        mount_chroot_fs "$root"
+        case $extra in
+            pg)
+                step "zfs-$line: extra 'pg': PostgreSQL 15 + barman-cloud/moto venv (tests/pg/setup.sh in the root)"
+                logged "zfs-$line-extra-pg" nice -n 10 env PG_SETUP_ROOT="$root" bash "$PG_SETUP"
+                ;;
+        esac
+        in_root "$root" apt-get clean
+        cleanup
+        printf '%s\nadded in %ss on %s\n' "$hash" $((SECONDS - t)) "$(date -u +%FT%TZ)" >"$dir/.extras-$extra.tmp"
+        mv "$dir/.extras-$extra.tmp" "$dir/.extras-$extra"
+        step "zfs-$line: extra '$extra' added in $((SECONDS - t))s (root now $(du -sh --one-file-system "$root" | cut -f1))"
+    done
+}
+
+# --------------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "must run as root"
 [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ] || die "only amd64 hosts are supported"
 grep -q '^VERSION_CODENAME=bookworm' /etc/os-release || echo "setup.sh: warning: host is not Debian 12 (bookworm); continuing" >&2
 [ -f "$INITRAMFS_INIT" ] || die "missing $INITRAMFS_INIT"
 for line in $ZFS_LINES; do line_settings "$line"; done
+for extra in $VM_EXTRAS; do
+    case $extra in
+        pg) [ -f "$PG_SETUP" ] || die "VM_EXTRAS=pg needs $PG_SETUP" ;;
+        *) die "unknown VM_EXTRAS entry '$extra' (known: pg)" ;;
+    esac
+done
 
 mkdir -p "$VM_DIR"
 LOG_DIR=$VM_DIR/logs
@@ -335,10 +395,11 @@ if ! flock -n 9; then
     flock -w 3600 9 || die "timed out waiting for $VM_DIR/.setup.lock"
 fi
 
-step "persistctl VM setup v$SETUP_VERSION: lines '$ZFS_LINES' in $VM_DIR"
+step "persistctl VM setup v$SETUP_VERSION: lines '$ZFS_LINES'${VM_EXTRAS:+, extras: $VM_EXTRAS} in $VM_DIR"
 install_host_tools
 # One line after the other: each DKMS build already keeps both cores busy.
 for line in $ZFS_LINES; do
     provision_line "$line"
+    provision_extras "$line"
 done
 step "all done"
