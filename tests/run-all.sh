@@ -4,7 +4,8 @@
 #   1. cargo fmt --check, cargo clippy -D warnings (the core's clippy.toml forbids I/O), core deps
 #   2. cargo test: unit tables, the CLI against a fake zfs/restic, Nix eval tests (reported as
 #      ignored without NIXPKGS_LIB or ../shared/nixpkgs-lib), the real-ZFS tests ignored on the host
-#   3. the real-ZFS suites inside one VM per OpenZFS line (2.3, then 2.1)
+#   3. PostgreSQL PITR against real PostgreSQL 15, barman-cloud and an S3 server on loopback
+#   4. the real-ZFS suites inside one VM per OpenZFS line (2.3, then 2.1)
 # Set NIXPKGS_LIB=<dir containing lib/> (nixpkgs' lib, e.g. nix-community/nixpkgs.lib) to run the
 # module evaluation tests. ZFS_LINES="2.3" runs one line only.
 set -euo pipefail
@@ -36,13 +37,17 @@ step "cargo test (host)"
 [ -n "${NIXPKGS_LIB:-}" ] || [ -f ../shared/nixpkgs-lib/lib/default.nix ] || echo "NOTE: NIXPKGS_LIB is not set and there is no ../shared/nixpkgs-lib: the module evaluation tests are reported as ignored"
 cargo test --workspace --all-targets 2>&1 | tee /tmp/persistctl-host-tests.log
 
+step "PostgreSQL PITR against real PostgreSQL 15, barman-cloud and moto on 127.0.0.1 (tests/pg/)"
+tests/pg/setup.sh
+cargo test --test pg_real -- --ignored 2>&1 | tee /tmp/persistctl-pg-tests.log
+
 step "real OpenZFS (one VM per line)"
 suites=real_zfs
 for s in preseed_real status_real safety_real hostile_real; do [ -f "tests/$s.rs" ] && suites+=" $s"; done
 SUITES=$suites ZFS_LINES=${ZFS_LINES:-2.3 2.1} tests/vm/real-zfs-tests.sh 2>&1 | tee /tmp/persistctl-vm-tests.log
 
 step "done"
-python3 - /tmp/persistctl-host-tests.log /tmp/persistctl-vm-tests.log <<'PY'
+python3 - /tmp/persistctl-host-tests.log /tmp/persistctl-pg-tests.log /tmp/persistctl-vm-tests.log <<'PY'
 import re, sys
 passed = failed = ignored = 0
 for path in sys.argv[1:]:

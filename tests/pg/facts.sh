@@ -28,6 +28,11 @@ fi
 chmod 755 "$PGT_WORK"
 chown "$PGT_USER:" "$PGT_WORK"
 mkdir -p "$PGT_WORK/log" "$PGT_WORK/bin"
+# PERSISTCTL=path/to/persistctl: also the facts about `persistctl pg-wal-restore` (copied where the
+# postgres user can run it).
+if [ -n "${PERSISTCTL:-}" ]; then
+    install -m 755 "$PERSISTCTL" "$PGT_WORK/bin/persistctl"
+fi
 FACTS=$PGT_WORK/facts.tsv
 TIMES=$PGT_WORK/timings.tsv
 NOTES=$PGT_WORK/notes.txt
@@ -369,7 +374,12 @@ if [ "\$f" = "\$cut" ] || [ -e "\$flags/cut-reached" ]; then
     i=0
     while [ ! -e "\$flags/stopped" ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done
 fi
-$VENV/bin/barman-cloud-wal-restore --endpoint-url "\$ep" $SRC main "\$f" "\$p"
+if [ "\$mode" = persistctl ]; then
+    PERSISTCTL_BARMAN_DIR=$VENV/bin $PGT_WORK/bin/persistctl pg-wal-restore --timeout 60 --endpoint-url "\$ep" \
+        --destination $SRC --server-name main "\$f" "\$p"
+else
+    $VENV/bin/barman-cloud-wal-restore --endpoint-url "\$ep" $SRC main "\$f" "\$p"
+fi
 rc=\$?
 echo "\$f \$rc" >>"\$flags/calls"
 if [ "\$mode" = mapped ]; then
@@ -380,7 +390,8 @@ EOF
 chmod 755 "$PGT_WORK/bin/restore-cut.sh"
 
 # outage NAME MODE CUT [TARGET_TIME]: restore from a copy of the archive on its own S3 server,
-# stop that server when recovery asks for CUT ("start": before recovery starts), report.
+# stop that server when recovery asks for CUT ("start": before recovery starts; "none": never),
+# report.
 outage() {
     local name=$1 mode=$2 cut=$3 target=${4:-} s3 flags url watcher=
     s3=$PGT_WORK/s3-$name
@@ -405,6 +416,8 @@ EOF
     if [ "$cut" = start ]; then
         "$S3SH" stop "$s3" >/dev/null
         touch "$flags/stopped"
+    elif [ "$cut" = none ]; then
+        : # the store stays up
     else
         (
             deadline=$((SECONDS + 240))
@@ -430,6 +443,14 @@ fact outage-1 "S3 stopped mid-replay, restore_command = bare barman-cloud-wal-re
 outage mid_mapped mapped "$B_SEG"
 fact outage-2 "the same with a wrapper mapping 2/3/4 to 200 (issue: recovery aborts, server does not start)" \
     "not running, pg_control TL1" "$OUTCOME"
+if [ -n "${PERSISTCTL:-}" ]; then
+    outage mid_persistctl persistctl "$B_SEG"
+    fact persistctl-1 "S3 stopped mid-replay, restore_command = persistctl pg-wal-restore: recovery aborts, server does not start" \
+        "not running, pg_control TL1" "$OUTCOME"
+    outage end_persistctl persistctl none
+    fact persistctl-2 "restore_command = persistctl pg-wal-restore, S3 up: recovery to the end, A and B present" \
+        "promoted TL2 A=1000 B=1000" "$OUTCOME"
+fi
 outage mid_target bare "$B_SEG" "$T_AFTER_B"
 fact outage-3 "S3 stopped mid-replay with recovery_target_time past the archive's end, bare command (PG >= 13: FATAL)" \
     "not running, pg_control TL1" "$OUTCOME"
@@ -447,6 +468,19 @@ s3ctl "$S3H/env" clone "$URL_A" "$BUCKET" >/dev/null
 bc hung-5 "$S3H/env" wal-restore --read-timeout 5 "$SRC" main "$A_SEG" "$PGT_WORK/fetch/hung"
 fact hung-1 "wal-restore --read-timeout 5 against a hung S3: rc" "rc=4" "rc=$RC"
 timing "wal-restore --read-timeout 5, hung S3 (read timeout x attempts)" "$DUR"
+if [ -n "${PERSISTCTL:-}" ]; then
+    t_hung=$(pgt_now)
+    set +e
+    as_pg "$S3H/env" -- env PERSISTCTL_BARMAN_DIR="$VENV/bin" "$PGT_WORK/bin/persistctl" pg-wal-restore --timeout 5 \
+        --endpoint-url "$(sed -n 's/^S3_ENDPOINT_URL=//p' "$S3H/env")" --destination "$SRC" --server-name main \
+        "$A_SEG" "$PGT_WORK/fetch/hung-persistctl" >"$PGT_WORK/log/hung-persistctl.out" 2>"$PGT_WORK/log/hung-persistctl.err"
+    rc=$?
+    set -e
+    d_hung=$(pgt_since "$t_hung")
+    fact persistctl-3 "persistctl pg-wal-restore --timeout 5 against a hung S3: rc, within the deadline" "rc=200 in time" \
+        "rc=$rc $(awk -v d="$d_hung" 'BEGIN { print (d < 15) ? "in time" : "late (" d " s)" }')"
+    timing "persistctl pg-wal-restore --timeout 5, hung S3" "$d_hung"
+fi
 "$S3SH" stop "$S3H" >/dev/null
 
 # ==== restore_command exit codes (PostgreSQL 15 alone) ============================================
