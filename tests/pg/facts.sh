@@ -7,7 +7,8 @@
 #
 #   tests/pg/setup.sh && tests/pg/facts.sh
 #
-# Runs as root on the host (PostgreSQL and barman run as the postgres user); about 3 minutes.
+# Runs as root on the host (PostgreSQL and barman run as the postgres user); about 3 minutes
+# (FACTS_HUNG_DEFAULT=1 adds two 3-minute waits on a hung S3 with barman's default read timeout).
 # Work directory: a fresh /tmp/persistctl-pgfacts.XXXXXX (FACTS_WORK=DIR to choose), removed at
 # the end unless FACTS_KEEP=1 or something failed. Exit status: 0 when every fact was observed
 # (OK or DIFFERENT: a DIFFERENT is a finding, not a failure), 1 when the spike itself broke.
@@ -480,6 +481,14 @@ if [ -n "${PERSISTCTL:-}" ]; then
     fact persistctl-3 "persistctl pg-wal-restore --timeout 5 against a hung S3: rc, within the deadline" "rc=200 in time" \
         "rc=$rc $(awk -v d="$d_hung" 'BEGIN { print (d < 15) ? "in time" : "late (" d " s)" }')"
     timing "persistctl pg-wal-restore --timeout 5, hung S3" "$d_hung"
+fi
+if [ "${FACTS_HUNG_DEFAULT:-0}" = 1 ]; then # ~6 minutes more
+    BC_TIMEOUT=400 bc hung-default "$S3H/env" wal-restore "$SRC" main "$A_SEG" "$PGT_WORK/fetch/hung"
+    fact hung-2 "wal-restore with the default read timeout (60 s), hung S3" "rc=4" "rc=$RC"
+    timing "wal-restore, default read timeout, hung S3" "$DUR"
+    BC_TIMEOUT=400 bc hung-test "$S3H/env" wal-restore --test "$SRC" main "$A_SEG" "$PGT_WORK/fetch/hung"
+    fact hung-3 "wal-restore --test, default read timeout, hung S3 (2 only when refused?)" "rc=2" "rc=$RC"
+    timing "wal-restore --test, default read timeout, hung S3" "$DUR"
 fi
 "$S3SH" stop "$S3H" >/dev/null
 
