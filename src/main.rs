@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     // As PostgreSQL's restore_command, every way of not fetching the file other than "not in the
     // archive" must exit above 125, or PostgreSQL ends the recovery there and promotes: a bad argument
     // (clap would exit 2), `--help` (0), a panic (101).
-    let wal_restore = std::env::args().skip(1).any(|a| a == "pg-wal-restore");
+    let wal_restore = std::env::args_os().skip(1).any(|a| a == "pg-wal-restore");
     if wal_restore {
         std::panic::set_hook(Box::new(|info| {
             eprintln!("pg-wal-restore: {info}; aborting the recovery");
