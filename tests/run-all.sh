@@ -53,6 +53,6 @@ passed = failed = ignored = 0
 for path in sys.argv[1:]:
     for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", open(path, errors="replace").read()):
         passed += int(m[1]); failed += int(m[2]); ignored += int(m[3])
-print(f"all suites (host + VMs; host 'ignored' are the real-ZFS tests, run in the VMs): {ignored} ignored on the host")
+print(f"all suites (host, PostgreSQL, VMs; what the host run ignores is the real-ZFS tests, run in the VMs, and pg_real, run after tests/pg/setup.sh): {ignored} ignored")
 print(f"{passed} passed, {failed} failed")
 PY
