@@ -9,6 +9,7 @@
 //! start empty. `report.rs` says what happened (status file, notification, notify hook).
 
 pub use persistctl_core::preseed::decide;
+mod barman;
 mod replica;
 mod report;
 mod restic;

@@ -21,7 +21,7 @@ use std::time::Instant;
 use serde::Deserialize as _;
 use serde::de::IntoDeserializer as _;
 
-use super::{Run, decide, replica, restic, snapshot};
+use super::{Run, barman, decide, replica, restic, snapshot};
 use crate::child;
 use crate::config::SourceKind;
 use crate::fsprobe;
@@ -32,6 +32,7 @@ pub(super) fn source_for(kind: SourceKind) -> &'static dyn Restore {
         SourceKind::Snapshot => &snapshot::Snapshot,
         SourceKind::Replica => &replica::Replica,
         SourceKind::Restic => &restic::ResticSource,
+        SourceKind::Barman => &barman::Barman,
     }
 }
 

@@ -15,12 +15,14 @@ use schemars::JsonSchema;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+mod barman;
 mod datasets;
 mod error;
 mod monitoring;
 pub mod notifications;
 mod preseed;
 
+pub use barman::{BarmanArchive, BarmanConfig};
 pub use datasets::{DatasetSpec, DatasetsConfig, OwnershipSpec, ServiceConfig, WantedProperty, parse_mode};
 pub use error::{ConfigError, ConfigErrors};
 pub use monitoring::{Limits, MonitoringConfig, Thresholds};
@@ -324,6 +326,7 @@ mod tests {
             ("error.rs", include_str!("error.rs")),
             ("datasets.rs", include_str!("datasets.rs")),
             ("preseed.rs", include_str!("preseed.rs")),
+            ("barman.rs", include_str!("barman.rs")),
             ("monitoring.rs", include_str!("monitoring.rs")),
             ("notifications.rs", include_str!("notifications.rs")),
         ];

@@ -1,0 +1,233 @@
+//! PostgreSQL's barman-cloud archive: where it is (`BarmanArchive`, shared by `preseed.barman` and
+//! `monitoring.postgresql.<service>`) and how a restore from it runs (`preseed.barman`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::MAX_TIMEOUT_SECS;
+use super::error::Errors;
+
+/// A barman-cloud archive: `barman-cloud-* [--cloud-provider P] [--endpoint-url U] DESTINATION SERVER`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BarmanArchive {
+    /// `s3://bucket/prefix` (also `gs://...`, or an `https://` Azure container URL).
+    pub destination: String,
+    /// The server name under the destination: one cluster's base backups and WAL.
+    pub server_name: String,
+    /// An S3-compatible endpoint (MinIO, Garage, ...): `--endpoint-url`.
+    pub endpoint_url: Option<String>,
+    /// `aws-s3` (barman's default), `azure-blob-storage` or `google-cloud-storage`.
+    pub cloud_provider: Option<String>,
+    /// `KEY=value` lines (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...) for the barman-cloud
+    /// processes: read by persistctl, never put on argv, masked in everything it reports.
+    pub environment_file: Option<String>,
+}
+
+const fn default_wal_timeout() -> u64 {
+    300
+}
+fn default_user() -> String {
+    "postgres".to_string()
+}
+
+/// `preseed.barman`: restore a PostgreSQL cluster from its barman-cloud archive, replayed to the end
+/// of the archive or to `targetTime`, before `postgresql.service` would run `initdb`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BarmanConfig {
+    /// Where the base backups and WAL are.
+    pub archive: BarmanArchive,
+    /// Replay up to this time (RFC 3339 with an offset, e.g. `2026-12-01T21:27:59Z`); absent: to the
+    /// end of the archive. The base backup chosen is the newest one that ended before it.
+    pub target_time: Option<String>,
+    /// Restore this base backup (a barman backup id such as `20261201T212759`) instead of choosing.
+    pub backup_id: Option<String>,
+    /// The directory holding `postgres` and `pg_controldata` of the cluster's major version.
+    pub bin_dir: String,
+    /// The user PostgreSQL runs as (owns PGDATA; runs the recovery).
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// The `datasets.services` entry whose dataset holds `pg_wal` (PGDATA's `pg_wal` is then a symlink
+    /// to `<its mountpoint>/pg_wal`, as `initdb --waldir` makes it); absent: `pg_wal` inside PGDATA.
+    pub wal_service: Option<String>,
+    /// Seconds one WAL fetch may take before the recovery is aborted (not ended).
+    #[serde(default = "default_wal_timeout")]
+    #[schemars(range(min = 1, max = MAX_TIMEOUT_SECS))]
+    pub wal_timeout: u64,
+}
+
+/// Why `name` is not a barman server name (`[A-Za-z0-9._-]`, not starting with `-`).
+fn check_server_name(name: &str) -> Result<(), String> {
+    let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.starts_with('-') || !name.chars().all(fine) || name == "." || name == ".." {
+        return Err(format!("{name:?} is not a server name (letters, digits, '.', '_', '-'; not starting with '-')"));
+    }
+    Ok(())
+}
+
+/// Why `url` is not a barman-cloud destination.
+fn check_destination(url: &str) -> Result<(), String> {
+    let rest = ["s3://", "gs://", "https://"].iter().find_map(|scheme| url.strip_prefix(scheme));
+    let Some(rest) = rest else {
+        return Err(format!("{url:?} is not an s3://, gs:// or https:// destination"));
+    };
+    let bucket = rest.split('/').next().unwrap_or_default();
+    if bucket.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{url:?} needs a bucket (s3://bucket/prefix) and no spaces"));
+    }
+    if url.contains('@') {
+        return Err("the destination must not carry credentials (use environmentFile)".to_string());
+    }
+    Ok(())
+}
+
+/// Why `id` is not a barman backup id (`YYYYMMDDTHHMMSS`).
+fn check_backup_id(id: &str) -> Result<(), String> {
+    let b = id.as_bytes();
+    let shaped = b.len() == 15 && b[8] == b'T' && b.iter().enumerate().all(|(i, c)| i == 8 || c.is_ascii_digit());
+    if shaped { Ok(()) } else { Err(format!("{id:?} is not a barman backup id (YYYYMMDDTHHMMSS)")) }
+}
+
+/// Checks an archive; `at` is its field path.
+pub(super) fn validate_archive(errors: &mut Errors, at: &str, archive: &BarmanArchive) {
+    errors.check(format!("{at}.destination"), check_destination(&archive.destination));
+    errors.check(format!("{at}.serverName"), check_server_name(&archive.server_name));
+    if let Some(url) = &archive.endpoint_url {
+        let fine = (url.starts_with("http://") || url.starts_with("https://"))
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !fine {
+            errors.push(format!("{at}.endpointUrl"), "is not an http:// or https:// URL without spaces");
+        } else if url.contains('@') {
+            errors.push(format!("{at}.endpointUrl"), "must not carry credentials (use environmentFile)");
+        }
+    }
+    if let Some(provider) = &archive.cloud_provider {
+        if !["aws-s3", "azure-blob-storage", "google-cloud-storage"].contains(&provider.as_str()) {
+            errors.push(
+                format!("{at}.cloudProvider"),
+                format!("{provider:?} is not aws-s3, azure-blob-storage or google-cloud-storage"),
+            );
+        }
+    }
+    if let Some(file) = &archive.environment_file {
+        errors.absolute_path(format!("{at}.environmentFile"), file);
+    }
+}
+
+/// Checks `preseed.barman`; `at` is its field path. `services` are the configured service names (for
+/// `walService`).
+pub(super) fn validate_barman<'s>(
+    errors: &mut Errors,
+    at: &str,
+    barman: &BarmanConfig,
+    service: &str,
+    mut services: impl Iterator<Item = &'s String>,
+) {
+    validate_archive(errors, &format!("{at}.archive"), &barman.archive);
+    if let Some(time) = &barman.target_time {
+        if time.parse::<jiff::Timestamp>().is_err() {
+            errors.push(
+                format!("{at}.targetTime"),
+                format!("{time:?} is not an RFC 3339 time with an offset (e.g. 2026-12-01T21:27:59Z)"),
+            );
+        }
+    }
+    if let Some(id) = &barman.backup_id {
+        errors.check(format!("{at}.backupId"), check_backup_id(id));
+    }
+    errors.absolute_path(format!("{at}.binDir"), &barman.bin_dir);
+    let fine_user = !barman.user.is_empty()
+        && !barman.user.starts_with('-')
+        && barman.user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !fine_user {
+        errors.push(format!("{at}.user"), format!("{:?} is not a user name", barman.user));
+    }
+    if let Some(wal) = &barman.wal_service {
+        if wal == service {
+            errors.push(format!("{at}.walService"), "names this service itself; it must be the WAL dataset's service");
+        } else if !services.any(|s| s == wal) {
+            errors.push(format!("{at}.walService"), format!("{wal:?} is not a service in datasets.services"));
+        }
+    }
+    if !(1..=MAX_TIMEOUT_SECS).contains(&barman.wal_timeout) {
+        errors.push(
+            format!("{at}.walTimeout"),
+            format!("{} is not 1 … {MAX_TIMEOUT_SECS} seconds (7 days)", barman.wal_timeout),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive() -> BarmanArchive {
+        BarmanArchive {
+            destination: "s3://pitr/pg".into(),
+            server_name: "main".into(),
+            endpoint_url: Some("http://127.0.0.1:9000".into()),
+            cloud_provider: None,
+            environment_file: Some("/run/secrets/pitr.env".into()),
+        }
+    }
+
+    fn barman() -> BarmanConfig {
+        BarmanConfig {
+            archive: archive(),
+            target_time: None,
+            backup_id: None,
+            bin_dir: "/usr/lib/postgresql/15/bin".into(),
+            user: "postgres".into(),
+            wal_service: Some("postgres-wal".into()),
+            wal_timeout: 300,
+        }
+    }
+
+    fn errors_of(b: &BarmanConfig) -> Vec<String> {
+        let mut errors = Errors::default();
+        let services = ["postgres-data".to_string(), "postgres-wal".to_string()];
+        validate_barman(&mut errors, "p", b, "postgres-data", services.iter());
+        errors.0.iter().map(|e| format!("{}: {}", e.path, e.message)).collect()
+    }
+
+    #[test]
+    fn a_good_barman_source_passes() {
+        assert_eq!(errors_of(&barman()), Vec::<String>::new());
+        let timed = BarmanConfig {
+            target_time: Some("2026-12-01T21:27:59.5+01:00".into()),
+            backup_id: Some("20261201T212759".into()),
+            ..barman()
+        };
+        assert_eq!(errors_of(&timed), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        type Break = fn(&mut BarmanConfig);
+        let cases: &[(Break, &str)] = &[
+            (|b| b.archive.destination = "pitr/pg".into(), "p.archive.destination: \"pitr/pg\" is not an s3://"),
+            (|b| b.archive.destination = "s3:///x".into(), "p.archive.destination: \"s3:///x\" needs a bucket"),
+            (|b| b.archive.destination = "s3://k:s@b".into(), "p.archive.destination: the destination must not"),
+            (|b| b.archive.server_name = "-x".into(), "p.archive.serverName: \"-x\" is not a server name"),
+            (|b| b.archive.server_name = "a b".into(), "p.archive.serverName"),
+            (|b| b.archive.endpoint_url = Some("127.0.0.1:9000".into()), "p.archive.endpointUrl: is not an http"),
+            (|b| b.archive.cloud_provider = Some("s3".into()), "p.archive.cloudProvider: \"s3\" is not aws-s3"),
+            (|b| b.archive.environment_file = Some("env".into()), "p.archive.environmentFile"),
+            (|b| b.target_time = Some("yesterday".into()), "p.targetTime: \"yesterday\" is not an RFC 3339"),
+            (|b| b.target_time = Some("2026-12-01 21:27:59".into()), "p.targetTime"),
+            (|b| b.backup_id = Some("latest".into()), "p.backupId: \"latest\" is not a barman backup id"),
+            (|b| b.bin_dir = "bin".into(), "p.binDir"),
+            (|b| b.user = "-u".into(), "p.user"),
+            (|b| b.wal_service = Some("postgres-data".into()), "p.walService: names this service itself"),
+            (|b| b.wal_service = Some("wal".into()), "p.walService: \"wal\" is not a service"),
+            (|b| b.wal_timeout = 0, "p.walTimeout: 0 is not 1"),
+        ];
+        for (break_it, wanted) in cases {
+            let mut b = barman();
+            break_it(&mut b);
+            let errors = errors_of(&b);
+            assert!(errors.len() == 1 && errors[0].starts_with(wanted), "wanted {wanted:?}, got {errors:?}");
+        }
+    }
+}
