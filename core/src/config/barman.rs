@@ -1,5 +1,6 @@
-//! PostgreSQL's barman-cloud archive: where it is (`BarmanArchive`, shared by `preseed.barman` and
-//! `monitoring.postgresql.<service>`) and how a restore from it runs (`preseed.barman`).
+//! `postgresql.<service>`: a PostgreSQL cluster on a service's dataset and its barman-cloud archive —
+//! where the archive is, how a restore from it runs (the `barman` preseed source), how base backups
+//! and retention run, and what `status` checks.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ pub struct BarmanArchive {
     pub destination: String,
     /// The server name under the destination: one cluster's base backups and WAL.
     pub server_name: String,
-    /// An S3-compatible endpoint (MinIO, Garage, ...): `--endpoint-url`.
+    /// An S3-compatible endpoint (`MinIO`, Garage, ...): `--endpoint-url`.
     pub endpoint_url: Option<String>,
     /// `aws-s3` (barman's default), `azure-blob-storage` or `google-cloud-storage`.
     pub cloud_provider: Option<String>,
@@ -31,11 +32,36 @@ fn default_user() -> String {
     "postgres".to_string()
 }
 
-/// `preseed.barman`: restore a PostgreSQL cluster from its barman-cloud archive, replayed to the end
-/// of the archive or to `targetTime`, before `postgresql.service` would run `initdb`.
+fn default_socket_dir() -> String {
+    "/run/postgresql".to_string()
+}
+const fn default_port() -> u16 {
+    5432
+}
+
+/// How barman-cloud compresses base backups and WAL (`--gzip`, `--bzip2`, `--snappy`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// `--gzip`.
+    Gzip,
+    /// `--bzip2`.
+    Bzip2,
+    /// `--snappy` (needs python-snappy).
+    Snappy,
+    /// `--zstd` (barman ≥ 3.12? and python-zstandard).
+    Zstd,
+    /// `--lz4` (needs python-lz4).
+    Lz4,
+}
+
+/// `postgresql.<service>`: the PostgreSQL cluster whose PGDATA is the service's dataset root, restored
+/// by the `barman` preseed source (replayed to the end of the archive or to `targetTime`, before
+/// `postgresql.service` would run `initdb`), backed up by `persistctl pg-base-backup`, checked by
+/// `status`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct BarmanConfig {
+pub struct PostgresConfig {
     /// Where the base backups and WAL are.
     pub archive: BarmanArchive,
     /// Replay up to this time (RFC 3339 with an offset, e.g. `2026-12-01T21:27:59Z`); absent: to the
@@ -45,9 +71,24 @@ pub struct BarmanConfig {
     pub backup_id: Option<String>,
     /// The directory holding `postgres` and `pg_controldata` of the cluster's major version.
     pub bin_dir: String,
-    /// The user PostgreSQL runs as (owns PGDATA; runs the recovery).
+    /// The user PostgreSQL runs as (owns PGDATA; runs the recovery, the base backups and the checks'
+    /// queries, over the Unix socket with peer authentication).
     #[serde(default = "default_user")]
     pub user: String,
+    /// The server's Unix socket directory.
+    #[serde(default = "default_socket_dir")]
+    pub socket_dir: String,
+    /// The server's port (the socket's name).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// A libpq password file (`PGPASSFILE`) for the base backup's connection, when peer
+    /// authentication is not used.
+    pub password_file: Option<String>,
+    /// Base backup compression; absent: none.
+    pub compression: Option<Compression>,
+    /// `barman-cloud-backup-delete --retention-policy`: `RECOVERY WINDOW OF N DAYS|WEEKS|MONTHS` or
+    /// `REDUNDANCY N`; absent: nothing is ever deleted.
+    pub retention: Option<String>,
     /// The `datasets.services` entry whose dataset holds `pg_wal` (PGDATA's `pg_wal` is then a symlink
     /// to `<its mountpoint>/pg_wal`, as `initdb --waldir` makes it); absent: `pg_wal` inside PGDATA.
     pub wal_service: Option<String>,
@@ -115,15 +156,34 @@ pub(super) fn validate_archive(errors: &mut Errors, at: &str, archive: &BarmanAr
     }
 }
 
-/// Checks `preseed.barman`; `at` is its field path. `services` are the configured service names (for
-/// `walService`).
-pub(super) fn validate_barman<'s>(
+/// Why `policy` is not a barman retention policy.
+fn check_retention(policy: &str) -> Result<(), String> {
+    let words: Vec<&str> = policy.split(' ').collect();
+    let count = |n: &str| n.parse::<u32>().is_ok_and(|n| n >= 1) && !n.starts_with('0');
+    let fine = match words.as_slice() {
+        ["REDUNDANCY", n] => count(n),
+        ["RECOVERY", "WINDOW", "OF", n, unit] => count(n) && ["DAYS", "WEEKS", "MONTHS"].contains(unit),
+        _ => false,
+    };
+    if fine {
+        Ok(())
+    } else {
+        Err(format!("{policy:?} is not \"RECOVERY WINDOW OF <n> DAYS|WEEKS|MONTHS\" or \"REDUNDANCY <n>\""))
+    }
+}
+
+/// Checks `postgresql.<service>`; `at` is its field path. `is_service` tells the configured service
+/// names (the entry's own and `walService` must be among them).
+pub(super) fn validate_postgres(
     errors: &mut Errors,
     at: &str,
-    barman: &BarmanConfig,
+    barman: &PostgresConfig,
     service: &str,
-    mut services: impl Iterator<Item = &'s String>,
+    is_service: impl Fn(&str) -> bool,
 ) {
+    if !is_service(service) {
+        errors.push(at, format!("{service:?} is not a service in datasets.services"));
+    }
     validate_archive(errors, &format!("{at}.archive"), &barman.archive);
     if let Some(time) = &barman.target_time {
         if time.parse::<jiff::Timestamp>().is_err() {
@@ -146,9 +206,19 @@ pub(super) fn validate_barman<'s>(
     if let Some(wal) = &barman.wal_service {
         if wal == service {
             errors.push(format!("{at}.walService"), "names this service itself; it must be the WAL dataset's service");
-        } else if !services.any(|s| s == wal) {
+        } else if !is_service(wal) {
             errors.push(format!("{at}.walService"), format!("{wal:?} is not a service in datasets.services"));
         }
+    }
+    errors.absolute_path(format!("{at}.socketDir"), &barman.socket_dir);
+    if barman.port == 0 {
+        errors.push(format!("{at}.port"), "0 is not a port");
+    }
+    if let Some(file) = &barman.password_file {
+        errors.absolute_path(format!("{at}.passwordFile"), file);
+    }
+    if let Some(policy) = &barman.retention {
+        errors.check(format!("{at}.retention"), check_retention(policy));
     }
     if !(1..=MAX_TIMEOUT_SECS).contains(&barman.wal_timeout) {
         errors.push(
@@ -172,39 +242,56 @@ mod tests {
         }
     }
 
-    fn barman() -> BarmanConfig {
-        BarmanConfig {
+    fn barman() -> PostgresConfig {
+        PostgresConfig {
             archive: archive(),
             target_time: None,
             backup_id: None,
             bin_dir: "/usr/lib/postgresql/15/bin".into(),
             user: "postgres".into(),
+            socket_dir: "/run/postgresql".into(),
+            port: 5432,
+            password_file: None,
+            compression: Some(Compression::Gzip),
+            retention: Some("RECOVERY WINDOW OF 30 DAYS".into()),
             wal_service: Some("postgres-wal".into()),
             wal_timeout: 300,
         }
     }
 
-    fn errors_of(b: &BarmanConfig) -> Vec<String> {
+    fn errors_of(b: &PostgresConfig) -> Vec<String> {
         let mut errors = Errors::default();
         let services = ["postgres-data".to_string(), "postgres-wal".to_string()];
-        validate_barman(&mut errors, "p", b, "postgres-data", services.iter());
+        validate_postgres(&mut errors, "p", b, "postgres-data", |s| services.iter().any(|k| k == s));
         errors.0.iter().map(|e| format!("{}: {}", e.path, e.message)).collect()
     }
 
     #[test]
     fn a_good_barman_source_passes() {
         assert_eq!(errors_of(&barman()), Vec::<String>::new());
-        let timed = BarmanConfig {
+        let timed = PostgresConfig {
             target_time: Some("2026-12-01T21:27:59.5+01:00".into()),
             backup_id: Some("20261201T212759".into()),
             ..barman()
         };
         assert_eq!(errors_of(&timed), Vec::<String>::new());
+        for policy in ["REDUNDANCY 3", "RECOVERY WINDOW OF 1 WEEKS", "RECOVERY WINDOW OF 12 MONTHS"] {
+            assert_eq!(check_retention(policy), Ok(()), "{policy}");
+        }
+    }
+
+    #[test]
+    fn an_entry_for_an_unknown_service_is_named() {
+        let mut errors = Errors::default();
+        let services = ["postgres-wal".to_string()];
+        validate_postgres(&mut errors, "postgresql.pg", &barman(), "pg", |s| services.iter().any(|k| k == s));
+        let got: Vec<String> = errors.0.iter().map(|e| format!("{}: {}", e.path, e.message)).collect();
+        assert_eq!(got, ["postgresql.pg: \"pg\" is not a service in datasets.services"]);
     }
 
     #[test]
     fn each_bad_field_is_named() {
-        type Break = fn(&mut BarmanConfig);
+        type Break = fn(&mut PostgresConfig);
         let cases: &[(Break, &str)] = &[
             (|b| b.archive.destination = "pitr/pg".into(), "p.archive.destination: \"pitr/pg\" is not an s3://"),
             (|b| b.archive.destination = "s3:///x".into(), "p.archive.destination: \"s3:///x\" needs a bucket"),
@@ -222,6 +309,12 @@ mod tests {
             (|b| b.wal_service = Some("postgres-data".into()), "p.walService: names this service itself"),
             (|b| b.wal_service = Some("wal".into()), "p.walService: \"wal\" is not a service"),
             (|b| b.wal_timeout = 0, "p.walTimeout: 0 is not 1"),
+            (|b| b.socket_dir = "run".into(), "p.socketDir"),
+            (|b| b.port = 0, "p.port: 0 is not a port"),
+            (|b| b.password_file = Some("pgpass".into()), "p.passwordFile"),
+            (|b| b.retention = Some("30 DAYS".into()), "p.retention: \"30 DAYS\" is not"),
+            (|b| b.retention = Some("REDUNDANCY 0".into()), "p.retention"),
+            (|b| b.retention = Some("RECOVERY WINDOW OF 2 YEARS".into()), "p.retention"),
         ];
         for (break_it, wanted) in cases {
             let mut b = barman();

@@ -198,7 +198,7 @@ fn validate_service(
     }
     let mode = service.mode.as_deref().and_then(|m| errors.check(format!("{at}.mode"), parse_mode(m)));
     if let Some(preseed) = &service.preseed {
-        validate_preseed(errors, &format!("{at}.preseed"), preseed, name, parent.services.keys());
+        validate_preseed(errors, &format!("{at}.preseed"), preseed);
     }
     check_encryption_properties(errors, at, service);
     let dataset = format!("{}/{name}", parent.parent_dataset);

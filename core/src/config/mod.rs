@@ -7,7 +7,7 @@
 //! keys, version, serde's field paths) and runs the sections' validators in order.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use anyhow::Context as _;
@@ -22,7 +22,7 @@ mod monitoring;
 pub mod notifications;
 mod preseed;
 
-pub use barman::{BarmanArchive, BarmanConfig};
+pub use barman::{BarmanArchive, Compression, PostgresConfig};
 pub use datasets::{DatasetSpec, DatasetsConfig, OwnershipSpec, ServiceConfig, WantedProperty, parse_mode};
 pub use error::{ConfigError, ConfigErrors};
 pub use monitoring::{Limits, MonitoringConfig, Thresholds};
@@ -54,6 +54,10 @@ pub struct Config {
     pub notifications: Option<notifications::NotificationsConfig>,
     /// What `persistctl status` checks and its thresholds (`modules.replication.zfs.monitoring`).
     pub monitoring: Option<MonitoringConfig>,
+    /// Service → the PostgreSQL cluster on its dataset and its barman-cloud archive
+    /// (`modules.database.postgresql.pitr`).
+    #[serde(default)]
+    pub postgresql: BTreeMap<String, PostgresConfig>,
 }
 
 /// A parsed and validated config, with the dataset specs derived from it.
@@ -213,6 +217,19 @@ fn validate(config: &Config) -> Result<Vec<DatasetSpec>, ConfigErrors> {
     }
     if let Some(n) = &config.notifications {
         notifications::validate(&mut errors, n);
+    }
+    let is_service = |name: &str| config.datasets.services.contains_key(name);
+    for (service, pg) in &config.postgresql {
+        barman::validate_postgres(&mut errors, &format!("postgresql.{service}"), pg, service, is_service);
+    }
+    for (service, entry) in &config.datasets.services {
+        let barman = entry.preseed.as_ref().is_some_and(|p| p.enable && p.sources.contains(&SourceKind::Barman));
+        if barman && !config.postgresql.contains_key(service) {
+            errors.push(
+                format!("datasets.services.{service}.preseed.sources"),
+                format!("lists \"barman\", but postgresql.{service} (its cluster and archive) is not set"),
+            );
+        }
     }
     if errors.0.is_empty() { Ok(specs) } else { Err(ConfigErrors(errors.0)) }
 }

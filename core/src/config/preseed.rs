@@ -8,7 +8,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::MAX_TIMEOUT_SECS;
-use super::barman::{BarmanConfig, validate_barman};
 use super::error::Errors;
 use crate::zfs::namecheck::check_dataset_name;
 
@@ -22,7 +21,8 @@ pub enum SourceKind {
     Replica,
     /// The newest restic snapshot for the service.
     Restic,
-    /// PostgreSQL: the newest barman-cloud base backup (or the one for `targetTime`), replayed.
+    /// PostgreSQL: a barman-cloud base backup replayed to the end of the archive or a target time
+    /// (the service's `postgresql` entry).
     Barman,
 }
 
@@ -83,8 +83,6 @@ pub struct PreseedConfig {
     pub replica: Option<ReplicaConfig>,
     /// The restic repository holding this service's backups.
     pub restic: Option<ResticConfig>,
-    /// The barman-cloud archive of this PostgreSQL cluster.
-    pub barman: Option<BarmanConfig>,
 }
 
 /// `preseed.replica`, and `monitoring.replication.<service>`.
@@ -121,13 +119,7 @@ pub struct ResticConfig {
 }
 
 /// Checks one service's preseed settings; `at` is its field path (`datasets.services.sonarr.preseed`).
-pub(super) fn validate_preseed<'s>(
-    errors: &mut Errors,
-    at: &str,
-    preseed: &PreseedConfig,
-    service: &str,
-    services: impl Iterator<Item = &'s String>,
-) {
+pub(super) fn validate_preseed(errors: &mut Errors, at: &str, preseed: &PreseedConfig) {
     let unique: BTreeSet<_> = preseed.sources.iter().collect();
     if unique.len() != preseed.sources.len() {
         errors.push(format!("{at}.sources"), "lists a source twice");
@@ -168,11 +160,6 @@ pub(super) fn validate_preseed<'s>(
     match (&preseed.restic, uses(SourceKind::Restic) && preseed.enable) {
         (Some(restic), _) => validate_restic(errors, &format!("{at}.restic"), restic, ResticUse::Restore),
         (None, true) => errors.push(format!("{at}.restic"), "is required because sources lists \"restic\""),
-        (None, false) => {}
-    }
-    match (&preseed.barman, uses(SourceKind::Barman) && preseed.enable) {
-        (Some(barman), _) => validate_barman(errors, &format!("{at}.barman"), barman, service, services),
-        (None, true) => errors.push(format!("{at}.barman"), "is required because sources lists \"barman\""),
         (None, false) => {}
     }
 }
