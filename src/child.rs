@@ -203,6 +203,85 @@ fn wait_until(
     }
 }
 
+/// Makes `cmd` run as `user` (its uid, primary gid, no supplementary groups — std drops them when
+/// root sets a uid — and its `HOME`/`USER`/`LOGNAME`): PostgreSQL's programs refuse to run as root,
+/// and peer authentication over the socket wants the server's own user.
+///
+/// # Errors
+/// No such user.
+pub fn as_user(cmd: &mut Command, user: &str) -> anyhow::Result<()> {
+    let account = nix::unistd::User::from_name(user)
+        .map_err(|e| anyhow::anyhow!("Failed to look up user {user:?}: {e}"))?
+        .ok_or_else(|| anyhow::anyhow!("no user {user:?} on this system"))?;
+    cmd.uid(account.uid.as_raw()).gid(account.gid.as_raw());
+    cmd.env("HOME", &account.dir).env("USER", user).env("LOGNAME", user);
+    Ok(())
+}
+
+/// A long-running child (a temporary server): its own process group, output to a file, its group
+/// killed when the handle is dropped. For it to die with persistctl too (a `kill -9` must never leave
+/// it running), start it through `setpriv --pdeathsig KILL` (which sets the signal after any
+/// `--reuid`, as the kernel clears it on a credential change), from the thread that outlives it.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    pgid: Pid,
+    program: String,
+    started: Instant,
+}
+
+impl Server {
+    /// Starts `cmd` with stdin /dev/null and stdout and stderr appended to `log`.
+    ///
+    /// # Errors
+    /// It could not be started.
+    pub fn start(mut cmd: Command, log: &std::fs::File) -> Result<Self, ChildError> {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let spawn_error = |error| ChildError::Spawn { program: program.clone(), error };
+        let out = log.try_clone().map_err(spawn_error)?;
+        let err = log.try_clone().map_err(spawn_error)?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        let child = cmd.spawn().map_err(spawn_error)?;
+        let pgid = group_of(&child);
+        Ok(Self { child, pgid, program, started: Instant::now() })
+    }
+
+    /// Its pid.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How it exited, if it has.
+    ///
+    /// # Errors
+    /// Waiting failed.
+    pub fn exited(&mut self) -> Result<Option<ExitStatus>, ChildError> {
+        self.child.try_wait().map_err(|error| ChildError::Wait { program: self.program.clone(), error })
+    }
+
+    /// Sends `signal` to the server itself (not its group: a server shuts its own children down) and
+    /// waits until `deadline` for it to exit; past it the whole group is killed.
+    ///
+    /// # Errors
+    /// The deadline passed, or waiting failed.
+    pub fn stop(mut self, signal: Signal, deadline: Instant) -> Result<ExitStatus, ChildError> {
+        let _ = nix::sys::signal::kill(group_of(&self.child), signal);
+        let status = wait_until(&mut self.child, self.pgid, deadline, &self.program, self.started);
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            kill_and_abandon(&mut self.child, self.pgid);
+        }
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+    }
+}
+
 /// A child whose stdout went to a callback as it came.
 #[derive(Debug)]
 pub struct Streamed {

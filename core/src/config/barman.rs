@@ -39,7 +39,8 @@ const fn default_port() -> u16 {
     5432
 }
 
-/// How barman-cloud compresses base backups and WAL (`--gzip`, `--bzip2`, `--snappy`, ...).
+/// How barman-cloud compresses base backups and WAL: the four both `barman-cloud-backup` and
+/// `barman-cloud-wal-archive` take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
@@ -49,8 +50,6 @@ pub enum Compression {
     Bzip2,
     /// `--snappy` (needs python-snappy).
     Snappy,
-    /// `--zstd` (barman ≥ 3.12? and python-zstandard).
-    Zstd,
     /// `--lz4` (needs python-lz4).
     Lz4,
 }
