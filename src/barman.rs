@@ -25,48 +25,6 @@ fn program(name: &str) -> OsString {
     }
 }
 
-/// Where an archive is: the destination URL (`s3://bucket/prefix`), the server name in it, and how to
-/// reach the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Archive {
-    /// `s3://bucket/prefix`.
-    pub destination: String,
-    /// The server name under the destination.
-    pub server_name: String,
-    /// An S3-compatible endpoint (`--endpoint-url`).
-    pub endpoint_url: Option<String>,
-    /// `--cloud-provider` (barman's default, `aws-s3`, when unset).
-    pub cloud_provider: Option<String>,
-}
-
-impl Archive {
-    /// The options every barman-cloud command takes before its positional arguments, then the
-    /// destination and server name.
-    #[must_use]
-    pub fn args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        if let Some(provider) = &self.cloud_provider {
-            args.extend(["--cloud-provider".to_string(), provider.clone()]);
-        }
-        if let Some(url) = &self.endpoint_url {
-            args.extend(["--endpoint-url".to_string(), url.clone()]);
-        }
-        args.extend([self.destination.clone(), self.server_name.clone()]);
-        args
-    }
-}
-
-impl From<&BarmanArchive> for Archive {
-    fn from(config: &BarmanArchive) -> Self {
-        Self {
-            destination: config.destination.clone(),
-            server_name: config.server_name.clone(),
-            endpoint_url: config.endpoint_url.clone(),
-            cloud_provider: config.cloud_provider.clone(),
-        }
-    }
-}
-
 /// The secrets of an archive's `environmentFile` (every value; every line should it not parse), for
 /// masking. An unreadable file adds nothing (whoever reads it reports that).
 #[must_use]
@@ -234,26 +192,5 @@ pub fn wal_restore(archive: &Archive, wal: &str, path: &str, timeout: Duration) 
             tracing::error!("{wal}: {e}; aborting the recovery rather than ending it here");
             ABORT_RECOVERY
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn options_come_before_destination_and_server() {
-        let archive = Archive {
-            destination: "s3://b/p".into(),
-            server_name: "pg".into(),
-            endpoint_url: Some("http://127.0.0.1:9000".into()),
-            cloud_provider: Some("aws-s3".into()),
-        };
-        assert_eq!(
-            archive.args(),
-            ["--cloud-provider", "aws-s3", "--endpoint-url", "http://127.0.0.1:9000", "s3://b/p", "pg"]
-        );
-        let plain = Archive { endpoint_url: None, cloud_provider: None, ..archive };
-        assert_eq!(plain.args(), ["s3://b/p", "pg"]);
     }
 }

@@ -189,6 +189,48 @@ pub fn recovery_settings(restore_command: &str, target_time: Option<&str>) -> St
     lines.join("\n") + "\n"
 }
 
+/// Where an archive is: the destination URL (`s3://bucket/prefix`), the server name in it, and how to
+/// reach the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archive {
+    /// `s3://bucket/prefix`.
+    pub destination: String,
+    /// The server name under the destination.
+    pub server_name: String,
+    /// An S3-compatible endpoint (`--endpoint-url`).
+    pub endpoint_url: Option<String>,
+    /// `--cloud-provider` (barman's default, `aws-s3`, when unset).
+    pub cloud_provider: Option<String>,
+}
+
+impl Archive {
+    /// The options every barman-cloud command takes before its positional arguments, then the
+    /// destination and server name.
+    #[must_use]
+    pub fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(provider) = &self.cloud_provider {
+            args.extend(["--cloud-provider".to_string(), provider.clone()]);
+        }
+        if let Some(url) = &self.endpoint_url {
+            args.extend(["--endpoint-url".to_string(), url.clone()]);
+        }
+        args.extend([self.destination.clone(), self.server_name.clone()]);
+        args
+    }
+}
+
+impl From<&crate::config::BarmanArchive> for Archive {
+    fn from(config: &crate::config::BarmanArchive) -> Self {
+        Self {
+            destination: config.destination.clone(),
+            server_name: config.server_name.clone(),
+            endpoint_url: config.endpoint_url.clone(),
+            cloud_provider: config.cloud_provider.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +316,21 @@ mod tests {
         assert!(is_wal_name("000000010000000000000002"));
         assert!(!is_wal_name("00000001000000000000000a"));
         assert!(!is_wal_name("000000010000000000000002.history"));
+    }
+
+    #[test]
+    fn options_come_before_destination_and_server() {
+        let archive = Archive {
+            destination: "s3://b/p".into(),
+            server_name: "pg".into(),
+            endpoint_url: Some("http://127.0.0.1:9000".into()),
+            cloud_provider: Some("aws-s3".into()),
+        };
+        assert_eq!(
+            archive.args(),
+            ["--cloud-provider", "aws-s3", "--endpoint-url", "http://127.0.0.1:9000", "s3://b/p", "pg"]
+        );
+        let plain = Archive { endpoint_url: None, cloud_provider: None, ..archive };
+        assert_eq!(plain.args(), ["s3://b/p", "pg"]);
     }
 }

@@ -14,6 +14,7 @@ pub mod mountinfo;
 pub mod names;
 pub mod notify;
 pub mod plan;
+pub mod postgres;
 pub mod preseed;
 pub mod redact;
 pub mod restic;
