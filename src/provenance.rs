@@ -12,7 +12,7 @@ use anyhow::Context as _;
 
 use crate::config::DatasetSpec;
 use crate::names::{PROP_RESTORED_AT, PROP_RESTORED_FROM, PROP_RESTORED_SNAPSHOT};
-use crate::staging::{self, CopyOwnership, SwapJournal};
+use crate::staging::{self, CopyOwnership, EntryRules, SwapJournal};
 use crate::timestamp;
 use crate::zfs::Zfs;
 
@@ -32,14 +32,14 @@ pub fn record(zfs: &Zfs, dataset: &str, source: &str, snapshot: &str) -> anyhow:
 pub fn swap_and_record(
     zfs: &Zfs,
     spec: &DatasetSpec,
-    ignore: &[String],
+    rules: &EntryRules,
     mountpoint: &Path,
     staging: &Path,
     journal: &SwapJournal,
 ) -> anyhow::Result<()> {
     let own = &spec.ownership;
     let copy = CopyOwnership { owner: own.owner.is_none(), group: own.group.is_none(), mode: own.mode.is_none() };
-    let moved = staging::swap_in(mountpoint, staging, journal, ignore, copy)?;
+    let moved = staging::swap_in(mountpoint, staging, journal, rules, copy)?;
     tracing::info!("moved {moved} entries into {}", mountpoint.display());
     record(zfs, &spec.dataset, &journal.source, &journal.snapshot)?;
     staging::remove(staging)

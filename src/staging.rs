@@ -76,9 +76,10 @@ fn open_ours(staging: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
             st.st_uid
         );
     }
-    if st.st_mode & 0o7777 != 0o700 {
+    if !matches!(st.st_mode & 0o7777, 0o700 | 0o711) {
         bail!(
-            "refusing {}: mode {:04o}, but persistctl's staging is 0700; left in place, check it by hand",
+            "refusing {}: mode {:04o}, but persistctl's staging is 0700 (0711 where the service's user must reach \
+             into it); left in place, check it by hand",
             staging.display(),
             st.st_mode & 0o7777
         );
@@ -122,6 +123,17 @@ pub fn data_root_for(path: &str) -> PathBuf {
 
 /// Creates a fresh staging directory (mode 0700) for `source` on the mounted target.
 pub fn create(mountpoint: &Path, source: &str) -> anyhow::Result<PathBuf> {
+    create_with_mode(mountpoint, source, 0o700)
+}
+
+/// [`create`] with mode 0711: the service's user may reach a directory of its own inside (a
+/// PostgreSQL recovery runs as that user in `<staging>/data`), but cannot list, add or rename
+/// anything in the staging directory itself.
+pub fn create_traversable(mountpoint: &Path, source: &str) -> anyhow::Result<PathBuf> {
+    create_with_mode(mountpoint, source, 0o711)
+}
+
+fn create_with_mode(mountpoint: &Path, source: &str, mode: u32) -> anyhow::Result<PathBuf> {
     let path = mountpoint.join(format!("{STAGING_PREFIX}{source}-{}", std::process::id()));
     if std::fs::symlink_metadata(&path).is_ok() {
         remove(&path)?;
@@ -130,8 +142,8 @@ pub fn create(mountpoint: &Path, source: &str) -> anyhow::Result<PathBuf> {
         .mode(0o700)
         .create(&path)
         .with_context(|| format!("Failed to create staging directory {}", path.display()))?;
-    // Exactly 0700 whatever the umask: `check_ours` trusts nothing else.
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+    // Exactly the mode whatever the umask: `check_ours` trusts nothing else.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("Failed to set the mode of staging directory {}", path.display()))?;
     Ok(path)
 }
@@ -195,6 +207,22 @@ pub fn read_journal(staging: &Path) -> anyhow::Result<SwapJournal> {
     Ok(journal)
 }
 
+/// How the target's top-level entries are treated by a swap.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EntryRules<'a> {
+    /// Names that may already exist in the target (`preseed.ignore`).
+    pub ignore: &'a [String],
+    /// `preseed.dataMarkers`: the entries holding one are moved last.
+    pub markers: &'a [String],
+}
+
+impl EntryRules<'_> {
+    /// Whether `name` is the first component of a data marker.
+    fn holds_marker(&self, name: &OsString) -> bool {
+        self.markers.iter().any(|m| m.split('/').next().is_some_and(|first| OsString::from(first) == *name))
+    }
+}
+
 /// Which of the staged root's owner, group and mode to copy onto the target's root (the config's own
 /// owner/group/mode win, and `apply` enforces those).
 #[derive(Debug, Clone, Copy, Default)]
@@ -207,16 +235,19 @@ pub struct CopyOwnership {
     pub mode: bool,
 }
 
-/// Moves every entry of the staged data root but `.zfs` into the target, one `rename(2)` each. Restartable: an
-/// entry already moved is simply no longer in the staging directory. An entry that already exists in the
-/// target is left alone when it is an ignored name (`lost+found`), otherwise the swap stops.
+/// Moves every entry of the staged data root but `.zfs` into the target, one `rename(2)` each, the
+/// entries holding a data marker (`preseed.dataMarkers`' first components, e.g. `PG_VERSION`) last:
+/// until the whole copy is in, the target never looks like data. Restartable: an entry already moved
+/// is simply no longer in the staging directory. An entry that already exists in the target is left
+/// alone when it is an ignored name (`lost+found`), otherwise the swap stops.
 pub fn swap_in(
     mountpoint: &Path,
     staging: &Path,
     journal: &SwapJournal,
-    ignore: &[String],
+    rules: &EntryRules,
     copy: CopyOwnership,
 ) -> anyhow::Result<usize> {
+    let ignore = rules.ignore;
     let staging_fd = open_ours(staging)?;
     check_data_root(&journal.data_root).map_err(|why| anyhow::anyhow!("refusing {}: {why}", staging.display()))?;
     let root = staging.join(&journal.data_root);
@@ -251,7 +282,8 @@ pub fn swap_in(
             names.push(name.to_os_string());
         }
     }
-    names.sort();
+    let marker = |name: &OsString| rules.holds_marker(name);
+    names.sort_by(|a, b| (marker(a), a).cmp(&(marker(b), b)));
     for name in names {
         if name == ZFS_CTLDIR {
             // A backup of a dataset root taken with snapdir=visible holds ZFS's control directory (a view
@@ -306,7 +338,14 @@ mod tests {
         // Simulate a crash after one entry moved.
         std::fs::rename(root.join("a"), target.join("a")).unwrap();
         let ignore = vec!["lost+found".to_string()];
-        let moved = swap_in(&target, &staging, &journal(), &ignore, CopyOwnership::default()).unwrap();
+        let moved = swap_in(
+            &target,
+            &staging,
+            &journal(),
+            &EntryRules { ignore: &ignore, markers: &[] },
+            CopyOwnership::default(),
+        )
+        .unwrap();
         assert_eq!(moved, 1);
         assert_eq!(std::fs::read_to_string(target.join("sub dir/b")).unwrap(), "2");
         assert_eq!(std::fs::read_to_string(target.join("a")).unwrap(), "1");
@@ -323,9 +362,32 @@ mod tests {
         std::fs::create_dir_all(staging.join("data/old path")).unwrap();
         std::fs::write(staging.join("data/old path/db"), "restored").unwrap();
         std::fs::write(target.join("db"), "live").unwrap();
-        let err = swap_in(target, &staging, &journal(), &[], CopyOwnership::default()).unwrap_err();
+        let err = swap_in(target, &staging, &journal(), &EntryRules::default(), CopyOwnership::default()).unwrap_err();
         assert!(err.to_string().contains("not overwriting"), "{err}");
         assert_eq!(std::fs::read_to_string(target.join("db")).unwrap(), "live");
+    }
+
+    #[test]
+    fn the_data_marker_goes_in_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path();
+        let staging = create_traversable(target, "barman").unwrap();
+        let root = staging.join("data/old path");
+        for name in ["PG_VERSION", "base", "zz"] {
+            std::fs::create_dir_all(root.join(name)).unwrap();
+        }
+        // The swap stops at "zz" (it exists in the target): whatever sorts first, the marker is not in.
+        std::fs::create_dir(target.join("zz")).unwrap();
+        let markers = ["PG_VERSION/x".to_string()];
+        let rules = EntryRules { ignore: &[], markers: &markers };
+        assert!(swap_in(target, &staging, &journal(), &rules, CopyOwnership::default()).is_err());
+        assert_eq!(
+            list_entries(target).unwrap(),
+            [".persistctl-staging-barman-".to_string() + &std::process::id().to_string(), "base".into(), "zz".into()]
+        );
+        std::fs::remove_dir(target.join("zz")).unwrap();
+        assert_eq!(swap_in(target, &staging, &journal(), &rules, CopyOwnership::default()).unwrap(), 2);
+        assert!(target.join("PG_VERSION").is_dir());
     }
 
     #[test]
@@ -362,7 +424,7 @@ mod tests {
         std::fs::create_dir_all(staging.join("data/old path")).unwrap();
         std::fs::write(staging.join("data/old path/db"), "restored").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", target.join("db")).unwrap();
-        let err = swap_in(target, &staging, &journal(), &[], CopyOwnership::default()).unwrap_err();
+        let err = swap_in(target, &staging, &journal(), &EntryRules::default(), CopyOwnership::default()).unwrap_err();
         assert!(err.to_string().contains("not overwriting"), "{err}");
         assert_eq!(std::fs::read_link(target.join("db")).unwrap(), Path::new("/etc/passwd"));
         assert_eq!(std::fs::read_to_string(staging.join("data/old path/db")).unwrap(), "restored");
@@ -396,7 +458,7 @@ mod tests {
             assert!(err.contains(&name) && err.contains("left in place"), "{err}");
             assert!(remove(path).is_err(), "{name} is never removed");
             assert!(read_journal(path).is_err(), "{name}'s journal is never read");
-            assert!(swap_in(&target, path, &journal(), &[], CopyOwnership::default()).is_err());
+            assert!(swap_in(&target, path, &journal(), &EntryRules::default(), CopyOwnership::default()).is_err());
             assert!(std::fs::symlink_metadata(path).is_ok(), "{name} left in place");
         }
         assert!(our_staging(&target, &list_entries(&target).unwrap()).is_err());
@@ -413,7 +475,10 @@ mod tests {
             write_journal(&staging, &j).unwrap();
             let err = format!("{:#}", read_journal(&staging).unwrap_err());
             assert!(err.contains("data_root"), "{bad:?}: {err}");
-            assert!(swap_in(target, &staging, &j, &[], CopyOwnership::default()).is_err(), "{bad:?}");
+            assert!(
+                swap_in(target, &staging, &j, &EntryRules::default(), CopyOwnership::default()).is_err(),
+                "{bad:?}"
+            );
         }
         assert_eq!(data_root_for("/var//lib/x/"), Path::new("data/var/lib/x"));
         assert_eq!(data_root_for("/"), Path::new("data"));
@@ -431,12 +496,12 @@ mod tests {
         std::fs::write(root.join(".zfs/snapshot/s1/db"), "old").unwrap();
         std::fs::write(root.join("db"), "restored").unwrap();
         write_journal(&staging, &journal()).unwrap();
-        let moved = swap_in(target, &staging, &journal(), &[], CopyOwnership::default()).unwrap();
+        let moved = swap_in(target, &staging, &journal(), &EntryRules::default(), CopyOwnership::default()).unwrap();
         assert_eq!(moved, 1);
         assert_eq!(std::fs::read_to_string(target.join("db")).unwrap(), "restored");
         assert!(!target.join(".zfs/snapshot/s1").exists(), "the target's own .zfs is untouched");
         // A rerun (as after a crash) finishes too: nothing is stuck.
-        assert_eq!(swap_in(target, &staging, &journal(), &[], CopyOwnership::default()).unwrap(), 0);
+        assert_eq!(swap_in(target, &staging, &journal(), &EntryRules::default(), CopyOwnership::default()).unwrap(), 0);
         remove(&staging).unwrap();
     }
     #[test]
@@ -450,7 +515,7 @@ mod tests {
         let staging = create(&target, "restic").unwrap();
         // A restored tree holding a symlink where the data root's parent should be.
         std::os::unix::fs::symlink(&elsewhere, staging.join("data")).unwrap();
-        let err = swap_in(&target, &staging, &journal(), &[], CopyOwnership::default()).unwrap_err();
+        let err = swap_in(&target, &staging, &journal(), &EntryRules::default(), CopyOwnership::default()).unwrap_err();
         assert!(format!("{err:#}").contains("without symlinks"), "{err:#}");
         assert!(elsewhere.join("old path/secret").exists() && !target.join("secret").exists());
     }

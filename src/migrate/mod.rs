@@ -356,7 +356,8 @@ impl Run<'_> {
     }
 
     fn swap(&self, mountpoint: &Path, staging: &Path, journal: &SwapJournal) -> anyhow::Result<()> {
-        provenance::swap_and_record(&self.zfs, self.spec, &self.ignore, mountpoint, staging, journal)
+        let rules = crate::staging::EntryRules { ignore: &self.ignore, markers: &[] };
+        provenance::swap_and_record(&self.zfs, self.spec, &rules, mountpoint, staging, journal)
     }
 
     fn migrated(&self, source: &Path, detail: String) -> Report {

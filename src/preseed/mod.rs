@@ -122,6 +122,11 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
 }
 
 impl Run<'_> {
+    /// How a swap treats the target's entries: `preseed.ignore` may exist, `dataMarkers` go in last.
+    fn entry_rules(&self) -> staging::EntryRules<'_> {
+        staging::EntryRules { ignore: &self.preseed.ignore, markers: &self.preseed.data_markers }
+    }
+
     /// Runs `work` without the global lock (a long step that changes nothing another run looks at), then
     /// takes it back. Failing to take it back fails the run, which is recorded like any failure.
     fn unlocked<T>(&self, work: impl FnOnce() -> T) -> anyhow::Result<T> {
@@ -410,7 +415,7 @@ impl Run<'_> {
     /// Finishes the journaled swap a killed run had begun (restic, or a migration), from its journal.
     fn finish_swap(&self, mountpoint: &Path, staging: &Path, attempts: Vec<AttemptRecord>) -> anyhow::Result<Report> {
         let journal = staging::read_journal(staging)?;
-        provenance::swap_and_record(&self.zfs, self.spec, &self.preseed.ignore, mountpoint, staging, &journal)?;
+        provenance::swap_and_record(&self.zfs, self.spec, &self.entry_rules(), mountpoint, staging, &journal)?;
         let note = sources::finished_swap_note(&journal.source);
         let detail = format!(
             "finished the swap of {} snapshot {} that a killed run had verified",

@@ -114,14 +114,7 @@ impl Source for ResticSource {
         let (run, snap) = (turn.run, &found.backup.snap);
         let journal = SwapJournal { source: "restic".into(), snapshot: snap.id.clone(), data_root: staged.data_root };
         staging::write_journal(&staged.dir, &journal)?;
-        provenance::swap_and_record(
-            &run.zfs,
-            run.spec,
-            &run.preseed.ignore,
-            &staged.mountpoint,
-            &staged.dir,
-            &journal,
-        )?;
+        provenance::swap_and_record(&run.zfs, run.spec, &run.entry_rules(), &staged.mountpoint, &staged.dir, &journal)?;
         Ok(Restored {
             detail: format!("restored restic snapshot {} ({})", snap.short_id(), snap.time),
             snapshot: snap.id.clone(),
