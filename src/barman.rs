@@ -39,6 +39,19 @@ pub fn secrets(config: &BarmanArchive) -> Secrets {
     secrets
 }
 
+/// How a base backup reaches the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection<'a> {
+    /// The socket directory.
+    pub socket_dir: &'a str,
+    /// The port.
+    pub port: u16,
+    /// The server's user (the client runs as it: peer authentication).
+    pub user: &'a str,
+    /// `PGPASSFILE`, when a password is needed.
+    pub password_file: Option<&'a str>,
+}
+
 /// Runs barman-cloud's clients against one archive, with its credentials in their environment only.
 pub struct Client {
     archive: Archive,
@@ -160,6 +173,29 @@ impl Client {
         child::as_user(&mut cmd, user)?;
         let (_, outcome) = self.finish(name, cmd, deadline)?;
         outcome.map(drop).map_err(anyhow::Error::msg)
+    }
+
+    /// Takes a base backup of the running server as its `user` over the socket
+    /// (`barman-cloud-backup`), with `options` (compression, `--name`, ...) and `pgpassfile` for the
+    /// connection when set.
+    pub fn backup(&self, conn: &Connection, options: &[&str], deadline: Instant) -> anyhow::Result<()> {
+        let name = "barman-cloud-backup";
+        let port = conn.port.to_string();
+        let mut all = vec!["-h", conn.socket_dir, "-p", &port, "-U", conn.user];
+        all.extend_from_slice(options);
+        let mut cmd = self.command(name, &all, &[]);
+        child::as_user(&mut cmd, conn.user)?;
+        if let Some(file) = conn.password_file {
+            cmd.env("PGPASSFILE", file);
+        }
+        let (_, outcome) = self.finish(name, cmd, deadline)?;
+        outcome.map(drop).map_err(anyhow::Error::msg)
+    }
+
+    /// Deletes what `policy` no longer needs (`barman-cloud-backup-delete --retention-policy`); a
+    /// pinned backup and the WAL it needs are kept by barman.
+    pub fn delete_by_policy(&self, policy: &str, deadline: Instant) -> anyhow::Result<String> {
+        self.run("barman-cloud-backup-delete", &["--retention-policy", policy], &[], deadline)
     }
 }
 

@@ -216,12 +216,39 @@ pub enum Command {
         #[arg(long)]
         cloud_provider: Option<String>,
         /// Seconds one fetch may take before it is killed and the recovery aborted (1 … 86400).
-        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=persistctl::config::MAX_WAL_TIMEOUT_SECS))]
         timeout: u64,
         /// `%f`: the file PostgreSQL asks for.
         wal: String,
         /// `%p`: where PostgreSQL wants it.
         path: String,
+    },
+    /// PostgreSQL (`postgresql.<SERVICE>`): a base backup of the running cluster to its barman-cloud
+    /// archive, as the cluster's user over its socket; then, if a restore pinned the backup it came
+    /// from, the pin is released (the cluster now has a backup of its own on its new timeline).
+    PgBaseBackup {
+        /// The service whose dataset holds PGDATA (a key of `postgresql`).
+        service: String,
+        /// Only when a restore is waiting for its first base backup (else exit 0, nothing done).
+        #[arg(long)]
+        if_restored: bool,
+        /// `persistctl preseed`'s status file: the restore's pin record lives beside it.
+        #[arg(long, env = "PERSISTCTL_PRESEED_STATUS", default_value = preseed::DEFAULT_STATUS_FILE)]
+        status_file: PathBuf,
+        /// Seconds the backup (and the release) may take (1 … 604800, 7 days).
+        #[arg(long, default_value_t = 21_600,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
+        timeout: u64,
+    },
+    /// PostgreSQL: delete the base backups and WAL the configured retention policy
+    /// (`postgresql.<SERVICE>.retention`) no longer needs; pinned backups stay.
+    PgRetention {
+        /// The service whose dataset holds PGDATA (a key of `postgresql`).
+        service: String,
+        /// Seconds the deletion may take (1 … 604800, 7 days).
+        #[arg(long, default_value_t = 3600,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
+        timeout: u64,
     },
     /// The ZFS property model: every property persistctl knows, whether it can be set (any time, only at
     /// creation, never), the values it takes and the form ZFS reads them back in. Needs no config.

@@ -13,6 +13,8 @@ pub mod logging;
 pub mod migrate;
 pub mod notify;
 pub mod output;
+pub mod pitr;
+pub mod postgres;
 pub mod preseed;
 pub mod provenance;
 pub mod restic;

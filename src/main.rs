@@ -15,6 +15,7 @@ use persistctl::lock;
 use persistctl::migrate;
 use persistctl::notify;
 use persistctl::output;
+use persistctl::pitr;
 use persistctl::plan::Plan;
 use persistctl::preseed;
 use persistctl::status;
@@ -113,6 +114,23 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             notify::cli::run(&cli.config, &notify::cli::Args { target, vars, strict, dry_run, priority, json })
         }
         Command::Properties { json } => properties(json),
+        Command::PgBaseBackup { service, if_restored, status_file, timeout } => {
+            let validated = config::load(&cli.config)?;
+            match pitr::base_backup(&validated, &service, &status_file, if_restored, Duration::from_secs(timeout))? {
+                pitr::BackupDone::NothingToDo => println!("{service}: no restore is waiting for a base backup"),
+                pitr::BackupDone::Taken { released: None } => println!("{service}: base backup taken"),
+                pitr::BackupDone::Taken { released: Some(id) } => {
+                    println!("{service}: base backup taken; released the pin on the restored backup {id}");
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::PgRetention { service, timeout } => {
+            let validated = config::load(&cli.config)?;
+            let out = pitr::retention(&validated, &service, Duration::from_secs(timeout))?;
+            print!("{out}");
+            Ok(EXIT_OK)
+        }
         Command::PgWalRestore { destination, server_name, endpoint_url, cloud_provider, timeout, wal, path } => {
             let archive = barman::Archive { destination, server_name, endpoint_url, cloud_provider };
             Ok(barman::wal_restore(&archive, &wal, &path, Duration::from_secs(timeout)))

@@ -219,7 +219,7 @@ pub struct EntryRules<'a> {
 impl EntryRules<'_> {
     /// Whether `name` is the first component of a data marker.
     fn holds_marker(&self, name: &OsString) -> bool {
-        self.markers.iter().any(|m| m.split('/').next().is_some_and(|first| OsString::from(first) == *name))
+        self.markers.iter().any(|m| m.split('/').next().is_some_and(|first| name.as_os_str() == first))
     }
 }
 

@@ -75,7 +75,7 @@ impl Backup {
 }
 
 /// barman's `isoformat()` (`2024-05-01T12:00:00.123456+00:00`) → nanoseconds since the epoch.
-fn parse_iso(text: &str) -> Option<i128> {
+pub fn parse_iso(text: &str) -> Option<i128> {
     text.parse::<jiff::Timestamp>().ok().map(jiff::Timestamp::as_nanosecond)
 }
 

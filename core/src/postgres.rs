@@ -114,8 +114,13 @@ pub fn recovery_server_conf(socket_dir: &str, hba_file: &str, ident_file: &str) 
         ("log_destination", "stderr".to_string()),
     ]
     .iter()
-    .map(|(key, value)| format!("{key} = {}\n", conf_quote(value)))
-    .collect()
+    .fold(String::new(), |mut conf, (key, value)| {
+        conf.push_str(key);
+        conf.push_str(" = ");
+        conf.push_str(&conf_quote(value));
+        conf.push('\n');
+        conf
+    })
 }
 
 #[cfg(test)]

@@ -97,7 +97,13 @@ pub fn run(validated: &Validated, opts: &Options) -> anyhow::Result<Report> {
         started: Instant::now(),
         deadline: child::deadline_in(Duration::from_secs(preseed.timeout)),
         global: std::cell::RefCell::new(None),
-        secrets: preseed.restic.as_ref().map(restic_cli::secrets).unwrap_or_default(),
+        secrets: {
+            let mut secrets = preseed.restic.as_ref().map(restic_cli::secrets).unwrap_or_default();
+            if let Some(pg) = validated.config.postgresql.get(&opts.service) {
+                secrets.extend(&crate::barman::secrets(&pg.archive));
+            }
+            secrets
+        },
     };
     // A lock that cannot be had is a failure like any other: recorded, notified, the service kept down.
     let locked = if opts.dry_run {

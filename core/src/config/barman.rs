@@ -5,8 +5,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::MAX_TIMEOUT_SECS;
 use super::error::Errors;
+
+/// The longest `walTimeout`: what `persistctl pg-wal-restore --timeout` takes.
+pub const MAX_WAL_TIMEOUT_SECS: u64 = 86_400;
 
 /// A barman-cloud archive: `barman-cloud-* [--cloud-provider P] [--endpoint-url U] DESTINATION SERVER`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -91,9 +93,9 @@ pub struct PostgresConfig {
     /// The `datasets.services` entry whose dataset holds `pg_wal` (PGDATA's `pg_wal` is then a symlink
     /// to `<its mountpoint>/pg_wal`, as `initdb --waldir` makes it); absent: `pg_wal` inside PGDATA.
     pub wal_service: Option<String>,
-    /// Seconds one WAL fetch may take before the recovery is aborted (not ended).
+    /// Seconds one WAL fetch may take before the recovery is aborted (not ended); at most a day.
     #[serde(default = "default_wal_timeout")]
-    #[schemars(range(min = 1, max = MAX_TIMEOUT_SECS))]
+    #[schemars(range(min = 1, max = MAX_WAL_TIMEOUT_SECS))]
     pub wal_timeout: u64,
 }
 
@@ -219,10 +221,10 @@ pub(super) fn validate_postgres(
     if let Some(policy) = &barman.retention {
         errors.check(format!("{at}.retention"), check_retention(policy));
     }
-    if !(1..=MAX_TIMEOUT_SECS).contains(&barman.wal_timeout) {
+    if !(1..=MAX_WAL_TIMEOUT_SECS).contains(&barman.wal_timeout) {
         errors.push(
             format!("{at}.walTimeout"),
-            format!("{} is not 1 … {MAX_TIMEOUT_SECS} seconds (7 days)", barman.wal_timeout),
+            format!("{} is not 1 … {MAX_WAL_TIMEOUT_SECS} seconds (a day)", barman.wal_timeout),
         );
     }
 }
