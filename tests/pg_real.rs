@@ -66,3 +66,35 @@ fn pg_wal_restore_aborts_a_recovery_the_archive_cannot_finish_and_completes_one_
     let (_, observed, _) = &facts["failed-latest"];
     assert!(observed.starts_with("FAILED"), "barman's `latest` now picks {observed}");
 }
+
+#[test]
+#[ignore = "needs PostgreSQL 15, barman-cloud and moto (tests/pg/setup.sh); run by tests/run-all.sh"]
+fn preseed_restores_postgresql_from_barman_cloud_to_a_time_or_the_end_and_fails_closed() {
+    // The scenarios of issue 11 against the real tools, with the fake zfs (datasets are directories;
+    // the real-ZFS runs are in the VM): to T and to the end of the archive, the store hanging
+    // mid-replay, an empty bucket, an unreachable endpoint, the new timeline, a separate WAL dataset,
+    // retention while pinned, and seeded kill -9 trials (PITR_KILL_TRIALS, default 20).
+    let work = tempfile::Builder::new().prefix("persistctl-pitr.").tempdir_in("/tmp").unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg/pitr.sh");
+    let trials = std::env::var("PITR_KILL_TRIALS").unwrap_or_else(|_| "20".into());
+    let out = Command::new("timeout")
+        .args(["--kill-after=30", "2400", "bash"])
+        .arg(&script)
+        .arg(work.path())
+        .env("PERSISTCTL", env!("CARGO_BIN_EXE_persistctl"))
+        .env("KILL_TRIALS", &trials)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    let table = std::fs::read_to_string(work.path().join("results.tsv")).unwrap_or_default();
+    let different: Vec<&str> = table.lines().filter(|l| !l.ends_with("\tOK")).collect();
+    assert!(
+        table.lines().count() >= 40,
+        "pitr.sh checked too little:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(different.is_empty(), "checks that differ:\n{}\n\n{stdout}", different.join("\n"));
+    assert!(out.status.success(), "pitr.sh failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(table.contains(&format!("kill -9 trials failed (of {trials};")), "{table}");
+}

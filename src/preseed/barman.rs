@@ -281,11 +281,9 @@ fn recover(turn: &Turn, chosen: &Chosen, dir: &Path, wal: Option<&WalPlace>) -> 
     let own = std::fs::read_to_string(&auto_conf).unwrap_or_default();
     let exe = std::env::current_exe().context("Failed to find persistctl's own path")?;
     let restore = postgres::restore_command(&exe.to_string_lossy(), chosen.client.archive(), pg.wal_timeout);
-    write_user_file(
-        &auto_conf,
-        &postgres::with_recovery_settings(&own, &restore, pg.target_time.as_deref()),
-        &pg.user,
-    )?;
+    let settings =
+        postgres::with_recovery_settings(&own, &restore, pg.target_time.as_deref()).map_err(anyhow::Error::msg)?;
+    write_user_file(&auto_conf, &settings, &pg.user)?;
     write_user_file(&data.join("recovery.signal"), "", &pg.user)?;
     let socket = dir.join("run");
     user_dir(&socket, &pg.user)?;
@@ -295,7 +293,8 @@ fn recover(turn: &Turn, chosen: &Chosen, dir: &Path, wal: Option<&WalPlace>) -> 
             &conf,
             postgres::recovery_server_conf(&socket.to_string_lossy(), &hba.to_string_lossy(), &ident.to_string_lossy()),
         ),
-        (&hba, String::new()),
+        // PostgreSQL refuses an empty pg_hba.conf; this one lets nobody in.
+        (&hba, "local all all reject\n".to_string()),
         (&ident, String::new()),
     ] {
         crate::safe_write::write_atomically(path, text.as_bytes(), 0o644)?;
