@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
+use super::Run;
 use super::sources::{Found, Miss, Restored, Source, Turn};
 use crate::barman::{self, Backup, Choice, Client, Select};
 use crate::config::PostgresConfig;
@@ -220,13 +221,7 @@ impl Source for Barman {
         staging::write_journal(&staged.dir, &journal)?;
         provenance::swap_and_record(&run.zfs, run.spec, &run.entry_rules(), &staged.mountpoint, &staged.dir, &journal)?;
         let control = &staged.control;
-        let pin = Pin {
-            backup_id: id.clone(),
-            state: PinState::Restored,
-            timeline: Some(control.timeline),
-            lsn: Some(control.checkpoint.clone()),
-        };
-        pitr::write_pin(&pitr::pin_path(&run.opts.status_file, &run.spec.service), &pin)?;
+        swapped_in(run, id, Some(control))?;
         let upto = found.backup.pg.target_time.as_deref().unwrap_or("the end of the archive");
         Ok(Restored {
             detail: format!(
@@ -237,6 +232,18 @@ impl Source for Barman {
             note: Some(AFTER_RESTORE_NOTE.to_string()),
         })
     }
+}
+
+/// Records that the cluster restored from `backup_id` is in place (by this run, or by a rerun that
+/// finished its journaled swap): the first base backup releases its pin from now on.
+pub(super) fn swapped_in(run: &Run<'_>, backup_id: &str, control: Option<&ControlData>) -> anyhow::Result<()> {
+    let pin = Pin {
+        backup_id: backup_id.to_string(),
+        state: PinState::Restored,
+        timeline: control.map(|c| c.timeline),
+        lsn: control.map(|c| c.checkpoint.clone()),
+    };
+    pitr::write_pin(&pitr::pin_path(&run.opts.status_file, &run.spec.service), &pin)
 }
 
 /// The WAL dataset's mountpoint and a fresh staging there (stale ones of ours removed), when the

@@ -422,6 +422,9 @@ impl Run<'_> {
     fn finish_swap(&self, mountpoint: &Path, staging: &Path, attempts: Vec<AttemptRecord>) -> anyhow::Result<Report> {
         let journal = staging::read_journal(staging)?;
         provenance::swap_and_record(&self.zfs, self.spec, &self.entry_rules(), mountpoint, staging, &journal)?;
+        if journal.source == SourceKind::Barman.to_string() {
+            barman::swapped_in(self, &journal.snapshot, None)?;
+        }
         let note = sources::finished_swap_note(&journal.source);
         let detail = format!(
             "finished the swap of {} snapshot {} that a killed run had verified",
