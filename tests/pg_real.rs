@@ -98,3 +98,26 @@ fn preseed_restores_postgresql_from_barman_cloud_to_a_time_or_the_end_and_fails_
     assert!(out.status.success(), "pitr.sh failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     assert!(table.contains(&format!("kill -9 trials failed (of {trials};")), "{table}");
 }
+
+#[test]
+#[ignore = "needs PostgreSQL 15, barman-cloud and moto (tests/pg/setup.sh); run by tests/run-all.sh"]
+fn wal_archiving_and_restore_work_under_the_postgresql_units_sandbox() {
+    // tests/pg/sandbox.sh rebuilds nixpkgs' postgresql.service seccomp filter (SystemCallFilter,
+    // MemoryDenyWriteExecute, ...) and runs barman-cloud's archiver, its restore and persistctl
+    // pg-wal-restore under it, with a whole PostgreSQL archiving through it (tests/pg/FACTS.md).
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg/sandbox.sh");
+    let out = Command::new("timeout")
+        .args(["--kill-after=30", "1200", "bash"])
+        .arg(&script)
+        .env("PERSISTCTL", env!("CARGO_BIN_EXE_persistctl"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "sandbox.sh failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

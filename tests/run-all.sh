@@ -4,7 +4,9 @@
 #   1. cargo fmt --check, cargo clippy -D warnings (the core's clippy.toml forbids I/O), core deps
 #   2. cargo test: unit tables, the CLI against a fake zfs/restic, Nix eval tests (reported as
 #      ignored without NIXPKGS_LIB or ../shared/nixpkgs-lib), the real-ZFS tests ignored on the host
-#   3. PostgreSQL PITR against real PostgreSQL 15, barman-cloud and an S3 server on loopback
+#   3. PostgreSQL PITR against real PostgreSQL 15, barman-cloud and an S3 server on loopback (the
+#      scenarios and kill -9 trials with the fake zfs, the postgresql.service sandbox), then through
+#      persistctl on real OpenZFS 2.3 in the VM
 #   4. the real-ZFS suites inside one VM per OpenZFS line (2.3, then 2.1)
 # Set NIXPKGS_LIB=<dir containing lib/> (nixpkgs' lib, e.g. nix-community/nixpkgs.lib) to run the
 # module evaluation tests. ZFS_LINES="2.3" runs one line only.
@@ -24,6 +26,8 @@ export NIX_CONFIG=$'substituters =\nexperimental-features = nix-command flakes'
 
 step "real-ZFS VMs (tests/vm/setup.sh; minutes on a fresh machine, seconds afterwards)"
 ZFS_LINES=${ZFS_LINES:-2.3 2.1} tests/vm/setup.sh
+# PostgreSQL and barman-cloud in the 2.3 root, for the PITR run on real ZFS (tests/pg/vm-pitr.sh).
+ZFS_LINES=2.3 VM_EXTRAS=pg tests/vm/setup.sh
 
 step "cargo fmt --check; cargo clippy -D warnings"
 cargo fmt --check
@@ -41,6 +45,10 @@ step "PostgreSQL PITR against real PostgreSQL 15, barman-cloud and moto on 127.0
 tests/pg/setup.sh
 cargo test --test pg_real -- --ignored 2>&1 | tee /tmp/persistctl-pg-tests.log
 
+step "PostgreSQL PITR through persistctl on real OpenZFS 2.3 (tests/pg/vm-pitr.sh)"
+cargo build --quiet --bin persistctl
+PERSISTCTL=target/debug/persistctl ZFS_LINE=2.3 tests/pg/vm-pitr.sh 2>&1 | tee /tmp/persistctl-vm-pitr.log
+
 step "real OpenZFS (one VM per line)"
 suites=real_zfs
 for s in preseed_real status_real safety_real hostile_real; do [ -f "tests/$s.rs" ] && suites+=" $s"; done
@@ -56,3 +64,4 @@ for path in sys.argv[1:]:
 print(f"all suites (host, PostgreSQL, VMs; what the host run ignores is the real-ZFS tests, run in the VMs, and pg_real, run after tests/pg/setup.sh): {ignored} ignored")
 print(f"{passed} passed, {failed} failed")
 PY
+echo "PITR on real OpenZFS 2.3 (tests/pg/vm-pitr.sh): $(grep -c '^vm-pitr .* OK ' /tmp/persistctl-vm-pitr.log || true) checks OK, $(grep -c '^vm-pitr .* DIFFERENT ' /tmp/persistctl-vm-pitr.log || true) different"
