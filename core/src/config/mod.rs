@@ -261,6 +261,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_barman_source_needs_its_postgresql_entry_and_an_entry_its_service() {
+        let barman = config_with_service(r#"{"preseed": {"enable": true, "sources": ["barman"]}}"#);
+        assert_refused_at(&barman, "datasets.services.sonarr.preseed.sources", "postgresql.sonarr");
+        let entry = r#"{"archive": {"destination": "s3://b", "serverName": "pg"}, "binDir": "/usr/lib/postgresql/15/bin"}"#;
+        let mut with: serde_json::Value = serde_json::from_str(&barman).unwrap();
+        with["postgresql"] = serde_json::json!({ "sonarr": serde_json::from_str::<serde_json::Value>(entry).unwrap() });
+        assert!(parse(&with.to_string()).is_ok(), "{with}");
+        with["postgresql"]["pg"] = with["postgresql"]["sonarr"].clone();
+        assert_refused_at(&with.to_string(), "postgresql.pg", "not a service in datasets.services");
+        with["postgresql"]["sonarr"]["walTimeout"] = 86_401.into();
+        assert_refused_at(&with.to_string(), "postgresql.sonarr.walTimeout", "86400");
+    }
+
+    #[test]
     fn bad_top_level_values_name_their_field() {
         let cases: &[(&str, &str, &str)] = &[
             ("{", "(file)", "not valid JSON"),
