@@ -1185,13 +1185,13 @@ fn syncoid_commands_and_monitoring_targets_for_local_and_remote_destinations() {
     assert!(err.contains("syncoid.destination: must be set"), "{err}");
 }
 
-/// Stand-ins for nixpkgs' sanoid, syncoid and timers options (a module; `l` is the lib expression).
+/// Stand-ins for nixpkgs' sanoid and syncoid options (a module; `l` is the lib expression). The
+/// miniature NixOS declares `systemd.timers` itself.
 fn replication_stubs(l: &str) -> String {
     format!(
         "{{ ... }}: {{
         options.services.sanoid = {l}.mkOption {{ type = {l}.types.lazyAttrsOf {l}.types.anything; default = {{ }}; }};
         options.services.syncoid = {l}.mkOption {{ type = {l}.types.lazyAttrsOf {l}.types.anything; default = {{ }}; }};
-        options.systemd.timers = {l}.mkOption {{ type = {l}.types.attrsOf ({l}.types.lazyAttrsOf {l}.types.anything); default = {{ }}; }};
       }}"
     )
 }
