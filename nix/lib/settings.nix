@@ -95,7 +95,7 @@ let
       ) "${at}.restic.passwordFile: must be set when a restic repository is"
       ++ optional (
         uses "barman" && !(postgresql ? ${name})
-      ) ''${at}.sources: lists "barman", which restores a PostgreSQL cluster from the archive modules.database.postgresql.pitr configures, and that module does not configure one for ${name}''
+      ) ''${at}.sources: lists "barman", but no PostgreSQL cluster is configured on ${name}: the barman source restores the postgres-data dataset of modules.database.postgresql.pitr from its archive''
     );
 
   # The names persistctl derives (src/config.rs derived_datasets): with a replica source, the staging

@@ -244,6 +244,7 @@ in
     ../../nix/lib/nixpkgs-services.nix
     ../../nix/modules/storage-datasets
     ../../nix/modules/notifications
+    ../../nix/modules/postgresql-pitr
     { _module.args = { inherit pkgs utils; }; }
   ]
   ++ lib.toList configuration;
