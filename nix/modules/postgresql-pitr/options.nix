@@ -129,7 +129,8 @@ in
       point-in-time recovery for `services.postgresql` with barman-cloud: WAL archived continuously
       (`archive_command`), base backups on a timer, and a restore of an empty `postgres-data` dataset
       (to the end of the archive, or to `targetTime`) before PostgreSQL starts. The PostgreSQL datasets
-      are never put into a restic job'';
+      are kept out of the restic jobs this project generates (a `services.restic.backups` job written
+      by hand over their parent must exclude them itself)'';
 
     s3Bucket = mkOption {
       type = types.nullOr t.s3Bucket;
@@ -357,7 +358,8 @@ in
         A libpq password file (`PGPASSFILE`, lines `host:port:database:user:password`) for the base
         backup's connection to PostgreSQL, for servers where peer authentication over the Unix socket
         (nixpkgs' default for the `postgres` user) is not used. It is not the archive's credentials
-        (those are `environmentFile`). Null: peer authentication. Refused when it is in the Nix store.
+        (those are `environmentFile`). libpq ignores a password file whose mode allows group or other
+        access (keep it 0600). Null: peer authentication. Refused when it is in the Nix store.
       '';
     };
 
