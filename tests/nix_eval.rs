@@ -357,6 +357,7 @@ const BAD_CONFIGS: &[(&str, &[&str])] = &[
         "pitr-restic-on-postgres-data",
         &["modules.storage.datasets.services.postgres-data.backup.restic.enable", "backed up by barman-cloud"],
     ),
+    ("pitr-wal-timeout", &["`modules.database.postgresql.pitr.walTimeout'", "from 1 to 86400 (1 day)"]),
     ("pitr-wal-level-minimal", &["services.postgresql.settings.wal_level is \"minimal\"", "\"replica\""]),
 ];
 
@@ -749,8 +750,8 @@ fn every_generated_oneshot_has_a_finite_start_timeout() {
     }
     assert_eq!(got["persistctl-status"], 600);
     assert_eq!(got["persistctl-status-deadman"], 60);
-    assert_eq!(got["postgresql-base-backup"], 6 * 3600);
-    assert_eq!(got["postgresql-retention"], 3600);
+    assert_eq!(got["postgresql-base-backup"], 6 * 3600 + 60);
+    assert_eq!(got["postgresql-retention"], 3600 + 60);
     assert_eq!(got["preseed@postgres-data"], 6 * 3600 + 60);
 }
 
@@ -1561,9 +1562,9 @@ fn pitr_nixos_wiring_archives_wal_and_makes_the_backup_units() {
     let argv = "/nix/store/00000000000000000000000000000000-persistctl-0.1.0/bin/persistctl \
                 --config /nix/store/00000000000000000000000000000000-persistctl-config.json";
     let backup = &units["postgresql-base-backup"];
-    assert_eq!(backup["serviceConfig"]["ExecStart"], format!("{argv} pg-base-backup postgres-data"));
+    assert_eq!(backup["serviceConfig"]["ExecStart"], format!("{argv} pg-base-backup postgres-data --timeout 21600"));
     assert_eq!(backup["serviceConfig"]["Type"], "oneshot");
-    assert_eq!(backup["serviceConfig"]["TimeoutStartSec"], 6 * 3600);
+    assert_eq!(backup["serviceConfig"]["TimeoutStartSec"], 6 * 3600 + 60, "persistctl's own timeout first");
     assert_eq!(strings(&backup["requires"]), ["postgresql.service"]);
     assert!(strings(&backup["after"]).contains(&"postgresql.service"));
     assert!(strings(&backup["after"]).contains(&"network-online.target"));
@@ -1577,7 +1578,7 @@ fn pitr_nixos_wiring_archives_wal_and_makes_the_backup_units() {
     let after_restore = &units["postgresql-base-backup-after-restore"];
     assert_eq!(
         after_restore["serviceConfig"]["ExecStart"],
-        format!("{argv} pg-base-backup --if-restored postgres-data")
+        format!("{argv} pg-base-backup --if-restored postgres-data --timeout 21600")
     );
     assert_eq!(
         strings(&after_restore["wantedBy"]),
@@ -1586,11 +1587,11 @@ fn pitr_nixos_wiring_archives_wal_and_makes_the_backup_units() {
     );
     assert_eq!(strings(&after_restore["requires"]), ["postgresql.service"]);
     assert!(strings(&after_restore["after"]).contains(&"postgresql.service"));
-    assert_eq!(after_restore["serviceConfig"]["TimeoutStartSec"], 6 * 3600);
+    assert_eq!(after_restore["serviceConfig"]["TimeoutStartSec"], 6 * 3600 + 60);
 
     let retention = &units["postgresql-retention"];
-    assert_eq!(retention["serviceConfig"]["ExecStart"], format!("{argv} pg-retention postgres-data"));
-    assert_eq!(retention["serviceConfig"]["TimeoutStartSec"], 3600);
+    assert_eq!(retention["serviceConfig"]["ExecStart"], format!("{argv} pg-retention postgres-data --timeout 3600"));
+    assert_eq!(retention["serviceConfig"]["TimeoutStartSec"], 3600 + 60);
     assert_eq!(got["timers"]["postgresql-retention"]["timerConfig"]["OnCalendar"], "daily");
 
     // Every unit that runs barman-cloud finds it, and setpriv for dropping to postgres.
@@ -1643,7 +1644,9 @@ fn pitr_units_and_settings_follow_the_options() {
         format!("{BARMAN_BIN}/barman-cloud-wal-archive s3://pitr pg-main %p")
     );
     assert_eq!(got["timers"]["postgresql-base-backup"]["timerConfig"]["OnCalendar"], "*-*-* 02:30:00");
-    assert_eq!(got["units"]["postgresql-base-backup"]["serviceConfig"]["TimeoutStartSec"], 600);
+    assert_eq!(got["units"]["postgresql-base-backup"]["serviceConfig"]["TimeoutStartSec"], 660);
+    let exec = got["units"]["postgresql-base-backup"]["serviceConfig"]["ExecStart"].as_str().unwrap_or_default();
+    assert!(exec.ends_with(" pg-base-backup postgres-data --timeout 600"), "{exec}");
 
     // The default archive_command, one case per option that changes it.
     let command = |pitr: &str| {

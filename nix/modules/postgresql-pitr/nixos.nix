@@ -52,7 +52,9 @@ let
   onFailure = optional (config.modules.notifications.enable or false) "notify@%n.service";
 
   # A persistctl oneshot that talks to the archive: after the network, never restarted by a switch
-  # (that would kill a base backup half-way), with a start timeout (a oneshot has none by default).
+  # (that would kill a base backup half-way), with a start timeout (a oneshot has none by default):
+  # persistctl's own `--timeout` plus 60 s, so persistctl stops the barman-cloud child and says so
+  # before systemd kills the lot.
   archiveOneshot =
     {
       description,
@@ -68,8 +70,14 @@ let
         restartIfChanged = false;
         serviceConfig = {
           Type = "oneshot";
-          ExecStart = persistctlArgv args;
-          TimeoutStartSec = timeout;
+          ExecStart = persistctlArgv (
+            args
+            ++ [
+              "--timeout"
+              (toString timeout)
+            ]
+          );
+          TimeoutStartSec = timeout + 60;
         };
       }
     ];

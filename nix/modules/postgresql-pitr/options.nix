@@ -245,8 +245,9 @@ in
       defaultText = literalExpression "6 * 3600";
       example = 12 * 3600;
       description = ''
-        Time limit of one base backup, in seconds: `TimeoutStartSec` of
-        `postgresql-base-backup.service` and `postgresql-base-backup-after-restore.service`.
+        Time limit of one base backup, in seconds: `persistctl pg-base-backup --timeout` in
+        `postgresql-base-backup.service` and `postgresql-base-backup-after-restore.service`, whose
+        `TimeoutStartSec` is this plus 60 seconds (so persistctl's own timeout fires first).
       '';
     };
 
@@ -292,7 +293,7 @@ in
       type = t.timeoutSeconds;
       default = 3600;
       example = 7200;
-      description = "Time limit of one retention run, in seconds (`TimeoutStartSec`).";
+      description = "Time limit of one retention run, in seconds: `persistctl pg-retention --timeout` (the unit's `TimeoutStartSec` is 60 seconds more).";
     };
 
     targetTime = mkOption {
@@ -341,7 +342,10 @@ in
     };
 
     walTimeout = mkOption {
-      type = t.timeoutSeconds;
+      # `persistctl pg-wal-restore --timeout` takes at most a day (core/src/config/barman.rs).
+      type = types.ints.between 1 86400 // {
+        description = "number of seconds, from 1 to 86400 (1 day)";
+      };
       default = 300;
       example = 120;
       description = ''
