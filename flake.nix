@@ -80,11 +80,15 @@
         replication-zfs = {
           imports = [ ./nix/modules/replication ];
         };
+        postgresql-pitr = {
+          imports = [ ./nix/modules/postgresql-pitr ];
+        };
         default = {
           imports = [
             ./nix/modules/storage-datasets
             ./nix/modules/notifications
             ./nix/modules/replication
+            ./nix/modules/postgresql-pitr
           ];
         };
       };
@@ -101,6 +105,7 @@
 
           eval-forge = evalCheck pkgs "forge" ./examples/forge.nix;
           eval-luna = evalCheck pkgs "luna" ./examples/luna.nix;
+          eval-db = evalCheck pkgs "db" ./examples/db.nix;
 
           # The committed fixtures (applied by the real-ZFS tests) are what the examples render.
           rendered-fixtures =
@@ -112,6 +117,7 @@
             in
             assert lib.assertMsg (current "forge") "tests/fixtures/rendered/forge.json is stale: run tests/nix/update-fixtures.sh";
             assert lib.assertMsg (current "luna") "tests/fixtures/rendered/luna.json is stale: run tests/nix/update-fixtures.sh";
+            assert lib.assertMsg (current "db") "tests/fixtures/rendered/db.json is stale: run tests/nix/update-fixtures.sh";
             pkgs.runCommand "persistctl-rendered-fixtures" { } "touch $out";
 
           # Every wrong value in tests/nix/bad fails evaluation (the messages are checked by

@@ -11,6 +11,7 @@ let
       ./modules/storage-datasets/presets.nix
       ./modules/notifications/options.nix
       ./modules/replication/options.nix
+      ./modules/postgresql-pitr/options.nix
       ./lib/nixos-stubs.nix
       { _module.args.pkgs = throw "nix/docs.nix evaluates without pkgs"; }
     ];
@@ -33,6 +34,12 @@ let
   replicationOptions = optionsUnder [
     "modules"
     "replication"
+  ];
+  pitrOptions = optionsUnder [
+    "modules"
+    "database"
+    "postgresql"
+    "pitr"
   ];
 
   # literalExpression/literalMD values as rendered by lib (renderOptionValue).
@@ -104,3 +111,14 @@ in
 
 ''
 + lib.concatMapStrings section replicationOptions
++ ''
+  # `modules.database.postgresql.pitr` options
+
+  PostgreSQL point-in-time recovery with barman-cloud: WAL archiving, base backups, retention, and a
+  restore of an empty `postgres-data` dataset before `postgresql.service` starts. The units it makes:
+  `postgresql-base-backup.service` (and `.timer`), `postgresql-base-backup-after-restore.service`,
+  `postgresql-retention.service` (and `.timer`, when `retention` is set); the restore is the
+  `barman` source of `preseed@postgres-data.service`.
+
+''
++ lib.concatMapStrings section pitrOptions

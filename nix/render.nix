@@ -8,7 +8,7 @@
 #     }'
 #
 # `configuration` is a module or a list of modules (paths, attrsets or functions). Besides
-# modules.storage.*, they may enable the nixpkgs services the presets follow (services.sonarr.enable
+# modules.storage.* (and modules.notifications, modules.database.postgresql.pitr), they may enable the nixpkgs services the presets follow (services.sonarr.enable
 # and so on); other NixOS settings are accepted and ignored (nix/lib/nixos-stubs.nix). The result is
 # exactly what the NixOS module writes to /etc/persistctl/config.json.
 {
@@ -21,6 +21,7 @@ let
       ./modules/storage-datasets/options.nix
       ./modules/storage-datasets/presets.nix
       ./modules/notifications/options.nix
+      ./modules/postgresql-pitr/options.nix
       ./lib/nixos-stubs.nix
       {
         _module.args = {
@@ -32,5 +33,10 @@ let
     ]
     ++ lib.toList configuration;
   };
+  # What the NixOS half asserts for modules.database.postgresql.pitr, thrown here.
+  pitrErrors = eval.config.modules.database.postgresql.pitr.rendered.errors;
 in
-eval.config.modules.storage.datasets.settings
+if pitrErrors != [ ] then
+  throw "modules.database.postgresql.pitr:\n${lib.concatMapStrings (e: "  - ${e}\n") pitrErrors}"
+else
+  eval.config.modules.storage.datasets.settings

@@ -241,7 +241,7 @@ fn rendered_fixtures_are_current() {
         .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".nix").map(String::from))
         .collect();
     hosts.sort();
-    assert_eq!(hosts, ["forge", "luna"]);
+    assert_eq!(hosts, ["db", "forge", "luna"]);
     for host in &hosts {
         let text = std::fs::read_to_string(fixture(host))
             .unwrap_or_else(|e| panic!("Failed to read {}: {e}", fixture(host).display()));
@@ -323,6 +323,42 @@ const BAD_CONFIGS: &[(&str, &[&str])] = &[
     ("notifications-without-storage", &["modules.notifications needs modules.storage.datasets.enable"]),
     ("notifications-ntfy-url", &["`modules.notifications.backends.ntfy.phone.url'", "http:// or https:// URL"]),
     ("property-dedup", &["modules.storage.datasets.services.app.properties.\"dedup\"", "\"edonr\" is not one of"]),
+    (
+        "preseed-barman-without-pitr",
+        &[
+            "modules.storage.datasets.services.app.preseed.sources",
+            "lists \"barman\"",
+            "modules.database.postgresql.pitr",
+        ],
+    ),
+    ("pitr-without-destination", &["modules.database.postgresql.pitr: set s3Bucket", "or destination"]),
+    ("pitr-two-destinations", &["modules.database.postgresql.pitr: set s3Bucket or destination, not both"]),
+    (
+        "pitr-destination-without-scheme",
+        &["`modules.database.postgresql.pitr.destination'", "barman-cloud destination URL", "\"homelab-pitr/db\""],
+    ),
+    ("pitr-s3-bucket-with-scheme", &["`modules.database.postgresql.pitr.s3Bucket'", "without \"s3://\""]),
+    ("pitr-environment-file-in-store", &["modules.database.postgresql.pitr.environmentFile", "is in the Nix store"]),
+    ("pitr-password-file-in-store", &["modules.database.postgresql.pitr.passwordFile", "is in the Nix store"]),
+    ("pitr-without-postgresql", &["modules.database.postgresql.pitr needs services.postgresql.enable = true"]),
+    ("pitr-without-storage", &["modules.database.postgresql.pitr needs modules.storage.datasets.enable = true"]),
+    ("pitr-preset-off", &["modules.database.postgresql.pitr needs modules.storage.datasets.presets.postgresql.enable"]),
+    (
+        "pitr-data-dir-elsewhere",
+        &["services.postgresql.dataDir is /srv/pgdata", "not the postgres-data dataset's /persist/postgres-data"],
+    ),
+    ("pitr-retention", &["`modules.database.postgresql.pitr.retention'", "barman retention policy", "\"30 DAYS\""]),
+    (
+        "pitr-target-time-without-offset",
+        &["`modules.database.postgresql.pitr.targetTime'", "RFC 3339 time with an offset"],
+    ),
+    ("pitr-server-name", &["`modules.database.postgresql.pitr.serverName'", "barman server name", "\"pg/main\""]),
+    (
+        "pitr-restic-on-postgres-data",
+        &["modules.storage.datasets.services.postgres-data.backup.restic.enable", "backed up by barman-cloud"],
+    ),
+    ("pitr-wal-timeout", &["`modules.database.postgresql.pitr.walTimeout'", "from 1 to 86400 (1 day)"]),
+    ("pitr-wal-level-minimal", &["services.postgresql.settings.wal_level is \"minimal\"", "\"replica\""]),
 ];
 
 #[test]
@@ -675,6 +711,7 @@ fn every_generated_oneshot_has_a_finite_start_timeout() {
     let configuration = format!(
         r#"[ ./nix/modules/replication ({stubs}) (import ./examples/forge.nix) {{
              services.postgresql.enable = true;
+             modules.database.postgresql.pitr = {{ enable = true; s3Bucket = "pitr/forge"; retention = "REDUNDANCY 3"; }};
              modules.notifications = {{ enable = true; backends.ntfy.phone = {{ url = "https://ntfy.sh"; topic = "t"; }}; }};
              modules.replication.zfs = {{ enable = true; syncoid = {{ enable = true; destination = "backup/replica"; }}; }};
            }} ]"#,
@@ -699,6 +736,10 @@ fn every_generated_oneshot_has_a_finite_start_timeout() {
             "notify@",
             "persistctl-status",
             "persistctl-status-deadman",
+            "postgresql-base-backup",
+            "postgresql-base-backup-after-restore",
+            "postgresql-retention",
+            "preseed@postgres-data",
             "preseed@sonarr",
             "restic-backups-sonarr",
             "zfs-service-datasets"
@@ -709,6 +750,9 @@ fn every_generated_oneshot_has_a_finite_start_timeout() {
     }
     assert_eq!(got["persistctl-status"], 600);
     assert_eq!(got["persistctl-status-deadman"], 60);
+    assert_eq!(got["postgresql-base-backup"], 6 * 3600 + 60);
+    assert_eq!(got["postgresql-retention"], 3600 + 60);
+    assert_eq!(got["preseed@postgres-data"], 6 * 3600 + 60);
 }
 
 #[test]
@@ -832,7 +876,8 @@ fn flake_outputs_have_the_promised_shape() {
     }
     assert_eq!(
         got["modules"],
-        serde_json::json!({ "default": true, "storage-datasets": true, "notifications": true, "replication-zfs": true }),
+        serde_json::json!({ "default": true, "storage-datasets": true, "notifications": true, "replication-zfs": true,
+                            "postgresql-pitr": true }),
         "attrsets, not paths"
     );
     assert_eq!(got["overlay"], true);
@@ -840,6 +885,7 @@ fn flake_outputs_have_the_promised_shape() {
         "package",
         "eval-forge",
         "eval-luna",
+        "eval-db",
         "rendered-fixtures",
         "bad-configs-fail",
         "vm-first-boot",
@@ -888,7 +934,7 @@ fn every_option_has_a_description_and_an_example() {
 #[test]
 fn rendered_fixtures_pass_check_config() {
     let bin = env!("CARGO_BIN_EXE_persistctl");
-    for host in ["forge", "luna"] {
+    for host in ["db", "forge", "luna"] {
         let out = Command::new(bin).arg("check-config").arg(fixture(host)).output().expect("persistctl runs");
         assert!(
             out.status.success(),
@@ -1185,13 +1231,13 @@ fn syncoid_commands_and_monitoring_targets_for_local_and_remote_destinations() {
     assert!(err.contains("syncoid.destination: must be set"), "{err}");
 }
 
-/// Stand-ins for nixpkgs' sanoid, syncoid and timers options (a module; `l` is the lib expression).
+/// Stand-ins for nixpkgs' sanoid and syncoid options (a module; `l` is the lib expression). The
+/// miniature NixOS declares `systemd.timers` itself.
 fn replication_stubs(l: &str) -> String {
     format!(
         "{{ ... }}: {{
         options.services.sanoid = {l}.mkOption {{ type = {l}.types.lazyAttrsOf {l}.types.anything; default = {{ }}; }};
         options.services.syncoid = {l}.mkOption {{ type = {l}.types.lazyAttrsOf {l}.types.anything; default = {{ }}; }};
-        options.systemd.timers = {l}.mkOption {{ type = {l}.types.attrsOf ({l}.types.lazyAttrsOf {l}.types.anything); default = {{ }}; }};
       }}"
     )
 }
@@ -1374,7 +1420,385 @@ fn notify_unit_timeout_uses_the_binarys_worst_case() {
         lib_expr(&lib)
     ));
     assert_eq!(unit, d);
-    for host in ["forge", "luna"] {
+    for host in ["db", "forge", "luna"] {
         assert_eq!(check_config_json(&fixture(host))["notifications"], Value::Null, "{host}");
     }
+}
+
+// ---- modules.database.postgresql.pitr --------------------------------------------------------------
+
+/// A PostgreSQL host with point-in-time recovery; `pitr` is added to the module's settings.
+fn pitr_host(pitr: &str) -> String {
+    format!(
+        "{{ modules.storage.datasets.enable = true; services.postgresql.enable = true;
+             modules.database.postgresql.pitr = {{ enable = true; {pitr} }}; }}"
+    )
+}
+
+/// `persistctl check-config` on a config object: the binary reads what the module writes.
+fn assert_check_config_accepts(config: &Value) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("Failed to make a temporary directory: {e}"));
+    let file = dir.path().join("config.json");
+    std::fs::write(&file, config.to_string()).unwrap_or_else(|e| panic!("Failed to write {}: {e}", file.display()));
+    let out = Command::new(env!("CARGO_BIN_EXE_persistctl"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("Failed to run persistctl: {e}"));
+    assert!(out.status.success(), "check-config refuses {config:#}:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+const BARMAN_BIN: &str = "/nix/store/00000000000000000000000000000000-barman-3.19.1/bin";
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn pitr_renders_the_postgresql_section_and_the_restore_that_check_config_accepts() {
+    let lib = nixpkgs_lib();
+    let config = render(&lib, &pitr_host(r#"s3Bucket = "homelab-pitr/db";"#)).unwrap_or_else(|e| panic!("{e}"));
+    let preseed = &service(&config, "postgres-data")["preseed"];
+    assert_eq!(preseed["enable"], true);
+    assert_eq!(strings(&preseed["sources"]), ["barman"]);
+    assert_eq!(strings(&preseed["dataMarkers"]), ["PG_VERSION"], "a dataset without PG_VERSION is not a cluster");
+    assert_eq!(preseed["allowEmptyBootstrap"], false, "an empty archive fails closed");
+    assert_eq!(preseed["timeout"], 6 * 3600);
+    assert!(service(&config, "postgres-wal")["preseed"].is_null(), "pg_wal comes with the restore of PGDATA");
+    let pg = &config["postgresql"]["postgres-data"];
+    assert_eq!(
+        pg["archive"],
+        serde_json::json!({ "destination": "s3://homelab-pitr/db", "serverName": "pg-main", "endpointUrl": null,
+                            "cloudProvider": null, "environmentFile": null })
+    );
+    assert_eq!(
+        pg["binDir"], "/nix/store/00000000000000000000000000000000-postgresql-17/bin",
+        "render.nix's placeholder"
+    );
+    assert_eq!(
+        (pg["user"].as_str(), pg["socketDir"].as_str(), pg["port"].as_u64()),
+        (Some("postgres"), Some("/run/postgresql"), Some(5432))
+    );
+    assert_eq!(pg["walService"], "postgres-wal");
+    assert_eq!(pg["walTimeout"], 300);
+    for absent in ["targetTime", "backupId", "passwordFile", "compression", "retention"] {
+        assert!(pg[absent].is_null(), "{absent}: {pg:#}");
+    }
+    assert_eq!(config["postgresql"].as_object().map(serde_json::Map::len), Some(1));
+    assert_check_config_accepts(&config);
+
+    // Every field the options reach, and what follows from the server's own settings.
+    let config = render(
+        &lib,
+        r#"{ modules.storage.datasets = { enable = true; presets.postgresql.separateWal = false; };
+             services.postgresql = { enable = true; settings = { port = 5433; unix_socket_directories = "/run/pg, /tmp"; }; };
+             modules.database.postgresql.pitr = {
+               enable = true; destination = "gs://homelab-pitr/db"; cloudProvider = "google-cloud-storage";
+               endpointUrl = "https://storage.example.net"; environmentFile = "/run/secrets/pitr.env"; serverName = "db-2";
+               targetTime = "2026-12-01T21:27:59.5+01:00"; backupId = "20261201T212759"; passwordFile = "/run/secrets/pgpass";
+               compression = "bzip2"; retention = "REDUNDANCY 3"; walTimeout = 60; restoreTimeout = 7200; allowEmptyBootstrap = true;
+             }; }"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let pg = &config["postgresql"]["postgres-data"];
+    assert_eq!(
+        pg,
+        &serde_json::json!({
+            "archive": { "destination": "gs://homelab-pitr/db", "serverName": "db-2", "endpointUrl": "https://storage.example.net",
+                         "cloudProvider": "google-cloud-storage", "environmentFile": "/run/secrets/pitr.env" },
+            "targetTime": "2026-12-01T21:27:59.5+01:00", "backupId": "20261201T212759",
+            "binDir": "/nix/store/00000000000000000000000000000000-postgresql-17/bin",
+            "user": "postgres", "socketDir": "/run/pg", "port": 5433, "passwordFile": "/run/secrets/pgpass",
+            "compression": "bzip2", "retention": "REDUNDANCY 3", "walService": null, "walTimeout": 60
+        })
+    );
+    let preseed = &service(&config, "postgres-data")["preseed"];
+    assert_eq!((preseed["timeout"].as_u64(), preseed["allowEmptyBootstrap"].as_bool()), (Some(7200), Some(true)));
+    assert!(config["datasets"]["services"].get("postgres-wal").is_none());
+    assert_check_config_accepts(&config);
+
+    // Off: no section, no restore; the preset alone is what it was.
+    let off = render(&lib, "{ modules.storage.datasets.enable = true; services.postgresql.enable = true; }")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(off.get("postgresql").is_none(), "{off:#}");
+    assert!(service(&off, "postgres-data")["preseed"].is_null());
+
+    // render.nix reports the module's own problems, as the NixOS half asserts them.
+    let err = render(&lib, &pitr_host(r#"s3Bucket = "a"; destination = "s3://b";"#)).expect_err("two destinations");
+    assert!(err.contains("modules.database.postgresql.pitr: set s3Bucket or destination, not both"), "{err}");
+}
+
+/// The parts of the miniature NixOS the PITR wiring touches.
+const PITR_SELECT: &str =
+    "c: { settings = c.services.postgresql.settings; units = c.systemd.services; timers = c.systemd.timers;
+                                 failed = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions); }";
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn pitr_nixos_wiring_archives_wal_and_makes_the_backup_units() {
+    let lib = nixpkgs_lib();
+    let db = nix_path(&repo().join("examples/db.nix"));
+    let got = fake_nixos(&lib, &db, PITR_SELECT);
+    assert_eq!(got["failed"], serde_json::json!([]));
+
+    let settings = &got["settings"];
+    assert_eq!(settings["wal_level"], "replica");
+    assert_eq!(settings["archive_mode"], "on");
+    assert_eq!(
+        settings["archive_command"],
+        format!(
+            "{BARMAN_BIN}/barman-cloud-wal-archive --endpoint-url http://nas.lan:9000 --gzip s3://homelab-pitr/db pg-main %p"
+        ),
+        "the server name is there (the seed's command lacked it)"
+    );
+    assert_eq!(settings["archive_timeout"], "5min");
+    assert_eq!(settings["max_wal_senders"], 3);
+
+    let units = &got["units"];
+    // The credentials reach archive_command through the server's environment, never its argv; the
+    // sandbox is nixpkgs' own (nothing relaxed on a guess).
+    let server = &units["postgresql"]["serviceConfig"];
+    assert_eq!(strings(&server["EnvironmentFile"]), ["/run/secrets/pitr.env"]);
+    assert!(!settings["archive_command"].as_str().unwrap().contains("pitr.env"));
+    assert_eq!(strings(&server["SystemCallFilter"]), ["@system-service", "~@privileged", "~@resources"]);
+
+    let argv = "/nix/store/00000000000000000000000000000000-persistctl-0.1.0/bin/persistctl \
+                --config /nix/store/00000000000000000000000000000000-persistctl-config.json";
+    let backup = &units["postgresql-base-backup"];
+    assert_eq!(backup["serviceConfig"]["ExecStart"], format!("{argv} pg-base-backup postgres-data --timeout 21600"));
+    assert_eq!(backup["serviceConfig"]["Type"], "oneshot");
+    assert_eq!(backup["serviceConfig"]["TimeoutStartSec"], 6 * 3600 + 60, "persistctl's own timeout first");
+    assert_eq!(strings(&backup["requires"]), ["postgresql.service"]);
+    assert!(strings(&backup["after"]).contains(&"postgresql.service"));
+    assert!(strings(&backup["after"]).contains(&"network-online.target"));
+    assert_eq!(backup["restartIfChanged"], false, "a switch must not kill a base backup half-way");
+    assert_eq!(
+        got["timers"]["postgresql-base-backup"]["timerConfig"],
+        serde_json::json!({ "OnCalendar": "daily", "Persistent": true })
+    );
+    assert_eq!(strings(&got["timers"]["postgresql-base-backup"]["wantedBy"]), ["timers.target"]);
+
+    let after_restore = &units["postgresql-base-backup-after-restore"];
+    assert_eq!(
+        after_restore["serviceConfig"]["ExecStart"],
+        format!("{argv} pg-base-backup --if-restored postgres-data --timeout 21600")
+    );
+    assert_eq!(
+        strings(&after_restore["wantedBy"]),
+        ["postgresql.service"],
+        "runs on every start, a no-op unless restored"
+    );
+    assert_eq!(strings(&after_restore["requires"]), ["postgresql.service"]);
+    assert!(strings(&after_restore["after"]).contains(&"postgresql.service"));
+    assert_eq!(after_restore["serviceConfig"]["TimeoutStartSec"], 6 * 3600 + 60);
+
+    let retention = &units["postgresql-retention"];
+    assert_eq!(retention["serviceConfig"]["ExecStart"], format!("{argv} pg-retention postgres-data --timeout 3600"));
+    assert_eq!(retention["serviceConfig"]["TimeoutStartSec"], 3600 + 60);
+    assert_eq!(got["timers"]["postgresql-retention"]["timerConfig"]["OnCalendar"], "daily");
+
+    // Every unit that runs barman-cloud finds it, and setpriv for dropping to postgres.
+    for name in [
+        "preseed@postgres-data",
+        "postgresql-base-backup",
+        "postgresql-base-backup-after-restore",
+        "postgresql-retention",
+    ] {
+        let unit = &units[name];
+        assert_eq!(unit["environment"]["PERSISTCTL_BARMAN_DIR"], BARMAN_BIN, "{name}");
+        let path = strings(&unit["path"]);
+        assert!(path.iter().any(|p| p.ends_with("-barman-3.19.1")), "{name}: {path:?}");
+        assert!(path.iter().any(|p| p.ends_with("-util-linux-2.41")), "{name}: {path:?}");
+        assert!(
+            unit.get("onFailure").is_none_or(|v| strings(v).is_empty()),
+            "no notify@ without modules.notifications"
+        );
+    }
+    // The restore talks to the archive: after the network, before the server (which requires it).
+    let preseed = &units["preseed@postgres-data"];
+    assert!(strings(&preseed["after"]).contains(&"network-online.target"), "{preseed:#}");
+    assert_eq!(strings(&preseed["before"]), ["postgresql.service"]);
+    assert!(strings(&units["postgresql"]["requires"]).contains(&"preseed@postgres-data.service"));
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn pitr_units_and_settings_follow_the_options() {
+    let lib = nixpkgs_lib();
+    // No retention: no retention unit or timer; no credentials file: no EnvironmentFile=.
+    let got = fake_nixos(
+        &lib,
+        &format!(
+            "[ ({}) {{ services.postgresql.settings = {{ max_wal_senders = 10; wal_level = \"logical\"; }}; }} ]",
+            pitr_host(
+                r#"destination = "s3://pitr"; archiveTimeout = 60; baseBackupSchedule = "*-*-* 02:30:00"; baseBackupTimeout = 600;"#
+            )
+        ),
+        PITR_SELECT,
+    );
+    assert_eq!(got["failed"], serde_json::json!([]));
+    assert!(got["units"].get("postgresql-retention").is_none() && got["timers"].get("postgresql-retention").is_none());
+    assert!(got["units"]["postgresql"]["serviceConfig"].get("EnvironmentFile").is_none());
+    assert_eq!(got["settings"]["max_wal_senders"], 10, "the seed's 3 is only a default");
+    assert_eq!(got["settings"]["wal_level"], "logical", "logical archives too");
+    assert_eq!(got["settings"]["archive_timeout"], 60);
+    assert_eq!(
+        got["settings"]["archive_command"],
+        format!("{BARMAN_BIN}/barman-cloud-wal-archive s3://pitr pg-main %p")
+    );
+    assert_eq!(got["timers"]["postgresql-base-backup"]["timerConfig"]["OnCalendar"], "*-*-* 02:30:00");
+    assert_eq!(got["units"]["postgresql-base-backup"]["serviceConfig"]["TimeoutStartSec"], 660);
+    let exec = got["units"]["postgresql-base-backup"]["serviceConfig"]["ExecStart"].as_str().unwrap_or_default();
+    assert!(exec.ends_with(" pg-base-backup postgres-data --timeout 600"), "{exec}");
+
+    // The default archive_command, one case per option that changes it.
+    let command = |pitr: &str| {
+        let got = fake_nixos(&lib, &pitr_host(pitr), "c: c.services.postgresql.settings.archive_command");
+        got.as_str().expect("a string").to_string()
+    };
+    let archive = format!("{BARMAN_BIN}/barman-cloud-wal-archive");
+    for (pitr, args) in [
+        (r#"s3Bucket = "pitr";"#, "s3://pitr pg-main"),
+        (r#"s3Bucket = "pitr/a/b"; serverName = "db.1";"#, "s3://pitr/a/b db.1"),
+        (r#"s3Bucket = "pitr"; compression = "gzip";"#, "--gzip s3://pitr pg-main"),
+        (r#"s3Bucket = "pitr"; compression = "bzip2";"#, "--bzip2 s3://pitr pg-main"),
+        (r#"s3Bucket = "pitr"; compression = "snappy";"#, "--snappy s3://pitr pg-main"),
+        (r#"s3Bucket = "pitr"; compression = "lz4";"#, "--lz4 s3://pitr pg-main"),
+        (
+            r#"destination = "https://acct.blob.core.windows.net/pitr"; cloudProvider = "azure-blob-storage";"#,
+            "--cloud-provider azure-blob-storage https://acct.blob.core.windows.net/pitr pg-main",
+        ),
+        (
+            r#"s3Bucket = "pitr"; cloudProvider = "aws-s3"; endpointUrl = "http://127.0.0.1:9000";"#,
+            "--cloud-provider aws-s3 --endpoint-url http://127.0.0.1:9000 s3://pitr pg-main",
+        ),
+    ] {
+        assert_eq!(command(pitr), format!("{archive} {args} %p"), "{pitr}");
+    }
+    assert_eq!(command(r#"s3Bucket = "pitr"; walArchiveCommand = "/bin/archive %p";"#), "/bin/archive %p");
+
+    // With modules.notifications, a failed backup, restore-backup or retention run notifies.
+    let notified = fake_nixos(
+        &lib,
+        &format!(
+            r#"[ ({}) {{ modules.notifications = {{ enable = true; backends.ntfy.phone = {{ url = "https://ntfy.sh"; topic = "t"; }}; }}; }} ]"#,
+            pitr_host(r#"s3Bucket = "pitr"; retention = "REDUNDANCY 2";"#)
+        ),
+        "c: builtins.mapAttrs (_: u: u.onFailure) { inherit (c.systemd.services) postgresql-base-backup postgresql-base-backup-after-restore postgresql-retention; }",
+    );
+    for (name, on_failure) in notified.as_object().expect("units") {
+        assert_eq!(strings(on_failure), ["notify@%n.service"], "{name}");
+    }
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn pitr_keeps_the_postgresql_datasets_out_of_restic_jobs() {
+    let lib = nixpkgs_lib();
+    // A dataset mounted above PGDATA, with a restic job: restic would descend into the mounted
+    // cluster (it crosses file systems). sonarr's job is beside it, not above.
+    let got = fake_nixos(
+        &lib,
+        &format!(
+            r#"[ (import ./examples/forge.nix) ({}) {{
+                 modules.storage.datasets.services.db = {{
+                   mountpoint = "/srv/db";
+                   backup.restic = {{ enable = true; repository = "/srv/restic/db"; passwordFile = "/run/secrets/r"; exclude = [ "**/*.tmp" ]; }};
+                 }};
+                 modules.storage.datasets.services.postgres-data.mountpoint = "/srv/db/pg[main]";
+               }} ]"#,
+            pitr_host(r#"s3Bucket = "pitr";"#)
+        ),
+        "c: { jobs = builtins.mapAttrs (_: j: { inherit (j) paths exclude; }) c.services.restic.backups;
+              dataDir = c.services.postgresql.dataDir; }",
+    );
+    assert_eq!(got["dataDir"], "/srv/db/pg[main]");
+    let jobs = &got["jobs"];
+    let mut names: Vec<&String> = jobs.as_object().expect("jobs").keys().collect();
+    names.sort();
+    assert_eq!(names, ["db", "sonarr"], "no job of postgres-data or postgres-wal");
+    assert_eq!(strings(&jobs["db"]["paths"]), ["/srv/db"]);
+    assert_eq!(
+        strings(&jobs["db"]["exclude"]),
+        ["**/*.tmp", "/srv/db/pg\\[main]"],
+        "a literal pattern, after the host's own"
+    );
+    assert_eq!(
+        strings(&jobs["sonarr"]["exclude"]),
+        ["**/.cache", "**/*.tmp"],
+        "nothing of PostgreSQL below /persist/sonarr"
+    );
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn the_fake_postgresql_options_are_as_strict_as_nixpkgs() {
+    let lib = nixpkgs_lib();
+    let try_host = |extra: &str| {
+        eval(&format!(
+            "let config = import {} {{ lib = {}; configuration = [ ({}) {{ {extra} }} ]; }}; in builtins.deepSeq \
+             {{ s = config.services.postgresql.settings; f = config.systemd.services.postgresql.serviceConfig.SystemCallFilter; }} \
+             config.systemd.services.postgresql.serviceConfig.SystemCallFilter",
+            nix_path(&repo().join("tests/nix/fake-nixos.nix")),
+            lib_expr(&lib),
+            pitr_host(r#"s3Bucket = "pitr";"#)
+        ))
+    };
+    // nixpkgs: settings are scalars; `port` is a port; a filter entry is a bool or { enable; priority; }.
+    for (bad, option) in [
+        (r#"services.postgresql.settings.archive_library = [ "x" ];"#, "services.postgresql.settings.archive_library"),
+        (r#"services.postgresql.settings.port = "5432";"#, "services.postgresql.settings.port"),
+        (r#"services.postgresql.systemCallFilter."@pkey" = "yes";"#, "services.postgresql.systemCallFilter"),
+    ] {
+        let err = try_host(bad).expect_err(bad);
+        assert!(err.contains(option) && err.contains("is not of type"), "{bad}: {err}");
+    }
+    // A bool is coerced; entries are ordered by priority (groups, negated groups, single calls).
+    let filter = try_host(
+        r#"services.postgresql.systemCallFilter = { getpriority = true; "@pkey" = true; "~@resources" = false; };"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(strings(&filter), ["@pkey", "@system-service", "~@privileged", "getpriority"]);
+}
+
+#[test]
+#[cfg_attr(not(nixpkgs_lib), ignore = "nixpkgs lib or nix-instantiate not found: set NIXPKGS_LIB")]
+fn every_pitr_option_has_a_description_and_an_example() {
+    let lib = nixpkgs_lib();
+    let got = eval_ok(&format!(
+        r#"let
+             lib = {lib};
+             eval = lib.evalModules {{ modules = [ ./nix/modules/storage-datasets/options.nix ./nix/modules/storage-datasets/presets.nix
+                                                   ./nix/modules/postgresql-pitr/options.nix ./nix/lib/nixos-stubs.nix ]; }};
+             options = builtins.filter (o: lib.take 4 o.loc == [ "modules" "database" "postgresql" "pitr" ] && !o.internal) (lib.optionAttrSetToDocList eval.options);
+           in {{
+             names = map (o: o.name) options;
+             undocumented = map (o: o.name) (builtins.filter (o: o.description == null || o.description == "" || !(o ? example)) options);
+           }}"#,
+        lib = lib_expr(&lib)
+    ));
+    let names: Vec<&str> =
+        strings(&got["names"]).into_iter().map(|n| n.trim_start_matches("modules.database.postgresql.pitr.")).collect();
+    for option in [
+        "enable",
+        "s3Bucket",
+        "destination",
+        "endpointUrl",
+        "cloudProvider",
+        "environmentFile",
+        "serverName",
+        "walArchiveCommand",
+        "archiveTimeout",
+        "baseBackupSchedule",
+        "compression",
+        "retention",
+        "retentionSchedule",
+        "targetTime",
+        "backupId",
+        "allowEmptyBootstrap",
+        "restoreTimeout",
+        "walTimeout",
+        "passwordFile",
+        "barmanPackage",
+    ] {
+        assert!(names.contains(&option), "no option {option}: {names:?}");
+    }
+    assert_eq!(strings(&got["undocumented"]), Vec::<&str>::new(), "options without a description or an example");
 }

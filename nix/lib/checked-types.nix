@@ -210,5 +210,65 @@ rec {
     check = s: s != "." && s != ".." && match "[^/[:cntrl:]]+" s != null;
   };
 
+  # barman-cloud (modules.database.postgresql.pitr), as core/src/config/barman.rs checks them.
+
+  # A server name: one cluster's base backups and WAL under the destination.
+  barmanServerName = checkedString {
+    name = "barmanServerName";
+    description = ''barman server name (letters, digits, ".", "_", "-"; not starting with "-", not "." or "..")'';
+    check = s: s != "." && s != ".." && match "[A-Za-z0-9._][A-Za-z0-9._-]*" s != null;
+  };
+
+  # The seed's `s3Bucket`: a bucket and an optional prefix, without the scheme.
+  s3Bucket = checkedString {
+    name = "s3Bucket";
+    description = ''S3 bucket with an optional prefix, without "s3://" ("homelab-pitr" or "homelab-pitr/forge"; no spaces, no "@")'';
+    check = s: match "[A-Za-z0-9][A-Za-z0-9._-]*(/[^[:space:][:cntrl:]@]*)?" s != null;
+  };
+
+  barmanDestination = checkedString {
+    name = "barmanDestination";
+    description = ''barman-cloud destination URL ("s3://bucket/prefix", "gs://bucket/prefix" or an "https://" Azure container URL; no spaces, no credentials)'';
+    check = s: match "(s3|gs|https)://[^/[:space:][:cntrl:]@]+(/[^[:space:][:cntrl:]@]*)?" s != null;
+  };
+
+  httpUrl = checkedString {
+    name = "httpUrl";
+    description = ''http:// or https:// URL (no spaces, no credentials)'';
+    check = s: match "https?://[^/[:space:][:cntrl:]@]+(/[^[:space:][:cntrl:]@]*)?" s != null;
+  };
+
+  # `barman-cloud-backup-delete --retention-policy`; n is 1 or more, without a leading zero.
+  barmanRetention = checkedString {
+    name = "barmanRetention";
+    description = ''barman retention policy ("RECOVERY WINDOW OF <n> DAYS", "... WEEKS", "... MONTHS" or "REDUNDANCY <n>", n ≥ 1)'';
+    check =
+      s:
+      match "REDUNDANCY [1-9][0-9]{0,8}" s != null
+      || match "RECOVERY WINDOW OF [1-9][0-9]{0,8} (DAYS|WEEKS|MONTHS)" s != null;
+  };
+
+  rfc3339Time = checkedString {
+    name = "rfc3339Time";
+    description = ''RFC 3339 time with an offset ("2026-12-01T21:27:59Z", "2026-12-01T22:27:59.5+01:00")'';
+    check =
+      s:
+      match "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])" s
+      != null;
+  };
+
+  barmanBackupId = checkedString {
+    name = "barmanBackupId";
+    description = ''barman backup id (YYYYMMDDTHHMMSS, e.g. "20261201T212759")'';
+    check = s: match "[0-9]{8}T[0-9]{6}" s != null;
+  };
+
+  # A PostgreSQL time setting written with a unit, as postgresql.conf takes it ("5min", "60s").
+  pgDuration = checkedString {
+    name = "pgDuration";
+    description = ''PostgreSQL duration ("60s", "5min", "1h": a whole number and one of ms, s, min, h, d)'';
+    check = s: match "[0-9]{1,9} ?(ms|s|min|h|d)" s != null;
+  };
+
   inherit pow2;
 }

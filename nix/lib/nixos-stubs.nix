@@ -6,7 +6,7 @@
 # enable, openFirewall and their data-directory options); other top-level NixOS namespaces a host module may touch (boot,
 # networking, systemd, ...) are accepted and ignored. Everything under modules.storage.* is checked
 # in full: a typo there is an error, as in a real NixOS evaluation.
-{ lib, ... }:
+{ config, lib, ... }:
 let
   inherit (lib) mkOption types;
 
@@ -42,4 +42,15 @@ in
     users = anything;
     virtualisation = anything;
   };
+
+  # nixpkgs picks services.postgresql.package from pkgs by system.stateVersion; without pkgs, a
+  # placeholder of 25.11's default (17) stands in. It only reaches the config as the store path in
+  # `postgresql.<service>.binDir`, which a real evaluation replaces with the package's.
+  config.services.postgresql.package = lib.mkIf config.services.postgresql.enable (lib.mkDefault {
+    type = "derivation";
+    name = "postgresql-17";
+    version = "17";
+    psqlSchema = "17";
+    outPath = "/nix/store/00000000000000000000000000000000-postgresql-17";
+  });
 }

@@ -65,8 +65,9 @@ let
       service.properties ? keylocation && (service.properties.encryption or "off") == "off"
     ) ''${serviceOption name}.properties."keylocation": keylocation needs properties.encryption (a value other than "off") on the same dataset'';
 
+  # `postgresql`: the config's `postgresql` section (service -> cluster), which a `barman` source needs.
   preseedErrors =
-    name: service:
+    postgresql: name: service:
     let
       p = service.preseed;
       at = "${serviceOption name}.preseed";
@@ -92,6 +93,9 @@ let
       ++ optional (
         resticSet && p.restic.passwordFile == null
       ) "${at}.restic.passwordFile: must be set when a restic repository is"
+      ++ optional (
+        uses "barman" && !(postgresql ? ${name})
+      ) ''${at}.sources: lists "barman", but no PostgreSQL cluster is configured on ${name}: the barman source restores the postgres-data dataset of modules.database.postgresql.pitr from its archive''
     );
 
   # The names persistctl derives (src/config.rs derived_datasets): with a replica source, the staging
@@ -135,13 +139,18 @@ let
     ) paths;
 
   errorsOf =
-    cfg:
+    {
+      cfg,
+      postgresql ? { },
+    }:
     concatMap (
       name:
       let
         service = cfg.services.${name};
       in
-      nameErrors name cfg.parentDataset service ++ propertyErrors name service ++ preseedErrors name service
+      nameErrors name cfg.parentDataset service
+      ++ propertyErrors name service
+      ++ preseedErrors postgresql name service
     ) (attrNames cfg.services)
     ++ mountpointErrors cfg;
 
@@ -192,13 +201,17 @@ in
   inherit errorsOf;
 
   /**
-    The config object for `cfg` (= config.modules.storage.datasets), or an evaluation error that
-    lists every problem, one line per option.
+    The config object for `cfg` (= config.modules.storage.datasets) and `postgresql` (the
+    `postgresql` section, service -> cluster; written only when not empty), or an evaluation error
+    that lists every problem, one line per option.
   */
   render =
-    cfg:
+    {
+      cfg,
+      postgresql ? { },
+    }@args:
     let
-      errors = errorsOf cfg;
+      errors = errorsOf args;
     in
     if errors != [ ] then
       throw ''
@@ -213,5 +226,6 @@ in
           inherit (cfg) parentDataset parentMount createParent;
           services = mapAttrs (_: serviceObject) cfg.services;
         };
-      };
+      }
+      // lib.optionalAttrs (postgresql != { }) { inherit postgresql; };
 }

@@ -30,6 +30,12 @@ let
     runtimeShell = "/nix/store/00000000000000000000000000000000-bash/bin/sh";
     restic = fakeDrv "restic" { };
     coreutils = fakeDrv "coreutils-9.8" { };
+    util-linux = fakeDrv "util-linux-2.41" { };
+    barman = fakeDrv "barman-3.19.1" { };
+    postgresql_17 = fakeDrv "postgresql-17.7" {
+      version = "17.7";
+      psqlSchema = "17";
+    };
     runCommand = name: env: script: fakeDrv name { inherit env script; };
     writeShellScript = name: text: fakeDrv name { inherit text; };
     callPackage = _path: _args: fakeDrv "persistctl-0.1.0" { };
@@ -77,6 +83,19 @@ let
       restartIfChanged = mkOption {
         type = types.bool;
         default = true;
+      };
+      # nixpkgs' type: Environment= entries.
+      environment = mkOption {
+        type = types.attrsOf (
+          types.nullOr (
+            types.oneOf [
+              types.str
+              types.path
+              types.package
+            ]
+          )
+        );
+        default = { };
       };
       unitConfig = mkOption {
         type = types.attrsOf unitOption;
@@ -158,10 +177,59 @@ let
           type = types.bool;
           default = false;
         };
-        services.restic.backups = mkOption {
-          type = types.attrsOf (types.lazyAttrsOf types.anything);
+        systemd.timers = mkOption {
+          type = types.attrsOf (
+            types.submodule {
+              options = {
+                wantedBy = listOfStr;
+                timerConfig = mkOption {
+                  type = types.attrsOf unitOption;
+                  default = { };
+                };
+              };
+            }
+          );
           default = { };
         };
+        # nixpkgs' restic jobs: the list options typed as there (so that two modules' `exclude`
+        # concatenate), the rest taken as it comes.
+        services.restic.backups = mkOption {
+          type = types.attrsOf (
+            types.submodule {
+              freeformType = types.lazyAttrsOf types.anything;
+              options = {
+                paths = listOfStr;
+                exclude = listOfStr;
+              };
+            }
+          );
+          default = { };
+        };
+      };
+    };
+
+  # What nixpkgs' postgresql module does with the options persistctl's modules touch, when enabled:
+  # the package by stateVersion (25.11: 17), its default syscall filter, and the filter as the
+  # unit's SystemCallFilter= list (enabled entries, by priority).
+  nixpkgsPostgresql =
+    { config, ... }:
+    let
+      pg = config.services.postgresql;
+    in
+    {
+      config = lib.mkIf pg.enable {
+        services.postgresql.package = lib.mkDefault pkgs.postgresql_17;
+        services.postgresql.systemCallFilter = lib.mapAttrs (_: lib.mkDefault) {
+          "@system-service" = true;
+          "~@privileged" = true;
+          "~@resources" = true;
+        };
+        systemd.services.postgresql.serviceConfig.SystemCallFilter = lib.pipe pg.systemCallFilter [
+          (lib.mapAttrsToList (name: v: v // { inherit name; }))
+          (builtins.filter (v: v.enable))
+          lib.sortProperties
+          (map (v: v.name))
+        ];
       };
     };
 
@@ -172,9 +240,11 @@ in
 (lib.evalModules {
   modules = [
     nixosOptions
+    nixpkgsPostgresql
     ../../nix/lib/nixpkgs-services.nix
     ../../nix/modules/storage-datasets
     ../../nix/modules/notifications
+    ../../nix/modules/postgresql-pitr
     { _module.args = { inherit pkgs utils; }; }
   ]
   ++ lib.toList configuration;

@@ -69,7 +69,9 @@ let
         || (p.restic.repository != null && !(lib.hasPrefix "/" p.restic.repository));
     in
     (builtins.elem "restic" p.sources && remoteRepository)
-    || (builtins.elem "replica" p.sources && p.replica.host != null);
+    || (builtins.elem "replica" p.sources && p.replica.host != null)
+    # A barman-cloud archive is an object store (s3://, gs://, https://).
+    || builtins.elem "barman" p.sources;
 
   preseedExec =
     name:

@@ -131,6 +131,7 @@ let
               "snapshot"
               "replica"
               "restic"
+              "barman"
             ]
           );
           default = [
@@ -149,7 +150,9 @@ let
           ];
           description = ''
             Where to restore from, tried in order: `snapshot` (the dataset's own newest snapshot that
-            holds data), `replica` (a syncoid target), `restic`.
+            holds data), `replica` (a syncoid target), `restic`, `barman` (a PostgreSQL cluster from its
+            barman-cloud archive: set by `modules.database.postgresql.pitr` for `postgres-data`, which
+            also writes the archive's settings).
           '';
         };
         allowEmptyBootstrap = mkOption {
@@ -521,8 +524,13 @@ in
   config.modules.storage.datasets.settings =
     let
       monitoring = config.modules.replication.zfs.rendered.monitoring or null;
+      # `postgresql` comes from modules.database.postgresql.pitr when that module is imported and enabled.
+      postgresql = config.modules.database.postgresql.pitr.rendered.postgresql or null;
     in
-    settingsLib.render cfg
+    settingsLib.render {
+      inherit cfg;
+      postgresql = if postgresql == null then { } else postgresql;
+    }
     // lib.optionalAttrs (monitoring != null) { inherit monitoring; }
     # `notifications` comes from modules.notifications when that module is imported and enabled.
     // lib.optionalAttrs (config.modules.notifications.enable or false) {
