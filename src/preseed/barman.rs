@@ -168,6 +168,19 @@ impl Source for Barman {
         let (run, chosen) = (turn.run, &found.backup);
         let id = &chosen.backup.backup_id;
         let pin_file = pitr::pin_path(&run.opts.status_file, &run.spec.service);
+        // A pin an earlier, failed attempt left on another backup is released first: the record
+        // names one backup, and a pin nobody knows of would keep its backup and WAL for ever.
+        if let Some(old) = pitr::read_pin(&pin_file)?.filter(|p| &p.backup_id != id) {
+            match run.unlocked(|| chosen.client.release(&old.backup_id, turn.deadline))? {
+                Ok(()) => tracing::info!("released the pin an earlier attempt left on backup {}", old.backup_id),
+                Err(e) => {
+                    return Err(Miss::Failed(format!(
+                        "backup {} is still pinned by an earlier attempt and could not be released: {e:#}",
+                        old.backup_id
+                    )));
+                }
+            }
+        }
         // Recorded before pinning: a run killed right after still knows there is a pin to release.
         pitr::write_pin(&pin_file, &Pin { backup_id: id.clone(), state: PinState::Pinned, timeline: None, lsn: None })?;
         run.unlocked(|| chosen.client.keep(id, turn.deadline))?
@@ -229,7 +242,10 @@ impl Source for Barman {
                 control.timeline, control.checkpoint
             ),
             snapshot: id.clone(),
-            note: Some(AFTER_RESTORE_NOTE.to_string()),
+            note: Some(format!(
+                "promoted to timeline {} at checkpoint {}; {AFTER_RESTORE_NOTE}",
+                control.timeline, control.checkpoint
+            )),
         })
     }
 }
