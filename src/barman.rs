@@ -107,11 +107,16 @@ impl Client {
     fn command(&self, name: &str, options: &[&str], positional: &[&str]) -> Command {
         let mut cmd = Command::new(program(name));
         child::scrub_env(&mut cmd);
+        self.finish_command(&mut cmd, name, options, positional);
+        cmd
+    }
+
+    /// The credentials, the archive's options and the arguments onto a prepared command.
+    fn finish_command(&self, cmd: &mut Command, name: &str, options: &[&str], positional: &[&str]) {
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.args(options).args(self.archive.args()).args(positional);
         let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         tracing::debug!(command = %crate::zfs::display_argv(name, &args), "running");
-        cmd
     }
 
     /// Runs a prepared command until `deadline`: `Ok(Ok(stdout))` exit 0, `Ok(Err(why))` another exit,
@@ -169,8 +174,9 @@ impl Client {
     pub fn restore(&self, backup_id: &str, destination: &Path, user: &str, deadline: Instant) -> anyhow::Result<()> {
         let name = "barman-cloud-restore";
         let dest = destination.to_string_lossy();
-        let mut cmd = self.command(name, &[], &[backup_id, &dest]);
-        child::as_user(&mut cmd, user)?;
+        // It writes into a staging directory: it must die with persistctl (see child::dying_with_us).
+        let mut cmd = child::dying_with_us(&program(name), Some(user))?;
+        self.finish_command(&mut cmd, name, &[], &[backup_id, &dest]);
         let (_, outcome) = self.finish(name, cmd, deadline)?;
         outcome.map(drop).map_err(anyhow::Error::msg)
     }

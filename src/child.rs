@@ -218,6 +218,25 @@ pub fn as_user(cmd: &mut Command, user: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `program` started through `setpriv --pdeathsig KILL` (after `--reuid/--regid/--clear-groups` of
+/// `user` when given: the kernel clears the death signal on a credential change, setpriv sets it
+/// after), so that it dies when persistctl does: a `kill -9` of a run never leaves a restore writing
+/// into a staging directory a rerun is about to remove. Only the inherited basics and `HOME`, `USER`,
+/// `LOGNAME` of the account are in its environment; add the rest.
+pub fn dying_with_us(program: &std::ffi::OsStr, user: Option<&str>) -> anyhow::Result<Command> {
+    let mut cmd = Command::new("setpriv");
+    scrub_env(&mut cmd);
+    if let Some(user) = user {
+        let account = nix::unistd::User::from_name(user)
+            .map_err(|e| anyhow::anyhow!("Failed to look up user {user:?}: {e}"))?
+            .ok_or_else(|| anyhow::anyhow!("no user {user:?} on this system"))?;
+        cmd.env("HOME", &account.dir).env("USER", user).env("LOGNAME", user);
+        cmd.arg(format!("--reuid={}", account.uid)).arg(format!("--regid={}", account.gid)).arg("--clear-groups");
+    }
+    cmd.args(["--pdeathsig", "KILL", "--"]).arg(program);
+    Ok(cmd)
+}
+
 /// A long-running child (a temporary server): its own process group, output to a file, its group
 /// killed when the handle is dropped. For it to die with persistctl too (a `kill -9` must never leave
 /// it running), start it through `setpriv --pdeathsig KILL` (which sets the signal after any

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod barman;
+pub mod busy;
 pub mod child;
 pub mod config;
 pub mod fsprobe;

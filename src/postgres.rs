@@ -46,25 +46,13 @@ pub struct RecoveryServer<'a> {
 impl RecoveryServer<'_> {
     /// Starts the server.
     pub fn start(&self) -> anyhow::Result<Server> {
-        let account = nix::unistd::User::from_name(self.user)
-            .map_err(|e| anyhow::anyhow!("Failed to look up user {:?}: {e}", self.user))?
-            .ok_or_else(|| anyhow::anyhow!("no user {:?} on this system", self.user))?;
-        let mut cmd = Command::new("setpriv");
-        child::scrub_env(&mut cmd);
+        let mut cmd = child::dying_with_us(self.bin_dir.join("postgres").as_os_str(), Some(self.user))?;
         // `persistctl pg-wal-restore` (the restore_command) finds barman-cloud where persistctl does.
         if let Some(dir) = std::env::var_os("PERSISTCTL_BARMAN_DIR") {
             cmd.env("PERSISTCTL_BARMAN_DIR", dir);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd.env("HOME", &account.dir).env("USER", self.user).env("LOGNAME", self.user);
-        cmd.arg(format!("--reuid={}", account.uid))
-            .arg(format!("--regid={}", account.gid))
-            .args(["--clear-groups", "--pdeathsig", "KILL", "--"])
-            .arg(self.bin_dir.join("postgres"))
-            .arg("-D")
-            .arg(self.data_dir)
-            .arg("-c")
-            .arg(format!("config_file={}", self.conf.display()));
+        cmd.arg("-D").arg(self.data_dir).arg("-c").arg(format!("config_file={}", self.conf.display()));
         Server::start(cmd, self.log).context("Failed to start the recovery server")
     }
 }

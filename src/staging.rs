@@ -171,8 +171,30 @@ pub fn remove(staging: &Path) -> anyhow::Result<()> {
             return Err(e).with_context(|| format!("Failed to remove the journal of {}", staging.display()));
         }
     }
-    std::fs::remove_dir_all(staging)
-        .with_context(|| format!("Failed to remove staging directory {}", staging.display()))
+    // A run killed mid-restore leaves its children running (a barman-cloud-restore, a WAL fetch of
+    // its recovery): they would write into the directory while it is removed. Nothing but persistctl's
+    // own work runs in a staging directory (root's, 0700/0711), so whatever does is killed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        for user in crate::busy::users_of(staging) {
+            tracing::warn!("killing {user}: left running in a staging directory");
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(user.pid).unwrap_or(i32::MAX)),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        match std::fs::remove_dir_all(staging) {
+            Ok(()) => return Ok(()),
+            Err(_) if std::fs::symlink_metadata(staging).is_err() => return Ok(()),
+            Err(e) if std::time::Instant::now() < deadline && e.kind() != std::io::ErrorKind::PermissionDenied => {
+                tracing::debug!("retrying the removal of {}: {e}", staging.display());
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("Failed to remove staging directory {}", staging.display()));
+            }
+        }
+    }
 }
 
 /// Flushes the filesystem holding `path` (all of the staged data) to disk.

@@ -9,11 +9,11 @@
 //! rename swap, so a `kill -9` anywhere leaves a state that a rerun (of `migrate`, or a `preseed` at
 //! boot) finishes. Provenance: `persistctl:restored-from=migrate`, `persistctl:restored-snapshot=<PATH>`.
 
-pub mod busy;
 pub mod compare;
 pub mod copy;
 pub use persistctl_core::migrate::decide;
 
+use crate::busy;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

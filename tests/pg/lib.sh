@@ -153,3 +153,30 @@ pg_state() {
     as_pg -- "$PG_BIN/pg_controldata" -D "$(pg_dir "$1")" 2>/dev/null |
         sed -n 's/^Database cluster state: *//p'
 }
+
+# pg_source_a_t_b NAME ENVFILE URL SERVER [WAIT_S]: the source cluster of the PITR scenarios: a new
+# cluster archiving to s3://pitr SERVER (the bucket made first), table a (1000 rows), a base backup
+# (its rc in BACKUP_RC), the time T (RFC 3339, UTC) between, table b (1000 rows), then the last
+# segment archived (within WAIT_S, default 60) and the server stopped. Sets T.
+pg_source_a_t_b() {
+    local name=$1 envfile=$2 url=$3 server=$4 wait=${5:-60} deadline
+    bc mk "$envfile" check-wal-archive s3://pitr "$server"
+    {
+        echo "archive_mode = on"
+        echo "wal_level = replica"
+        echo "archive_command = '$VENV/bin/barman-cloud-wal-archive --endpoint-url $url s3://pitr $server %p'"
+    } | pg_init "$name"
+    pg_start "$name" "$envfile" "$((wait * 5))"
+    pg_q "$name" "create table a as select g from generate_series(1, 1000) g" >/dev/null
+    bc backup "$envfile" backup -h "$PGT_WORK/sock" -p "$(pg_port "$name")" -U postgres s3://pitr "$server"
+    BACKUP_RC=$RC
+    sleep 1.2
+    T=$(pg_q "$name" "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+    sleep 1.2
+    pg_q "$name" "create table b as select g from generate_series(1, 1000) g" >/dev/null
+    pg_q "$name" "select pg_switch_wal()" >/dev/null
+    deadline=$((SECONDS + wait))
+    until [ "$(pg_q "$name" "select last_archived_wal >= pg_walfile_name(pg_current_wal_lsn() - 1) from pg_stat_archiver")" = t ] ||
+        [ $SECONDS -ge $deadline ]; do sleep 0.3; done
+    pg_stop "$name"
+}

@@ -55,21 +55,8 @@ chmod 0644 "$ENVF"
 archive_cmd() { # server-name
     echo "archive_command = '$VENV/bin/barman-cloud-wal-archive --endpoint-url $URL s3://pitr $1 %p'"
 }
-bc mk "$ENVF" check-wal-archive s3://pitr src
-{ echo "archive_mode = on"; echo "wal_level = replica"; archive_cmd src; } | pg_init src
-pg_start src "$ENVF"
-pg_q src "create table a as select g from generate_series(1, 1000) g" >/dev/null
-bc backup1 "$ENVF" backup -h "$PGT_WORK/sock" -p "$(pg_port src)" -U postgres s3://pitr src
-check base-1 "first base backup" 0 "$RC"
-sleep 1.2
-T=$(pg_q src "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
-sleep 1.2
-pg_q src "create table b as select g from generate_series(1, 1000) g" >/dev/null
-pg_q src "select pg_switch_wal()" >/dev/null
-deadline=$((SECONDS + 60))
-until [ "$(pg_q src "select last_archived_wal >= pg_walfile_name(pg_current_wal_lsn() - 1) from pg_stat_archiver")" = t ] ||
-    [ $SECONDS -ge $deadline ]; do sleep 0.3; done
-pg_stop src
+pg_source_a_t_b src "$ENVF" "$URL" src 60
+check base-1 "first base backup" 0 "$BACKUP_RC"
 
 # ---- a lab: the fake pool with tank/persist at LAB/persist -------------------------------------
 # lab NAME [postgresql-entry-extra-json] [preseed-extra-json]: writes LAB/config.json and the fake state.

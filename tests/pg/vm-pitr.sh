@@ -48,25 +48,8 @@ echo "vm-pitr: $(zfs version | head -n1), $("$PG_BIN/postgres" --version)"
 URL=$(bash "$HERE/s3.sh" start "$PGT_WORK/s3")
 ENVF=$PGT_WORK/s3/env
 chmod 644 "$ENVF"
-bc mk "$ENVF" check-wal-archive s3://pitr src
-{
-    echo "archive_mode = on"
-    echo "wal_level = replica"
-    echo "archive_command = '$VENV/bin/barman-cloud-wal-archive --endpoint-url $URL s3://pitr src %p'"
-} | pg_init src
-pg_start src "$ENVF" 300
-pg_q src "create table a as select g from generate_series(1, 1000) g" >/dev/null
-bc backup "$ENVF" backup -h "$PGT_WORK/sock" -p "$(pg_port src)" -U postgres s3://pitr src
-check base "base backup" 0 "$RC"
-sleep 1.2
-T=$(pg_q src "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
-sleep 1.2
-pg_q src "create table b as select g from generate_series(1, 1000) g" >/dev/null
-pg_q src "select pg_switch_wal()" >/dev/null
-deadline=$((SECONDS + 600))
-until [ "$(pg_q src "select last_archived_wal >= pg_walfile_name(pg_current_wal_lsn() - 1) from pg_stat_archiver")" = t ] ||
-    [ $SECONDS -ge $deadline ]; do sleep 0.5; done
-pg_stop src
+pg_source_a_t_b src "$ENVF" "$URL" src 600
+check base "base backup" 0 "$BACKUP_RC"
 
 truncate -s 2G /tmp/pitrpool.img
 zpool create -f -o cachefile=none -O mountpoint=none tank /tmp/pitrpool.img

@@ -1,6 +1,7 @@
 //! Which processes use a directory (their working directory, root, or an open file under it), read from
 //! `/proc`. A migration copies only a directory nothing is using: a running service would change it
-//! behind the copy.
+//! behind the copy. A staging directory is removed only once nothing works in it: what a killed run
+//! left running there (a restore still writing) is killed first.
 
 use std::path::{Path, PathBuf};
 
