@@ -121,7 +121,7 @@ NOARCHIVE="archive_mode = off"
 
 # ---- latest: A and B -----------------------------------------------------------------------------
 lab lab-latest
-pc apply >/dev/null
+pc apply >"$LAB/apply.out" 2>&1
 t0=$(pgt_now)
 preseed
 LATEST_S=$(pgt_since "$t0")
@@ -137,7 +137,7 @@ check latest-5 "a rerun with PG_VERSION present" "0 skipped" "$RC $(grep -o 'ski
 
 # ---- the S3 server hangs mid-replay: no promoted partial database, preseed fails closed ----------
 lab lab-outage '{"walTimeout": 8}'
-pc apply >/dev/null
+pc apply >"$LAB/apply.out" 2>&1
 preseed 300 &
 PRESEED_PID=$!
 deadline=$((SECONDS + 120))
@@ -159,16 +159,16 @@ check outage-6 "a rerun with the store back restores" 0 "$RC"
 # ---- empty bucket, unreachable endpoint ----------------------------------------------------------
 bc mk-empty "$ENVF" check-wal-archive s3://empty src
 lab lab-empty '{"archive": {"destination": "s3://empty", "serverName": "src", "endpointUrl": "'"$URL"'", "environmentFile": "'"$ENVF"'"}}'
-pc apply >/dev/null
+pc apply >"$LAB/apply.out" 2>&1
 preseed
 check empty-1 "empty bucket, no allowEmptyBootstrap: fails" "1 no DONE" "$RC $(grep -o 'no DONE' "$LAB/preseed.out" | head -1)"
 lab lab-empty-ok '{"archive": {"destination": "s3://empty", "serverName": "src", "endpointUrl": "'"$URL"'", "environmentFile": "'"$ENVF"'"}}' '{"allowEmptyBootstrap": true}'
-pc apply >/dev/null
+pc apply >"$LAB/apply.out" 2>&1
 preseed
 check empty-2 "empty bucket with allowEmptyBootstrap: starts empty" "0 0" "$RC $(find "$(DATA)" -mindepth 1 | wc -l)"
 CLOSED=$(bash "$HERE/s3.sh" closed-port)
 lab lab-down '{"archive": {"destination": "s3://pitr", "serverName": "src", "endpointUrl": "'"$CLOSED"'", "environmentFile": "'"$ENVF"'"}}' '{"allowEmptyBootstrap": true}'
-pc apply >/dev/null
+pc apply >"$LAB/apply.out" 2>&1
 preseed
 check down-1 "unreachable endpoint fails closed even with allowEmptyBootstrap" "1 no" "$RC $([ -e "$(DATA)/PG_VERSION" ] && echo yes || echo no)"
 check down-2 "no secret in the output" 0 "$(grep -c "$(sed -n 's/^AWS_SECRET_ACCESS_KEY=//p' "$ENVF")" "$LAB/preseed.out" "$LAB/preseed.json" | awk -F: '{s += $2} END {print s}')"
@@ -179,7 +179,7 @@ KILLED_MID=0
 KILL_FAIL=0
 for trial in $(seq 1 "$KILL_TRIALS"); do
     lab "lab-kill-$trial"
-    pc apply >/dev/null
+    pc apply >"$LAB/apply.out" 2>&1
     delay=$(awk -v r="$RANDOM" -v d="$LATEST_S" 'BEGIN { printf "%.2f", r / 32767 * d * 1.1 }')
     env PERSISTCTL_PRESEED_STATUS="$LAB/preseed.json" PERSISTCTL_ZFS="$ROOT/tests/fakes/zfs" PERSISTCTL_LOCK="$LAB/lock" \
         PERSISTCTL_MOUNTINFO="$LAB/state.json.mountinfo" FAKE_ZFS_STATE="$LAB/state.json" FAKE_ZFS_LOG="$LAB/zfs.log" \
@@ -217,7 +217,7 @@ check kill-1 "kill -9 trials failed (of $KILL_TRIALS; $KILLED_MID killed mid-run
 
 # ---- 1. to time T: A present, B absent -----------------------------------------------------------
 lab lab-t "{\"targetTime\": \"$T\"}"
-pc apply >/dev/null
+pc apply >"$LAB/apply.out" 2>&1
 preseed
 check t-1 "preseed to T" 0 "$RC"
 check t-2 "pg_wal on the WAL dataset" "$LAB/persist/postgres-wal/pg_wal" "$(readlink "$(DATA)/pg_wal")"
