@@ -22,7 +22,7 @@ mod monitoring;
 pub mod notifications;
 mod preseed;
 
-pub use barman::{BarmanArchive, Compression, PostgresConfig};
+pub use barman::{BarmanArchive, Compression, PostgresConfig, RetentionPolicy, WindowUnit};
 pub use datasets::{DatasetSpec, DatasetsConfig, OwnershipSpec, ServiceConfig, WantedProperty, parse_mode};
 pub use error::{ConfigError, ConfigErrors};
 pub use monitoring::{Limits, MonitoringConfig, Thresholds};
