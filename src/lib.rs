@@ -15,6 +15,7 @@ pub mod notify;
 pub mod output;
 pub mod preseed;
 pub mod provenance;
+pub mod psql;
 pub mod restic;
 pub mod safe_write;
 pub mod staging;

@@ -15,6 +15,7 @@ pub mod names;
 pub mod notify;
 pub mod plan;
 pub mod preseed;
+pub mod psql;
 pub mod redact;
 pub mod restic;
 pub mod status;
