@@ -44,10 +44,10 @@ impl Psql {
         let mut cmd = Command::new(&self.program);
         child::scrub_env(&mut cmd);
         child::as_user(&mut cmd, &self.user)?;
-        // libpq's own connect timeout, inside ours: a socket that accepts and never answers is given
-        // up by psql itself, with its message, before the deadline kills it with none.
-        let left = deadline.saturating_duration_since(Instant::now()).as_secs().max(2);
-        cmd.env("PGCONNECT_TIMEOUT", left.to_string()).env("PGAPPNAME", "persistctl-status");
+        // libpq's own connect timeout, 5 s inside ours: a socket that accepts and never answers is
+        // given up by psql itself, with its message, before the deadline kills it with none.
+        let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+        cmd.env("PGCONNECT_TIMEOUT", left.saturating_sub(5).max(2).to_string()).env("PGAPPNAME", "persistctl-status");
         if let Some(file) = &self.password_file {
             cmd.env("PGPASSFILE", file);
         }

@@ -237,7 +237,7 @@ fn psql_runs_as_the_servers_user_over_its_socket_with_a_clean_environment() {
     assert_eq!(env["PGPASSFILE"], "/run/secrets/pgpass");
     assert_eq!(env["PGAPPNAME"], "persistctl-status");
     let connect: u64 = env["PGCONNECT_TIMEOUT"].as_str().unwrap().parse().unwrap();
-    assert!((25..=30).contains(&connect), "inside --psql-timeout's 30 s: {connect}");
+    assert!((20..=25).contains(&connect), "5 s inside --psql-timeout's 30 s: {connect}");
     let barman = lab.barman_calls();
     assert_eq!(barman.len(), 1, "{barman:?}");
     assert_eq!(
