@@ -196,6 +196,15 @@ pub enum Command {
         #[arg(long, default_value_t = 120,
               value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
         restic_timeout: u64,
+        /// Seconds each `barman-cloud-backup-list` (one per `postgresql.<service>`) may take
+        /// (1 … 604800). botocore retries a hung store for minutes: past this, the check is UNKNOWN.
+        #[arg(long, default_value_t = 120,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
+        barman_timeout: u64,
+        /// Seconds each `psql` query (one per `postgresql.<service>`) may take (1 … 604800).
+        #[arg(long, default_value_t = 30,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
+        psql_timeout: u64,
     },
     /// PostgreSQL's `restore_command` for a barman-cloud archive: fetch one WAL (or history) file.
     /// Exit 0 fetched, 1 not in the archive (where a recovery to the end of the archive stops), 200 on

@@ -18,6 +18,7 @@ pub mod pitr;
 pub mod postgres;
 pub mod preseed;
 pub mod provenance;
+pub mod psql;
 pub mod restic;
 pub mod safe_write;
 pub mod staging;

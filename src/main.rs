@@ -96,7 +96,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             migrate_one(&cli.config, &opts, json)
         }
-        Command::Status { json, prometheus, now, preseed_status_file, state_file, notify_command, restic_timeout } => {
+        Command::Status {
+            json,
+            prometheus,
+            now,
+            preseed_status_file,
+            state_file,
+            notify_command,
+            restic_timeout,
+            barman_timeout,
+            psql_timeout,
+        } => {
             let args = StatusArgs {
                 json,
                 prometheus,
@@ -105,6 +115,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 state_file,
                 notify_command,
                 restic_timeout: Duration::from_secs(restic_timeout),
+                barman_timeout: Duration::from_secs(barman_timeout),
+                psql_timeout: Duration::from_secs(psql_timeout),
             };
             Ok(status_cmd(&zfs, &cli.config, &args))
         }
@@ -356,6 +368,8 @@ struct StatusArgs {
     state_file: Option<PathBuf>,
     notify_command: Vec<String>,
     restic_timeout: Duration,
+    barman_timeout: Duration,
+    psql_timeout: Duration,
 }
 
 /// `status` maps every failure to UNKNOWN (3): exit 1 would read as WARNING to a Nagios-style caller.
@@ -424,6 +438,8 @@ fn status_report(zfs: &Zfs, config_path: &Path, args: &StatusArgs, now: i64) -> 
             .or(from_config)
             .unwrap_or_else(|| PathBuf::from(preseed::DEFAULT_STATUS_FILE)),
         restic_timeout: args.restic_timeout,
+        barman_timeout: args.barman_timeout,
+        psql_timeout: args.psql_timeout,
     };
     let report = status::run(zfs, &validated, &opts, now)?;
     if let Some(path) = &args.prometheus {

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod plan;
 pub mod postgres;
 pub mod preseed;
+pub mod psql;
 pub mod redact;
 pub mod restic;
 pub mod status;

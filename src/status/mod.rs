@@ -3,12 +3,15 @@
 //! the Nagios state.
 //!
 //! - [`gather`] reads the facts (zfs through [`crate::zfs`], restic through [`crate::restic`], the
-//!   preseed status file) — the planner's `zfs get`, one narrow `zfs get` and one `zfs list -t snapshot`
-//!   for the whole tree, one `zfs list` per replica, one `restic snapshots` per backed-up service;
+//!   preseed status file, PostgreSQL clusters through [`pg`]) — the planner's `zfs get`, one narrow
+//!   `zfs get` and one `zfs list -t snapshot` for the whole tree, one `zfs list` per replica, one
+//!   `restic snapshots` per backed-up service, one `barman-cloud-backup-list` and one `psql` per
+//!   `postgresql.<service>`;
 //! - [`evaluate`] is pure: facts + thresholds + `now` → checks, worst first;
 //! - [`render`] makes the table, the JSON and the Prometheus textfile (written atomically);
 //! - [`state`] remembers the last state so that a notification goes out on a change only.
 
+pub mod pg;
 pub mod render;
 pub mod state;
 
@@ -32,6 +35,10 @@ pub struct Options {
     pub preseed_status_file: PathBuf,
     /// Per `restic snapshots` call.
     pub restic_timeout: Duration,
+    /// Per `barman-cloud-backup-list` call.
+    pub barman_timeout: Duration,
+    /// Per `psql` call.
+    pub psql_timeout: Duration,
 }
 
 /// What status reads of every dataset besides the planner's view.
@@ -84,6 +91,7 @@ pub fn gather(zfs: &Zfs, validated: &Validated, opts: &Options) -> anyhow::Resul
             backup,
             preseed,
             drift: drift_fact(&planned, &spec.service),
+            postgresql: validated.config.postgresql.get(&spec.service).map(|pg| pg::facts(pg, opts)),
         });
     }
     Ok(out)

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::evaluate::{age, capacity_percent, human_bytes, human_duration};
-use super::{BackupFact, PreseedFact, ReplicationFact, Report, State};
+use super::postgres::{ArchiverFact, BackupRef, BaseBackupsFact, PostgresFacts};
+use super::{BackupFact, CheckKind, PreseedFact, ReplicationFact, Report, State};
 use crate::output::table;
 
 /// The Nagios first line, the checks worst first, then one row per dataset.
@@ -174,7 +175,84 @@ pub fn prometheus(report: &Report) -> String {
         let drifted = d.drift.status != "in-sync" || !d.drift.findings.is_empty() || !d.drift.problems.is_empty();
         m.sample("persistctl_drift", &[("service", &d.service), ("dataset", &d.dataset)], u8::from(drifted));
     }
+    postgres_metrics(&mut m, report);
     m.text
+}
+
+/// The `postgresql.<service>` clusters' families, when there is a cluster: a fact that could not be
+/// read has no sample (its check is UNKNOWN in `persistctl_check_state`).
+fn postgres_metrics(m: &mut Metrics, report: &Report) {
+    let now = report.now;
+    let clusters: Vec<_> = report.datasets.iter().filter_map(|d| d.postgresql.as_ref().map(|pg| (d, pg))).collect();
+    if clusters.is_empty() {
+        return;
+    }
+    let labels = |d: &super::DatasetFacts, pg: &PostgresFacts| {
+        [("service", d.service.clone()), ("dataset", d.dataset.clone()), ("server", pg.server_name.clone())]
+    };
+    let sample = |m: &mut Metrics, name: &str, l: &[(&str, String); 3], value: u64| {
+        let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        m.sample(name, &l, value);
+    };
+    m.family("persistctl_pg_base_backups", "DONE barman-cloud base backups of the cluster.");
+    for (d, pg) in &clusters {
+        if let BaseBackupsFact::Listed { done, .. } = &pg.base_backups {
+            sample(m, "persistctl_pg_base_backups", &labels(d, pg), u64::try_from(*done).unwrap_or(u64::MAX));
+        }
+    }
+    m.family("persistctl_pg_base_backup_age_seconds", "Age of the end of the newest DONE base backup.");
+    for (d, pg) in &clusters {
+        if let BaseBackupsFact::Listed { newest: Some(BackupRef { end: Some(end), .. }), .. } = &pg.base_backups {
+            sample(m, "persistctl_pg_base_backup_age_seconds", &labels(d, pg), age(now, *end));
+        }
+    }
+    let stats: Vec<_> = clusters
+        .iter()
+        .filter_map(|(d, pg)| match &pg.archiver {
+            ArchiverFact::Stats(s) => Some((labels(d, pg), s)),
+            ArchiverFact::Unavailable { .. } => None,
+        })
+        .collect();
+    m.family("persistctl_pg_wal_archive_failing", "1 when the last archive_command attempt failed.");
+    for (l, s) in &stats {
+        sample(m, "persistctl_pg_wal_archive_failing", l, u64::from(s.failing));
+    }
+    m.family("persistctl_pg_wal_failed_count", "pg_stat_archiver.failed_count (since its last reset).");
+    for (l, s) in &stats {
+        sample(m, "persistctl_pg_wal_failed_count", l, s.failed_count);
+    }
+    m.family("persistctl_pg_wal_ready_files", "WAL files waiting for archive_command (.ready).");
+    for (l, s) in &stats {
+        sample(m, "persistctl_pg_wal_ready_files", l, s.ready_count);
+    }
+    m.family(
+        "persistctl_pg_wal_oldest_ready_age_seconds",
+        "How long the oldest WAL file waiting for archive_command has waited (0: none waiting).",
+    );
+    for (l, s) in &stats {
+        let waited = if s.ready_count == 0 { Some(0) } else { s.oldest_ready_time.map(|t| age(now, t)) };
+        if let Some(waited) = waited {
+            sample(m, "persistctl_pg_wal_oldest_ready_age_seconds", l, waited);
+        }
+    }
+    m.family(
+        "persistctl_pg_wal_last_archived_age_seconds",
+        "Age of the last archived WAL file (an idle server legitimately lets it grow).",
+    );
+    for (l, s) in &stats {
+        if let Some(t) = s.last_archived_time {
+            sample(m, "persistctl_pg_wal_last_archived_age_seconds", l, age(now, t));
+        }
+    }
+    m.family("persistctl_pg_retention_covered", "1 when the retention policy is covered, 0 when not.");
+    for (d, pg) in &clusters {
+        let check = report.checks.iter().find(|c| c.service == d.service && c.check == CheckKind::PgRetention);
+        match check.map(|c| c.state) {
+            Some(State::Ok) => sample(m, "persistctl_pg_retention_covered", &labels(d, pg), 1),
+            Some(State::Warning | State::Critical) => sample(m, "persistctl_pg_retention_covered", &labels(d, pg), 0),
+            Some(State::Unknown) | None => {}
+        }
+    }
 }
 
 /// Mode of the Prometheus textfile: node-exporter's textfile collector reads it as its own user, and it
@@ -217,6 +295,7 @@ mod tests {
             backup: BackupFact::Unavailable { error: "down".into() },
             preseed: PreseedFact::Last { event: "failed".into(), at: Some(0), detail: "x".into() },
             drift: DriftFact { status: "in-sync".into(), ..DriftFact::default() },
+            postgresql: None,
         };
         Report::new(vec![d], &Thresholds::default(), 1000)
     }
@@ -237,6 +316,7 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
         assert!(!text.contains("persistctl_backup_age_seconds{"), "no age when the repository is down");
+        assert!(!text.contains("persistctl_pg_"), "no PostgreSQL families without a cluster");
         // Every sample belongs to a family declared before it.
         let mut declared = Vec::new();
         for line in text.lines() {
@@ -248,6 +328,77 @@ mod tests {
             }
         }
         assert_eq!(label_value("a\\b\nc"), "a\\\\b\\nc");
+    }
+
+    #[test]
+    fn postgres_families_have_a_sample_only_for_what_was_read() {
+        use crate::psql::ArchiverStats;
+        let dataset = |service: &str, pg: PostgresFacts| DatasetFacts {
+            service: service.into(),
+            dataset: format!("tank/persist/{service}"),
+            space: None,
+            snapshots: SnapshotFacts::default(),
+            replication: ReplicationFact::NotConfigured,
+            backup: BackupFact::NotConfigured,
+            preseed: PreseedFact::NoRecord,
+            drift: DriftFact { status: "in-sync".into(), ..DriftFact::default() },
+            postgresql: Some(pg),
+        };
+        let stats = ArchiverStats {
+            archive_mode: "on".into(),
+            in_recovery: false,
+            archived_count: 9,
+            last_archived_wal: Some("000000010000000000000009".into()),
+            last_archived_time: Some(400),
+            failed_count: 3,
+            last_failed_wal: Some("00000001000000000000000A".into()),
+            last_failed_time: Some(900),
+            failing: true,
+            ready_count: 2,
+            oldest_ready_wal: Some("00000001000000000000000A".into()),
+            oldest_ready_time: Some(500),
+        };
+        let up = PostgresFacts {
+            destination: "s3://pitr".into(),
+            server_name: "main".into(),
+            base_backups: BaseBackupsFact::Listed {
+                done: 2,
+                other: 1,
+                newest: Some(BackupRef { id: "20270101T000000".into(), end: Some(100) }),
+                oldest: Some(BackupRef { id: "20261231T000000".into(), end: Some(0) }),
+            },
+            archiver: ArchiverFact::Stats(stats),
+            retention: Some(crate::config::RetentionPolicy::Redundancy(3)),
+        };
+        let down = PostgresFacts {
+            server_name: "other".into(),
+            base_backups: BaseBackupsFact::Unavailable { error: "exit 4".into() },
+            archiver: ArchiverFact::Unavailable { error: "connection refused".into() },
+            ..up.clone()
+        };
+        let text =
+            prometheus(&Report::new(vec![dataset("db", up), dataset("db2", down)], &Thresholds::default(), 1000));
+        let l = r#"{service="db",dataset="tank/persist/db",server="main"}"#;
+        for line in [
+            format!("persistctl_pg_base_backups{l} 2"),
+            format!("persistctl_pg_base_backup_age_seconds{l} 900"),
+            format!("persistctl_pg_wal_archive_failing{l} 1"),
+            format!("persistctl_pg_wal_failed_count{l} 3"),
+            format!("persistctl_pg_wal_ready_files{l} 2"),
+            format!("persistctl_pg_wal_oldest_ready_age_seconds{l} 500"),
+            format!("persistctl_pg_wal_last_archived_age_seconds{l} 600"),
+            format!("persistctl_pg_retention_covered{l} 0"),
+            r#"persistctl_check_state{service="db",dataset="tank/persist/db",check="pg-wal-archiving"} 2"#.to_string(),
+            r#"persistctl_check_state{service="db2",dataset="tank/persist/db2",check="pg-base-backup-age"} 3"#
+                .to_string(),
+            r#"persistctl_check_state{service="db2",dataset="tank/persist/db2",check="pg-retention"} 3"#.to_string(),
+        ] {
+            assert!(text.lines().any(|x| x == line), "missing {line} in\n{text}");
+        }
+        assert!(
+            !text.contains("service=\"db2\",dataset=\"tank/persist/db2\",server"),
+            "nothing read, no sample:\n{text}"
+        );
     }
 
     #[test]

@@ -157,20 +157,114 @@ pub(super) fn validate_archive(errors: &mut Errors, at: &str, archive: &BarmanAr
     }
 }
 
+/// A barman retention policy (`barman-cloud-backup-delete --retention-policy`), as `status` judges
+/// its coverage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionPolicy {
+    /// `RECOVERY WINDOW OF <n> DAYS|WEEKS|MONTHS`: any point of the last `n` units must be
+    /// recoverable. The number and unit as written.
+    RecoveryWindow {
+        /// `n`.
+        count: u32,
+        /// `DAYS`, `WEEKS` or `MONTHS`.
+        unit: WindowUnit,
+    },
+    /// `REDUNDANCY <n>`: keep `n` base backups.
+    Redundancy(u32),
+}
+
+/// The unit of a recovery window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowUnit {
+    /// 1 day = 86 400 s.
+    Days,
+    /// 7 days.
+    Weeks,
+    /// 31 days: barman's own month (`retention_policies.py`: `timedelta(days=31 * value)`).
+    Months,
+}
+
+impl RetentionPolicy {
+    /// Parses the exact form the config accepts (upper case, single spaces, `n` ≥ 1 without leading
+    /// zeros).
+    ///
+    /// # Errors
+    /// Anything else, with a sentence saying what is accepted.
+    pub fn parse(policy: &str) -> Result<Self, String> {
+        let words: Vec<&str> = policy.split(' ').collect();
+        // barman's own pattern is `\d+`: digits only (Rust would also take `+1`), no leading zero.
+        let count = |n: &str| {
+            let digits = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0');
+            n.parse::<u32>().ok().filter(|_| digits)
+        };
+        let parsed = match words.as_slice() {
+            ["REDUNDANCY", n] => count(n).map(Self::Redundancy),
+            ["RECOVERY", "WINDOW", "OF", n, unit] => {
+                let unit = match *unit {
+                    "DAYS" => Some(WindowUnit::Days),
+                    "WEEKS" => Some(WindowUnit::Weeks),
+                    "MONTHS" => Some(WindowUnit::Months),
+                    _ => None,
+                };
+                count(n).zip(unit).map(|(count, unit)| Self::RecoveryWindow { count, unit })
+            }
+            _ => None,
+        };
+        parsed.ok_or_else(|| {
+            format!("{policy:?} is not \"RECOVERY WINDOW OF <n> DAYS|WEEKS|MONTHS\" or \"REDUNDANCY <n>\"")
+        })
+    }
+
+    /// The recovery window in seconds (`None` for a redundancy policy).
+    #[must_use]
+    pub fn window_secs(self) -> Option<u64> {
+        match self {
+            Self::RecoveryWindow { count, unit } => Some(u64::from(count) * unit.secs()),
+            Self::Redundancy(_) => None,
+        }
+    }
+}
+
+impl WindowUnit {
+    /// Its length in seconds, as barman counts it.
+    #[must_use]
+    pub fn secs(self) -> u64 {
+        let days = match self {
+            Self::Days => 1,
+            Self::Weeks => 7,
+            Self::Months => 31,
+        };
+        days * 86_400
+    }
+}
+
+impl std::fmt::Display for RetentionPolicy {
+    /// The policy as barman writes it (and the config holds it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Redundancy(n) => write!(f, "REDUNDANCY {n}"),
+            Self::RecoveryWindow { count, unit } => {
+                let unit = match unit {
+                    WindowUnit::Days => "DAYS",
+                    WindowUnit::Weeks => "WEEKS",
+                    WindowUnit::Months => "MONTHS",
+                };
+                write!(f, "RECOVERY WINDOW OF {count} {unit}")
+            }
+        }
+    }
+}
+
+impl Serialize for RetentionPolicy {
+    /// As its text (`"RECOVERY WINDOW OF 30 DAYS"`).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// Why `policy` is not a barman retention policy.
 fn check_retention(policy: &str) -> Result<(), String> {
-    let words: Vec<&str> = policy.split(' ').collect();
-    let count = |n: &str| n.parse::<u32>().is_ok_and(|n| n >= 1) && !n.starts_with('0');
-    let fine = match words.as_slice() {
-        ["REDUNDANCY", n] => count(n),
-        ["RECOVERY", "WINDOW", "OF", n, unit] => count(n) && ["DAYS", "WEEKS", "MONTHS"].contains(unit),
-        _ => false,
-    };
-    if fine {
-        Ok(())
-    } else {
-        Err(format!("{policy:?} is not \"RECOVERY WINDOW OF <n> DAYS|WEEKS|MONTHS\" or \"REDUNDANCY <n>\""))
-    }
+    RetentionPolicy::parse(policy).map(drop)
 }
 
 /// Checks `postgresql.<service>`; `at` is its field path. `is_service` tells the configured service
@@ -278,6 +372,39 @@ mod tests {
         assert_eq!(errors_of(&timed), Vec::<String>::new());
         for policy in ["REDUNDANCY 3", "RECOVERY WINDOW OF 1 WEEKS", "RECOVERY WINDOW OF 12 MONTHS"] {
             assert_eq!(check_retention(policy), Ok(()), "{policy}");
+        }
+    }
+
+    #[test]
+    fn retention_policies_parse_to_barmans_windows_and_print_back() {
+        let day = 86_400;
+        let cases: &[(&str, Option<u64>)] = &[
+            ("REDUNDANCY 3", None),
+            ("RECOVERY WINDOW OF 1 DAYS", Some(day)),
+            ("RECOVERY WINDOW OF 2 WEEKS", Some(14 * day)),
+            ("RECOVERY WINDOW OF 12 MONTHS", Some(12 * 31 * day)),
+            ("RECOVERY WINDOW OF 10 DAYS", Some(10 * day)),
+        ];
+        for (text, window) in cases {
+            let p = RetentionPolicy::parse(text).unwrap();
+            assert_eq!(p.window_secs(), *window, "{text}");
+            assert_eq!(p.to_string(), *text);
+            assert_eq!(serde_json::to_value(p).unwrap(), serde_json::json!(text));
+        }
+        assert_eq!(RetentionPolicy::parse("REDUNDANCY 2"), Ok(RetentionPolicy::Redundancy(2)));
+        for bad in [
+            "REDUNDANCY 0",
+            "REDUNDANCY 01",
+            "REDUNDANCY -1",
+            "REDUNDANCY +1",
+            "RECOVERY WINDOW OF 0 DAYS",
+            "RECOVERY WINDOW OF 3 YEARS",
+            "recovery window of 3 days",
+            "REDUNDANCY  2",
+            "REDUNDANCY 99999999999",
+            "",
+        ] {
+            assert!(RetentionPolicy::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -22,7 +22,7 @@ mod monitoring;
 pub mod notifications;
 mod preseed;
 
-pub use barman::{BarmanArchive, Compression, MAX_WAL_TIMEOUT_SECS, PostgresConfig};
+pub use barman::{BarmanArchive, Compression, MAX_WAL_TIMEOUT_SECS, PostgresConfig, RetentionPolicy, WindowUnit};
 pub use datasets::{DatasetSpec, DatasetsConfig, OwnershipSpec, ServiceConfig, WantedProperty, parse_mode};
 pub use error::{ConfigError, ConfigErrors};
 pub use monitoring::{Limits, MonitoringConfig, Thresholds};
@@ -264,7 +264,8 @@ mod tests {
     fn the_barman_source_needs_its_postgresql_entry_and_an_entry_its_service() {
         let barman = config_with_service(r#"{"preseed": {"enable": true, "sources": ["barman"]}}"#);
         assert_refused_at(&barman, "datasets.services.sonarr.preseed.sources", "postgresql.sonarr");
-        let entry = r#"{"archive": {"destination": "s3://b", "serverName": "pg"}, "binDir": "/usr/lib/postgresql/15/bin"}"#;
+        let entry =
+            r#"{"archive": {"destination": "s3://b", "serverName": "pg"}, "binDir": "/usr/lib/postgresql/15/bin"}"#;
         let mut with: serde_json::Value = serde_json::from_str(&barman).unwrap();
         with["postgresql"] = serde_json::json!({ "sonarr": serde_json::from_str::<serde_json::Value>(entry).unwrap() });
         assert!(parse(&with.to_string()).is_ok(), "{with}");

@@ -35,6 +35,16 @@ fn default_snapshot_age() -> Limits {
 fn default_capacity() -> Limits {
     Limits { warning: Some(80), critical: Some(90) }
 }
+/// A daily base backup plus two hours for it to run (and the timer's jitter); critical once a second
+/// one is missed.
+fn default_base_backup_age() -> Limits {
+    Limits { warning: Some(26 * HOUR), critical: Some(50 * HOUR) }
+}
+/// How long the oldest WAL segment may wait for `archive_command`: normally seconds; an hour of
+/// WAL that exists only on this machine is worth a warning, six hours a page.
+fn default_wal_archive_age() -> Limits {
+    Limits { warning: Some(HOUR), critical: Some(6 * HOUR) }
+}
 
 /// `monitoring.thresholds`: ages in seconds, capacity in percent. The defaults are the seed's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -52,6 +62,14 @@ pub struct Thresholds {
     /// `used / (used + available)` in percent (default 80 / 90).
     #[serde(default = "default_capacity")]
     pub capacity_percent: Limits,
+    /// Age of the newest DONE barman-cloud base backup of a `postgresql.<service>` cluster (default
+    /// 26 h / 50 h: a daily schedule).
+    #[serde(default = "default_base_backup_age")]
+    pub base_backup_age: Limits,
+    /// How long the oldest WAL segment of a `postgresql.<service>` cluster has been waiting to be
+    /// archived; nothing waiting is OK however long ago the last one was archived (default 1 h / 6 h).
+    #[serde(default = "default_wal_archive_age")]
+    pub wal_archive_age: Limits,
 }
 
 impl Default for Thresholds {
@@ -61,6 +79,8 @@ impl Default for Thresholds {
             backup_age: default_backup_age(),
             snapshot_age: default_snapshot_age(),
             capacity_percent: default_capacity(),
+            base_backup_age: default_base_backup_age(),
+            wal_archive_age: default_wal_archive_age(),
         }
     }
 }
@@ -114,6 +134,8 @@ pub(super) fn validate_monitoring(errors: &mut Errors, m: &MonitoringConfig, d: 
         ("backupAge", t.backup_age),
         ("snapshotAge", t.snapshot_age),
         ("capacityPercent", t.capacity_percent),
+        ("baseBackupAge", t.base_backup_age),
+        ("walArchiveAge", t.wal_archive_age),
     ] {
         if let (Some(w), Some(c)) = (limits.warning, limits.critical) {
             if w > c {
@@ -160,6 +182,8 @@ mod tests {
         assert_eq!(t.backup_age, Limits { warning: Some(24 * 3600), critical: Some(48 * 3600) });
         assert_eq!(t.snapshot_age, Limits { warning: Some(48 * 3600), critical: None });
         assert_eq!(t.capacity_percent, Limits { warning: Some(70), critical: None });
+        assert_eq!(t.base_backup_age, Limits { warning: Some(26 * 3600), critical: Some(50 * 3600) });
+        assert_eq!(t.wal_archive_age, Limits { warning: Some(3600), critical: Some(6 * 3600) });
         let without = parse(&config_with_service("{}")).unwrap();
         assert_eq!(without.config.thresholds(), Thresholds::default());
     }
@@ -189,6 +213,16 @@ mod tests {
             (
                 r#"{"thresholds": {"backupAge": {"warning": 10, "critical": 5}}}"#,
                 "monitoring.thresholds.backupAge",
+                "above critical",
+            ),
+            (
+                r#"{"thresholds": {"walArchiveAge": {"warning": 7200, "critical": 3600}}}"#,
+                "monitoring.thresholds.walArchiveAge",
+                "above critical",
+            ),
+            (
+                r#"{"thresholds": {"baseBackupAge": {"warning": 2, "critical": 1}}}"#,
+                "monitoring.thresholds.baseBackupAge",
                 "above critical",
             ),
             (

@@ -222,6 +222,12 @@ fn evaluate_dataset(d: &DatasetFacts, t: &Thresholds, now: i64) -> Vec<Check> {
         }
         PreseedFact::Unreadable { error } => push(CheckKind::Preseed, State::Unknown, None, error.clone()),
     }
+
+    if let Some(pg) = &d.postgresql {
+        for (check, state, value, message) in super::postgres::evaluate(pg, t, now) {
+            push(check, state, value, message);
+        }
+    }
     out
 }
 
@@ -260,6 +266,7 @@ mod tests {
             backup: BackupFact::NotConfigured,
             preseed: PreseedFact::NoRecord,
             drift: DriftFact { status: "in-sync".into(), ..DriftFact::default() },
+            postgresql: None,
         }
     }
 

@@ -1,8 +1,10 @@
 //! `persistctl status`'s vocabulary: the facts gathered per dataset, the checks and their Nagios
 //! states, and the pure steps from facts to report ([`evaluate`]: facts + thresholds + `now` → checks,
-//! worst first). Gathering the facts and rendering them are `persistctl::status`.
+//! worst first; [`postgres`]: a PostgreSQL cluster's point-in-time-recovery checks). Gathering the
+//! facts and rendering them are `persistctl::status`.
 
 pub mod evaluate;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 
@@ -77,6 +79,12 @@ pub enum CheckKind {
     BackupAge,
     /// The last `persistctl preseed` outcome.
     Preseed,
+    /// Age of the newest DONE barman-cloud base backup (`postgresql.<service>`).
+    PgBaseBackupAge,
+    /// PostgreSQL's WAL archiver: failing, or WAL waiting too long.
+    PgWalArchiving,
+    /// The barman-cloud retention policy, covered or not.
+    PgRetention,
 }
 
 impl CheckKind {
@@ -90,6 +98,9 @@ impl CheckKind {
             Self::ReplicationLag => "replication-lag",
             Self::BackupAge => "backup-age",
             Self::Preseed => "preseed",
+            Self::PgBaseBackupAge => "pg-base-backup-age",
+            Self::PgWalArchiving => "pg-wal-archiving",
+            Self::PgRetention => "pg-retention",
         }
     }
 }
@@ -255,6 +266,9 @@ pub struct DatasetFacts {
     pub preseed: PreseedFact,
     /// Against the config.
     pub drift: DriftFact,
+    /// The PostgreSQL cluster on it and its barman-cloud archive (`postgresql.<service>`); `null`:
+    /// none configured.
+    pub postgresql: Option<postgres::PostgresFacts>,
 }
 
 /// The result of one `persistctl status`.
