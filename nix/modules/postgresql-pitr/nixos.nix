@@ -149,6 +149,9 @@ in
       # The restore (the `barman` preseed source, ordered before postgresql.service by the storage
       # module) runs barman-cloud-restore and the recovery.
       systemd.services."preseed@${dataService}" = barmanUnit;
+      # `persistctl status` lists the base backups (barman-cloud) and queries pg_stat_archiver
+      # (psql as the server's user) for the PostgreSQL checks.
+      systemd.services.persistctl-status = mkIf (config.modules.replication.zfs.monitoring.enable or false) barmanUnit;
 
       systemd.services.postgresql-base-backup = mkMerge [
         (archiveOneshot {

@@ -193,6 +193,8 @@ let
       replicationLag = limits t.replicationLagHours;
       backupAge = limits t.backupAgeHours;
       snapshotAge = limits t.snapshotAgeHours;
+      baseBackupAge = limits t.baseBackupAgeHours;
+      walArchiveAge = limits t.walArchiveAgeHours;
       capacityPercent = {
         inherit (t.capacityPercent) warning critical;
       };
@@ -392,6 +394,8 @@ in
         replicationLagHours = limitsOption "hours of replication lag" 12 24;
         backupAgeHours = limitsOption "hours since the newest restic backup" 24 48;
         snapshotAgeHours = limitsOption "hours since the newest snapshot" 48 null;
+        baseBackupAgeHours = limitsOption "hours since the newest PostgreSQL base backup (modules.database.postgresql.pitr)" 26 50;
+        walArchiveAgeHours = limitsOption "hours the oldest PostgreSQL WAL file has waited to be archived" 1 6;
         capacityPercent = limitsOption "percent used" 80 90;
       };
     };
