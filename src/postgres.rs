@@ -72,7 +72,7 @@ pub fn wait_promoted(server: &mut Server, data_dir: &Path, deadline: Instant) ->
         if now >= deadline {
             bail!("the recovery did not finish in time");
         }
-        std::thread::sleep(Duration::from_millis(200).min(deadline - now));
+        std::thread::sleep(Duration::from_millis(50).min(deadline - now));
     }
 }
 

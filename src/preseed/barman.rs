@@ -4,9 +4,9 @@
 //! half-recovered one `postgresql.service` would start on.
 //!
 //! probe: list the backups (a listing that fails is "failed", an empty one "no backup"), choose the
-//! DONE one (barman's own `latest` may pick a FAILED backup), check that its first WAL is in the
-//! archive. stage: pin it, `barman-cloud-restore` into `.persistctl-staging-barman-<pid>/data` as
-//! the cluster's user, put `pg_wal` on the WAL dataset (its own staging there), write the recovery
+//! DONE one (barman's own `latest` may pick a FAILED backup). stage: record the pin, then — at once —
+//! pin it, check that its first WAL is in the archive, and `barman-cloud-restore` it into
+//! `.persistctl-staging-barman-<pid>/data` as the cluster's user; then, put `pg_wal` on the WAL dataset (its own staging there), write the recovery
 //! settings and `recovery.signal`, run a private recovery server (no TCP, a private socket,
 //! `restore_command` = `persistctl pg-wal-restore`, which aborts rather than ends the recovery on any
 //! archive error) until it promotes, shut it down, check `pg_control`, remove the recovery settings,
@@ -139,17 +139,6 @@ impl Source for Barman {
             Choice::NoBackup => return Err(Miss::NoBackup(format!("{where_} holds no DONE base backup"))),
             Choice::Unfit(why) => return Err(Miss::Failed(format!("{where_}: {why}"))),
         };
-        // A wrong server name in an existing bucket is an empty prefix, whose WAL fetches say "not
-        // there" (exit 1) — which a recovery to "latest" would take for the end of the archive.
-        let first_wal = backup.begin_wal.clone().unwrap_or_default();
-        let scratch = tempfile::tempdir().context("Failed to make a scratch directory")?;
-        let fetched = run.unlocked(|| client.has_wal(&first_wal, &scratch.path().join("wal"), turn.deadline))?;
-        if !fetched.with_context(|| format!("Failed to fetch WAL {first_wal} from {where_}"))? {
-            return Err(Miss::Failed(format!(
-                "backup {} needs WAL {first_wal}, which is not in {where_}: the WAL archive is incomplete or elsewhere",
-                backup.backup_id
-            )));
-        }
         let upto = pg.target_time.as_deref().map_or_else(|| "the end of the archive".to_string(), ToString::to_string);
         let why = format!(
             "{} base backup {} (ended {}, timeline {}) of {where_}, replayed to {upto}",
@@ -183,8 +172,6 @@ impl Source for Barman {
         }
         // Recorded before pinning: a run killed right after still knows there is a pin to release.
         pitr::write_pin(&pin_file, &Pin { backup_id: id.clone(), state: PinState::Pinned, timeline: None, lsn: None })?;
-        run.unlocked(|| chosen.client.keep(id, turn.deadline))?
-            .with_context(|| format!("Failed to pin backup {id} against retention"))?;
         let wal = wal_place(turn, &chosen.pg)?;
         let dir = match staging::create_traversable(mountpoint, "barman") {
             Ok(dir) => dir,
@@ -287,7 +274,21 @@ fn recover(turn: &Turn, chosen: &Chosen, dir: &Path, wal: Option<&WalPlace>) -> 
     let (pg, deadline) = (&chosen.pg, turn.deadline);
     let data = dir.join("data");
     user_dir(&data, &pg.user)?;
-    chosen.client.restore(&chosen.backup.backup_id, &data, &pg.user, deadline).context("barman-cloud-restore")?;
+    // The pin and the pre-flight run while the base backup downloads (each is a Python start and a
+    // round trip); the recovery starts only once both have passed. The restore itself runs on this
+    // thread: its death signal (setpriv --pdeathsig) follows the thread that started it.
+    let id = &chosen.backup.backup_id;
+    let (pinned, preflight, restored) = std::thread::scope(|scope| {
+        let pin = scope.spawn(|| chosen.client.keep(id, deadline));
+        let first = scope.spawn(|| first_wal_present(chosen, dir, deadline));
+        let restored = chosen.client.restore(id, &data, &pg.user, deadline);
+        (pin.join(), first.join(), restored)
+    });
+    pinned
+        .map_err(|_| anyhow::anyhow!("the pin's thread panicked"))?
+        .with_context(|| format!("Failed to pin backup {id} against retention"))?;
+    preflight.map_err(|_| anyhow::anyhow!("the pre-flight's thread panicked"))??;
+    restored.context("barman-cloud-restore")?;
     let pg_wal = data.join("pg_wal");
     if let Some(wal) = wal {
         if pg_wal.exists() {
@@ -308,8 +309,12 @@ fn recover(turn: &Turn, chosen: &Chosen, dir: &Path, wal: Option<&WalPlace>) -> 
         postgres::with_recovery_settings(&own, &restore, pg.target_time.as_deref()).map_err(anyhow::Error::msg)?;
     write_user_file(&auto_conf, &settings, &pg.user)?;
     write_user_file(&data.join("recovery.signal"), "", &pg.user)?;
-    let socket = dir.join("run");
-    user_dir(&socket, &pg.user)?;
+    // A socket path has at most 107 bytes, which a deep mountpoint plus the staging name can exceed:
+    // the private socket lives in a short temporary directory of the cluster's user instead.
+    let socket_dir =
+        tempfile::Builder::new().prefix("persistctl-pg.").tempdir().context("Failed to make a socket directory")?;
+    let socket = socket_dir.path().to_path_buf();
+    chown_to(&socket, &pg.user)?;
     let (conf, hba, ident) = (dir.join("recovery.conf"), dir.join("hba.conf"), dir.join("ident.conf"));
     for (path, text) in [
         (
@@ -343,6 +348,25 @@ fn recover(turn: &Turn, chosen: &Chosen, dir: &Path, wal: Option<&WalPlace>) -> 
         place_wal(wal, &pg_wal)?;
     }
     Ok(control)
+}
+
+/// The pre-flight: the backup's first WAL is in the archive. A wrong server name in an existing
+/// bucket is an empty prefix, whose fetches say "not there" (exit 1) — which a recovery to "latest"
+/// would take for the end of the archive.
+fn first_wal_present(chosen: &Chosen, dir: &Path, deadline: std::time::Instant) -> anyhow::Result<()> {
+    let (backup, archive) = (&chosen.backup, &chosen.pg.archive);
+    let where_ = format!("{} (server {})", archive.destination, archive.server_name);
+    let first_wal = backup.begin_wal.clone().unwrap_or_default();
+    let scratch = dir.join("first-wal");
+    let fetched = chosen.client.has_wal(&first_wal, &scratch, deadline);
+    let _ = std::fs::remove_file(&scratch);
+    if !fetched.with_context(|| format!("Failed to fetch WAL {first_wal} from {where_}"))? {
+        bail!(
+            "backup {} needs WAL {first_wal}, which is not in {where_}: the WAL archive is incomplete or elsewhere",
+            backup.backup_id
+        );
+    }
+    Ok(())
 }
 
 /// Moves the recovered `pg_wal` from our staging on the WAL dataset to `<its mountpoint>/pg_wal`

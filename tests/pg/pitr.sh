@@ -33,6 +33,9 @@ check() { # id what expected observed
     [ "$3" = "$4" ] || { verdict=DIFFERENT; FAILED=1; }
     printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$verdict" >>"$RESULTS"
     printf '%-10s %-9s %s: expected [%s], observed [%s]\n' "$1" "$verdict" "$2" "$3" "$4"
+    if [ "$verdict" = DIFFERENT ] && [ -n "${LAB:-}" ] && [ -f "$LAB/preseed.out" ]; then
+        grep -v ' INFO ' "$LAB/preseed.out" | tail -n 12 | sed 's/^/    | /'
+    fi
 }
 
 S3=$WORK/s3
