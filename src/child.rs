@@ -205,6 +205,13 @@ fn wait_until(
     }
 }
 
+/// The account `user` (a missing one is an error naming it).
+pub fn account(user: &str) -> anyhow::Result<nix::unistd::User> {
+    nix::unistd::User::from_name(user)
+        .map_err(|e| anyhow::anyhow!("Failed to look up user {user:?}: {e}"))?
+        .ok_or_else(|| anyhow::anyhow!("no user {user:?} on this system"))
+}
+
 /// Makes `cmd` run as `user` (its uid, primary gid, no supplementary groups — std drops them when
 /// root sets a uid — and its `HOME`/`USER`/`LOGNAME`): PostgreSQL's programs refuse to run as root,
 /// and peer authentication over the socket wants the server's own user.
@@ -212,9 +219,7 @@ fn wait_until(
 /// # Errors
 /// No such user.
 pub fn as_user(cmd: &mut Command, user: &str) -> anyhow::Result<()> {
-    let account = nix::unistd::User::from_name(user)
-        .map_err(|e| anyhow::anyhow!("Failed to look up user {user:?}: {e}"))?
-        .ok_or_else(|| anyhow::anyhow!("no user {user:?} on this system"))?;
+    let account = account(user)?;
     cmd.uid(account.uid.as_raw()).gid(account.gid.as_raw());
     cmd.env("HOME", &account.dir).env("USER", user).env("LOGNAME", user);
     Ok(())
@@ -229,9 +234,7 @@ pub fn dying_with_us(program: &std::ffi::OsStr, user: Option<&str>) -> anyhow::R
     let mut cmd = Command::new("setpriv");
     scrub_env(&mut cmd);
     if let Some(user) = user {
-        let account = nix::unistd::User::from_name(user)
-            .map_err(|e| anyhow::anyhow!("Failed to look up user {user:?}: {e}"))?
-            .ok_or_else(|| anyhow::anyhow!("no user {user:?} on this system"))?;
+        let account = account(user)?;
         cmd.env("HOME", &account.dir).env("USER", user).env("LOGNAME", user);
         cmd.arg(format!("--reuid={}", account.uid)).arg(format!("--regid={}", account.gid)).arg("--clear-groups");
     }

@@ -75,9 +75,7 @@ fn user_dir(path: &Path, user: &str) -> anyhow::Result<()> {
 
 /// Gives `path` (not following a symlink) to `user` and its primary group.
 fn chown_to(path: &Path, user: &str) -> anyhow::Result<()> {
-    let account = nix::unistd::User::from_name(user)
-        .map_err(|e| anyhow::anyhow!("Failed to look up user {user:?}: {e}"))?
-        .ok_or_else(|| anyhow::anyhow!("no user {user:?} on this system"))?;
+    let account = crate::child::account(user)?;
     nix::unistd::fchownat(
         nix::fcntl::AT_FDCWD,
         path,
